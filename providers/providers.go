@@ -1,0 +1,97 @@
+// Package providers holds the types shared by the push provider clients
+// (providers/apns, providers/fcm) and their consumer, the campaign runner.
+//
+// Protocol details live in the sub-packages only. This package says what a
+// campaign asks a provider to send and what a provider's answer means for the
+// campaign; it never speaks HTTP.
+package providers
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Kind names a push provider, spelled as in config.ini's push_type.
+type Kind string
+
+// The supported providers.
+const (
+	APNs Kind = "APNs"
+	FCM  Kind = "FCM"
+)
+
+// Notification is what one campaign run sends. It is the same for every
+// recipient; only the device token varies, so a provider renders it once per
+// run with Prepare.
+type Notification struct {
+	Title string
+	Body  string
+	// Data holds the campaign's custom key/values, each value raw JSON.
+	// APNs carries them as top-level payload keys with their JSON types; FCM
+	// needs strings and converts scalars (see fcm.Prepare).
+	Data  map[string]json.RawMessage
+	Badge *int   // nil leaves the badge alone
+	Sound string // empty plays no sound
+	// CollapseID makes a resent copy replace the first notification on the
+	// device instead of showing twice (apns-collapse-id, android tag).
+	CollapseID string
+	// Expiration is the absolute deadline after which the provider must not
+	// deliver. The zero time means no deadline.
+	Expiration time.Time
+}
+
+// Prepared is a Notification rendered for one provider by its Prepare method.
+// Only the provider that made it can send it.
+type Prepared interface {
+	// PayloadSize is the size in bytes of the rendered payload that counts
+	// against the provider's limit.
+	PayloadSize() int
+}
+
+// Outcome says what a provider's answer means for one message.
+type Outcome string
+
+// The outcomes of one send.
+const (
+	// Delivered means the provider accepted the message.
+	Delivered Outcome = "delivered"
+	// Rejected is a permanent failure of this message; never retry it.
+	Rejected Outcome = "rejected"
+	// TokenInvalid means the device token is dead or not for this app:
+	// invalidate it and never retry.
+	TokenInvalid Outcome = "token_invalid"
+	// Retryable is a transient failure (throttling, 5xx): retry with backoff.
+	Retryable Outcome = "retryable"
+	// CredentialFailure means the app's credentials are rejected; every
+	// further send of the app fails the same way, so stop the app's runs.
+	CredentialFailure Outcome = "credential_failure"
+)
+
+// Result is a provider's answer to one send. A rejection is data, not an
+// error: Send returns an error only when it could not get an answer.
+type Result struct {
+	Outcome Outcome
+	// Status is the HTTP status code of the answer.
+	Status int
+	// Reason is the provider's reason or error code, e.g. "BadDeviceToken" or
+	// "UNREGISTERED". Empty on success.
+	Reason string
+	// Detail is the provider's human-readable message, if any.
+	Detail string
+	// RetryAfter is the wait the provider asked for (Retry-After), zero if none.
+	RetryAfter time.Duration
+	// InvalidSince is when the provider last knew the token to be invalid
+	// (the APNs 410 timestamp). Zero when the provider does not say.
+	InvalidSince time.Time
+	// ID is the provider's id for the message (apns-id, FCM message name).
+	ID string
+}
+
+// ErrTokenMalformed is wrapped by a provider's ValidateToken for a token that
+// cannot be a device token of that provider, so it is never sent.
+var ErrTokenMalformed = errors.New("malformed device token")
+
+// ErrPayloadTooLarge is wrapped by Prepare when the rendered payload exceeds
+// the provider's limit.
+var ErrPayloadTooLarge = errors.New("payload too large")
