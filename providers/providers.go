@@ -63,8 +63,9 @@ const (
 	TokenInvalid Outcome = "token_invalid"
 	// Retryable is a transient failure (throttling, 5xx): retry with backoff.
 	Retryable Outcome = "retryable"
-	// CredentialFailure means the app's credentials are rejected; every
-	// further send of the app fails the same way, so stop the app's runs.
+	// CredentialFailure means the app's credentials or settings (key, team,
+	// topic, project) are rejected; every further send of the app fails the
+	// same way, so stop the app's runs instead of burning the audience.
 	CredentialFailure Outcome = "credential_failure"
 )
 
@@ -86,11 +87,19 @@ type Result struct {
 	InvalidSince time.Time
 	// ID is the provider's id for the message (apns-id, FCM message name).
 	ID string
+	// Hint tells a person what to fix, in words fit for a campaign's
+	// status_reason, e.g. "check key_id and team_id". Empty when there is
+	// nothing to fix on our side.
+	Hint string
 }
 
 // ErrTokenMalformed is wrapped by a provider's ValidateToken for a token that
 // cannot be a device token of that provider, so it is never sent.
 var ErrTokenMalformed = errors.New("malformed device token")
+
+// ErrExpired is returned by Send when the notification's Expiration has
+// passed: nothing is sent after the deadline.
+var ErrExpired = errors.New("notification deadline has passed")
 
 // ErrPayloadTooLarge is wrapped by Prepare when the rendered payload exceeds
 // the provider's limit.
