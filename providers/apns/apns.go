@@ -1,0 +1,328 @@
+// Package apns sends alert notifications through the Apple Push Notification
+// service's HTTP/2 provider API with token (.p8 key) authentication.
+//
+// A Client owns one provider token and one connection pool for one app
+// (bundle id, team and key). A campaign run renders its notification once
+// with Prepare and then calls Send once per device token, from as many
+// goroutines as it likes.
+package apns
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushd/pushd/providers"
+	"github.com/pushd/pushd/providers/transport"
+)
+
+// The APNs hosts.
+const (
+	ProductionEndpoint  = "https://api.push.apple.com"
+	DevelopmentEndpoint = "https://api.sandbox.push.apple.com"
+)
+
+// The environments, spelled as in config.ini.
+const (
+	Development = "development"
+	Production  = "production"
+)
+
+// Options configures a Client. The zero value of an optional field selects
+// its default.
+type Options struct {
+	// Endpoint is the base URL of APNs, e.g. "https://api.push.apple.com".
+	// Empty selects the host of Environment.
+	Endpoint string
+	// Environment is "development" (the sandbox) or "production".
+	Environment string
+	// BundleID is the app's bundle id, sent as apns-topic.
+	BundleID string
+	// TeamID is the Apple developer team id (the token's iss claim).
+	TeamID string
+	// KeyID is the id of the .p8 key (the token's kid header).
+	KeyID string
+	// Key is the parsed .p8 key: ECDSA P-256.
+	Key *ecdsa.PrivateKey
+	// RootCAs are the CAs trusted for APNs' certificate; nil is the system
+	// pool.
+	RootCAs *x509.CertPool
+	// Connections is the number of HTTP/2 connections (default 2).
+	Connections int
+	// RequestTimeout bounds one request, answer included (default 30 s).
+	RequestTimeout time.Duration
+	// TokenRefresh is the provider-token age at which it is re-signed
+	// (default 40 min). It must lie within [20 min, 50 min]: Apple refuses
+	// tokens refreshed more often than every 20 minutes and ones older than
+	// an hour.
+	TokenRefresh time.Duration
+	// Logger receives the client's few log lines (token signing); nil
+	// discards them.
+	Logger *slog.Logger
+	// Now is the clock (default time.Now). It dates provider tokens and
+	// decides whether a notification has expired.
+	Now func() time.Time
+	// Transport carries the requests. Nil selects a transport.Pool of
+	// Connections connections trusting RootCAs; tests may substitute one.
+	Transport http.RoundTripper
+}
+
+// Client sends notifications to APNs for one app. It is safe for concurrent
+// use. Make one per app and keep it for the life of the daemon.
+type Client struct {
+	scheme, host string
+	topic        string
+	timeout      time.Duration
+	now          func() time.Time
+	rt           http.RoundTripper
+	tokens       *tokenSource
+	closed       atomic.Bool
+	closeOnce    sync.Once
+	// bodyBufs holds buffers for reading error bodies.
+	bodyBufs sync.Pool
+}
+
+// New checks opts, signs the first provider token (so a bad key fails at
+// startup rather than at the first push) and returns a Client. No
+// connection is made until the first Send.
+func New(opts Options) (*Client, error) {
+	if opts.BundleID == "" {
+		return nil, errors.New("apns: bundle id is empty")
+	}
+	if opts.TeamID == "" {
+		return nil, errors.New("apns: team id is empty")
+	}
+	if opts.KeyID == "" {
+		return nil, errors.New("apns: key id is empty")
+	}
+	if err := checkKey(opts.Key); err != nil {
+		return nil, fmt.Errorf("apns: %w", err)
+	}
+	endpoint := opts.Endpoint
+	switch opts.Environment {
+	case Production:
+		if endpoint == "" {
+			endpoint = ProductionEndpoint
+		}
+	case Development:
+		if endpoint == "" {
+			endpoint = DevelopmentEndpoint
+		}
+	case "":
+		if endpoint == "" {
+			return nil, errors.New(`apns: environment is empty; set "development" or "production"`)
+		}
+	default:
+		return nil, fmt.Errorf(`apns: environment %q is not "development" or "production"`, opts.Environment)
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("apns: endpoint %q: %w", endpoint, err)
+	}
+	if u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return nil, fmt.Errorf("apns: endpoint %q must be https://host[:port] with no path", endpoint)
+	}
+	if opts.Connections < 0 {
+		return nil, fmt.Errorf("apns: connections must be 1 or more, got %d", opts.Connections)
+	}
+	if opts.Connections == 0 {
+		opts.Connections = 2
+	}
+	if opts.RequestTimeout < 0 {
+		return nil, fmt.Errorf("apns: request timeout must be positive, got %s", opts.RequestTimeout)
+	}
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = 30 * time.Second
+	}
+	if opts.TokenRefresh == 0 {
+		opts.TokenRefresh = defaultTokenRefresh
+	}
+	if opts.TokenRefresh < minTokenRefresh || opts.TokenRefresh > maxTokenRefresh {
+		return nil, fmt.Errorf("apns: token refresh %s is outside [%s, %s]: Apple refuses tokens renewed more often than every 20 minutes or older than an hour",
+			opts.TokenRefresh, minTokenRefresh, maxTokenRefresh)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	rt := opts.Transport
+	if rt == nil {
+		pool, err := transport.New(transport.Options{Connections: opts.Connections, RootCAs: opts.RootCAs})
+		if err != nil {
+			return nil, fmt.Errorf("apns: %w", err)
+		}
+		rt = pool
+	}
+	c := &Client{
+		scheme:  u.Scheme,
+		host:    u.Host,
+		topic:   opts.BundleID,
+		timeout: opts.RequestTimeout,
+		now:     opts.Now,
+		rt:      rt,
+		tokens: &tokenSource{
+			teamID:  opts.TeamID,
+			keyID:   opts.KeyID,
+			key:     opts.Key,
+			refresh: opts.TokenRefresh,
+			now:     opts.Now,
+			logger:  opts.Logger,
+		},
+	}
+	c.bodyBufs.New = func() any { return new([maxResponseBody]byte) }
+	if _, err := c.tokens.current(); err != nil {
+		return nil, fmt.Errorf("apns: %w", err)
+	}
+	return c, nil
+}
+
+// TokenRefreshes returns how many provider tokens the client has signed,
+// the one signed by New included.
+func (c *Client) TokenRefreshes() uint64 { return c.tokens.signed.Load() }
+
+// Close closes the client's idle connections. Sends after Close fail. It
+// may be called more than once.
+func (c *Client) Close() {
+	c.closed.Store(true)
+	c.closeOnce.Do(func() {
+		if ci, ok := c.rt.(interface{ CloseIdleConnections() }); ok {
+			ci.CloseIdleConnections()
+		}
+	})
+}
+
+// maxTokenLen is the longest device token accepted. APNs tokens are 32
+// bytes (64 hex digits) today; Apple has said they may grow, so allow room.
+const maxTokenLen = 200
+
+// ValidateToken reports whether token can be an APNs device token: 1 to 200
+// hexadecimal digits, an even number of them. Its error wraps
+// providers.ErrTokenMalformed.
+func (c *Client) ValidateToken(token string) error {
+	switch {
+	case token == "":
+		return fmt.Errorf("apns: empty device token: %w", providers.ErrTokenMalformed)
+	case len(token) > maxTokenLen:
+		return fmt.Errorf("apns: device token is %d characters, over %d: %w", len(token), maxTokenLen, providers.ErrTokenMalformed)
+	case len(token)%2 != 0:
+		return fmt.Errorf("apns: device token has an odd number of hex digits (%d): %w", len(token), providers.ErrTokenMalformed)
+	}
+	for i := 0; i < len(token); i++ {
+		if !isHex(token[i]) {
+			return fmt.Errorf("apns: device token has a non-hex character at position %d: %w", i, providers.ErrTokenMalformed)
+		}
+	}
+	return nil
+}
+
+func isHex(b byte) bool {
+	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
+}
+
+// Send posts the prepared notification to one device token and returns
+// APNs' answer.
+//
+// A rejection, however permanent, is a Result, never an error. Send returns
+// an error only when it got no answer: the context ended, the request timed
+// out, the connection failed or was reset (the caller may retry those), the
+// provider token could not be signed, or p was not made by this client's
+// Prepare. It returns providers.ErrExpired, sending nothing, once the
+// notification's Expiration has passed by the client's clock. A token that
+// ValidateToken refuses is not sent either: it yields a TokenInvalid Result
+// with Reason BadDeviceToken and Status 0.
+//
+// If APNs answers ExpiredProviderToken, Send re-signs the provider token
+// (once, however many sends saw the same stale token) and retries the push
+// once.
+func (c *Client) Send(ctx context.Context, p providers.Prepared, token string) (providers.Result, error) {
+	pp, ok := p.(*prepared)
+	if !ok || pp.client != c {
+		return providers.Result{}, errors.New("apns: Send: the notification was not prepared by this client")
+	}
+	if err := c.ValidateToken(token); err != nil {
+		return providers.Result{
+			Outcome: providers.TokenInvalid,
+			Reason:  ReasonBadDeviceToken,
+			Detail:  "not sent: " + err.Error(),
+		}, nil
+	}
+	if c.closed.Load() {
+		return providers.Result{}, errors.New("apns: Send on a closed client")
+	}
+	tok, err := c.tokens.current()
+	if err != nil {
+		return providers.Result{}, fmt.Errorf("apns: %w", err)
+	}
+	res, err := c.post(ctx, pp, token, tok)
+	if err != nil || res.Status != http.StatusForbidden || res.Reason != ReasonExpiredProviderToken {
+		return res, err
+	}
+	next, retry, err := c.tokens.replace(tok)
+	if err != nil {
+		return providers.Result{}, fmt.Errorf("apns: %w", err)
+	}
+	if !retry {
+		return res, nil
+	}
+	return c.post(ctx, pp, token, next)
+}
+
+// post makes one request.
+func (c *Client) post(ctx context.Context, p *prepared, token string, tok *providerToken) (providers.Result, error) {
+	if !p.expiration.IsZero() && c.now().After(p.expiration) {
+		return providers.Result{}, providers.ErrExpired
+	}
+	if err := ctx.Err(); err != nil {
+		return providers.Result{}, err
+	}
+	// Skip the timer when the caller's deadline is already the tighter one:
+	// a timeout context costs several allocations on the hot path.
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	req := &http.Request{
+		Method: http.MethodPost,
+		URL: &url.URL{
+			Scheme: c.scheme,
+			Host:   c.host,
+			Path:   "/3/device/" + token,
+		},
+		Proto:         "HTTP/2.0",
+		ProtoMajor:    2,
+		Header:        p.headers(tok),
+		Body:          &payloadBody{b: p.payload},
+		GetBody:       p.getBody,
+		ContentLength: int64(len(p.payload)),
+		Host:          c.host,
+	}
+	resp, err := c.rt.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		return providers.Result{}, fmt.Errorf("apns: post to %s: %w", c.host, err)
+	}
+	defer resp.Body.Close()
+	// Reading the (normally empty or tiny) body to EOF lets the stream end
+	// cleanly instead of being reset.
+	buf := c.bodyBufs.Get().(*[maxResponseBody]byte)
+	defer c.bodyBufs.Put(buf)
+	n, err := io.ReadFull(resp.Body, buf[:])
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return providers.Result{}, fmt.Errorf("apns: read answer from %s: %w", c.host, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return providers.Result{Outcome: providers.Delivered, Status: http.StatusOK, ID: resp.Header.Get("Apns-Id")}, nil
+	}
+	return parseResponse(resp.StatusCode, resp.Header.Get("Apns-Id"), resp.Header.Get("Retry-After"), buf[:n], c.now()), nil
+}
