@@ -1,0 +1,680 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Run is a run in progress, as an instance needs it to take part.
+type Run struct {
+	ID           int64
+	CampaignID   int64
+	Occurrence   int
+	App          string
+	Status       Status
+	Notification []byte
+	ScheduledFor time.Time
+	Deadline     time.Time
+	BatchSize    int
+	MaxUserID    int64
+}
+
+// Recipient is one audience member of a batch.
+type Recipient struct {
+	UserID       int64
+	Token        string
+	RegisteredAt time.Time
+}
+
+// Batch is a leased share of a run's audience. Every write about it must
+// quote Epoch; a newer owner has a higher one.
+type Batch struct {
+	ID         int64
+	RunID      int64
+	Epoch      int64
+	After      int64 // users.id > After
+	Last       int64 // users.id <= Last
+	Recipients []Recipient
+	// TakenOver is true when the batch was released or abandoned by an
+	// earlier owner; Recipients then holds only users with no outcome yet.
+	TakenOver bool
+}
+
+// Outcome is a ledger outcome, as stored in pushd_deliveries.outcome.
+type Outcome string
+
+// Ledger outcomes.
+const (
+	Sent         Outcome = "sent"
+	FailedSend   Outcome = "failed"
+	InvalidToken Outcome = "invalid"
+	ExpiredSend  Outcome = "expired"
+)
+
+// Delivery is the outcome for one user of a run.
+type Delivery struct {
+	UserID   int64
+	Outcome  Outcome
+	Reason   string
+	Attempts int
+}
+
+// Invalidation records a token a provider declared dead.
+type Invalidation struct {
+	UserID int64
+	App    string
+	Token  string
+	Since  time.Time
+	Reason string
+}
+
+// Errors of the run and batch methods.
+var (
+	// ErrLeaseLost means another instance owns the batch now (or it is
+	// done): stop sending it and drop what was not recorded.
+	ErrLeaseLost = errors.New("batch lease lost")
+	// ErrNoWork means every audience user is in a batch and other instances
+	// still hold live leases on some: try again after a while.
+	ErrNoWork = errors.New("no batch to claim now")
+	// ErrDrained means every batch is done: the run can be finished.
+	ErrDrained = errors.New("run has no work left")
+	// ErrBusy means another instance still holds a live lease on the run.
+	ErrBusy = errors.New("another instance holds a batch of the run")
+)
+
+// RunStopped is returned by ClaimBatch when the run must not go on.
+type RunStopped struct{ Status Status }
+
+func (e *RunStopped) Error() string { return "run is " + string(e.Status) }
+
+const validToken = `(i.user_id IS NULL OR i.push_token <> u.push_token OR u.registered_at > i.invalid_since)`
+
+// ActiveRuns lists the runs in status running.
+func (s *Store) ActiveRuns(ctx context.Context) ([]Run, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, campaign_id, occurrence, app, status, notification,
+		scheduled_for, deadline, batch_size, max_user_id FROM pushd_runs WHERE status = 'running' ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list running runs: %w", err)
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		var r Run
+		if err := rows.Scan(&r.ID, &r.CampaignID, &r.Occurrence, &r.App, &r.Status, &r.Notification,
+			&r.ScheduledFor, &r.Deadline, &r.BatchSize, &r.MaxUserID); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// CountAudience counts the run's audience as it stood at the start: users
+// with a valid token, or whose token this run found dead since.
+func (s *Store) CountAudience(ctx context.Context, r Run) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u
+		LEFT JOIN pushd_invalid_tokens i ON i.user_id = u.id
+		WHERE u.app = ? AND u.id <= ? AND (`+validToken+` OR i.run_id = ?)`, r.App, r.MaxUserID, r.ID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count audience of run %d: %w", r.ID, err)
+	}
+	return n, nil
+}
+
+// SetTargeted stores the audience size on the run and, while the run is
+// current, on its campaign.
+func (s *Store) SetTargeted(ctx context.Context, r Run, n int64) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET targeted = ? WHERE id = ?`, n, r.ID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET targeted = ? WHERE id = ? AND current_run_id = ?`, n, r.CampaignID, r.ID)
+		return err
+	})
+}
+
+// ClaimBatch leases the next share of the run's audience to owner: first a
+// batch an earlier owner released or abandoned (lease expired), else the
+// next batch_size users after the run's cursor. It also notices staff
+// pausing or cancelling the campaign and stops the run.
+func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (*Batch, error) {
+	var b *Batch
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		b = nil
+		var (
+			r        Run
+			cursor   int64
+			drained  bool
+			campaign sql.NullString
+		)
+		err := tx.QueryRowContext(ctx, `SELECT campaign_id, app, status, deadline, batch_size, max_user_id, cursor_user_id, drained
+			FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).
+			Scan(&r.CampaignID, &r.App, &r.Status, &r.Deadline, &r.BatchSize, &r.MaxUserID, &cursor, &drained)
+		if err != nil {
+			return fmt.Errorf("lock run %d: %w", runID, err)
+		}
+		if r.Status != Running {
+			return &RunStopped{Status: r.Status}
+		}
+		err = tx.QueryRowContext(ctx, `SELECT status FROM campaigns WHERE id = ? AND current_run_id = ?`, r.CampaignID, runID).Scan(&campaign)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		switch st := Status(campaign.String); {
+		case !campaign.Valid || st == Cancelled:
+			// Cancelled, or the row was deleted or moved on: never resume.
+			_, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'cancelled', status_reason = 'cancelled by staff',
+				finished_at = ? WHERE id = ?`, now, runID)
+			if err == nil {
+				_, err = tx.ExecContext(ctx, `UPDATE campaigns SET finished_at = ?, updated_at = ? WHERE id = ? AND current_run_id = ?`,
+					now, now, r.CampaignID, runID)
+			}
+			if err != nil {
+				return err
+			}
+			return &RunStopped{Status: Cancelled}
+		case st == Paused:
+			_, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'paused', status_reason = 'paused by staff' WHERE id = ?`, runID)
+			if err == nil {
+				// Due again as soon as staff set it back to scheduled.
+				_, err = tx.ExecContext(ctx, `UPDATE campaigns SET next_run_at = (SELECT scheduled_for FROM pushd_runs WHERE id = ?),
+					updated_at = ? WHERE id = ?`, runID, now, r.CampaignID)
+			}
+			if err != nil {
+				return err
+			}
+			return &RunStopped{Status: Paused}
+		}
+		if !now.Before(r.Deadline) {
+			return &RunStopped{Status: Expired}
+		}
+		leaseMicros := lease.Microseconds()
+		for {
+			var cand Batch
+			err := tx.QueryRowContext(ctx, `SELECT id, after_user_id, last_user_id, epoch FROM pushd_batches
+				WHERE run_id = ? AND (status = 'pending' OR (status = 'claimed' AND lease_expires_at < NOW(3)))
+				ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`, runID).Scan(&cand.ID, &cand.After, &cand.Last, &cand.Epoch)
+			if errors.Is(err, sql.ErrNoRows) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("find abandoned batch: %w", err)
+			}
+			cand.RunID, cand.Epoch, cand.TakenOver = runID, cand.Epoch+1, true
+			cand.Recipients, err = readRecipients(ctx, tx, r.App, runID, cand.After, cand.Last, 0, true)
+			if err != nil {
+				return err
+			}
+			status := "claimed"
+			if len(cand.Recipients) == 0 {
+				status = "done" // everything was recorded before the owner left
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE pushd_batches SET status = ?, owner = ?, epoch = ?,
+				lease_expires_at = NOW(3) + INTERVAL ? MICROSECOND WHERE id = ?`, status, owner, cand.Epoch, leaseMicros, cand.ID); err != nil {
+				return err
+			}
+			if status == "claimed" {
+				b = &cand
+				return nil
+			}
+		}
+		if !drained {
+			recips, err := readRecipients(ctx, tx, r.App, runID, cursor, r.MaxUserID, r.BatchSize, false)
+			if err != nil {
+				return err
+			}
+			if len(recips) > 0 {
+				last := recips[len(recips)-1].UserID
+				res, err := tx.ExecContext(ctx, `INSERT INTO pushd_batches (run_id, after_user_id, last_user_id, size, status, owner, epoch, lease_expires_at)
+					VALUES (?, ?, ?, ?, 'claimed', ?, 1, NOW(3) + INTERVAL ? MICROSECOND)`, runID, cursor, last, len(recips), owner, leaseMicros)
+				if err != nil {
+					return fmt.Errorf("create batch: %w", err)
+				}
+				id, err := res.LastInsertId()
+				if err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET cursor_user_id = ? WHERE id = ?`, last, runID); err != nil {
+					return err
+				}
+				b = &Batch{ID: id, RunID: runID, Epoch: 1, After: cursor, Last: last, Recipients: recips}
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET drained = 1, cursor_user_id = max_user_id WHERE id = ?`, runID); err != nil {
+				return err
+			}
+		}
+		var open int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_batches WHERE run_id = ? AND status <> 'done'`, runID).Scan(&open); err != nil {
+			return err
+		}
+		if open > 0 {
+			return ErrNoWork
+		}
+		return ErrDrained
+	})
+	return b, err
+}
+
+// readRecipients reads the audience in (after, last], in id order. With
+// unrecorded it leaves out users that already have an outcome in the run.
+func readRecipients(ctx context.Context, tx *sql.Tx, app string, runID, after, last int64, limit int, unrecorded bool) ([]Recipient, error) {
+	q := `SELECT u.id, u.push_token, u.registered_at FROM users u
+		LEFT JOIN pushd_invalid_tokens i ON i.user_id = u.id`
+	args := []any{}
+	if unrecorded {
+		q += ` LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = u.id`
+		args = append(args, runID)
+	}
+	q += ` WHERE u.app = ? AND u.id > ? AND u.id <= ? AND ` + validToken
+	args = append(args, app, after, last)
+	if unrecorded {
+		q += ` AND d.user_id IS NULL`
+	}
+	q += ` ORDER BY u.id`
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read audience: %w", err)
+	}
+	defer rows.Close()
+	out := make([]Recipient, 0, max(limit, 16))
+	for rows.Next() {
+		var r Recipient
+		if err := rows.Scan(&r.UserID, &r.Token, &r.RegisteredAt); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Flush is what a runner records about one batch in one transaction.
+type Flush struct {
+	RunID      int64
+	CampaignID int64
+	BatchID    int64
+	Epoch      int64
+	Deliveries []Delivery
+	Invalid    []Invalidation
+	// Done says every recipient of the batch now has an outcome.
+	Done bool
+	// Lease renews the batch lease by this much.
+	Lease time.Duration
+	Now   time.Time
+}
+
+// Record writes a flush if and only if the batch is still leased at f.Epoch;
+// otherwise nothing is written and the error is ErrLeaseLost. A flush with no
+// deliveries only renews the lease.
+func (s *Store) Record(ctx context.Context, f Flush) error {
+	var c [4]int64
+	for _, d := range f.Deliveries {
+		switch d.Outcome {
+		case Sent:
+			c[0]++
+		case FailedSend:
+			c[1]++
+		case InvalidToken:
+			c[2]++
+		case ExpiredSend:
+			c[3]++
+		default:
+			return fmt.Errorf("record run %d: unknown outcome %q", f.RunID, d.Outcome)
+		}
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if len(f.Deliveries) > 0 {
+			// The run row first: every transaction that touches a run locks
+			// it before its batches, which keeps them free of deadlocks.
+			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET sent = sent + ?, failed = failed + ?,
+				invalid_tokens = invalid_tokens + ?, expired = expired + ? WHERE id = ?`, c[0], c[1], c[2], c[3], f.RunID); err != nil {
+				return fmt.Errorf("count run %d: %w", f.RunID, err)
+			}
+		}
+		status := "claimed"
+		if f.Done {
+			status = "done"
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE pushd_batches SET status = ?, lease_expires_at = NOW(3) + INTERVAL ? MICROSECOND
+			WHERE id = ? AND epoch = ? AND status = 'claimed'`, status, f.Lease.Microseconds(), f.BatchID, f.Epoch)
+		if err != nil {
+			return fmt.Errorf("renew batch %d: %w", f.BatchID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrLeaseLost
+		}
+		if len(f.Deliveries) == 0 {
+			return nil
+		}
+		if err := insertDeliveries(ctx, tx, f.RunID, f.Deliveries); err != nil {
+			return err
+		}
+		if err := insertInvalid(ctx, tx, f.RunID, f.Invalid); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET sent = sent + ?, failed = failed + ?,
+			invalid_tokens = invalid_tokens + ?, expired = expired + ?, updated_at = ? WHERE id = ? AND current_run_id = ?`,
+			c[0], c[1], c[2], c[3], f.Now, f.CampaignID, f.RunID)
+		return err
+	})
+}
+
+// rowsPerInsert bounds one multi-row INSERT well under max_allowed_packet.
+const rowsPerInsert = 2000
+
+func insertDeliveries(ctx context.Context, tx *sql.Tx, runID int64, ds []Delivery) error {
+	for len(ds) > 0 {
+		n := min(len(ds), rowsPerInsert)
+		var q strings.Builder
+		q.Grow(80 + n*18)
+		q.WriteString(`INSERT INTO pushd_deliveries (run_id, user_id, outcome, reason, attempts) VALUES `)
+		args := make([]any, 0, n*5)
+		for i, d := range ds[:n] {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?,?,?,?,?)")
+			args = append(args, runID, d.UserID, string(d.Outcome), clipReason(d.Reason), min(max(d.Attempts, 0), 255))
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("record outcomes of run %d: %w", runID, err)
+		}
+		ds = ds[n:]
+	}
+	return nil
+}
+
+func insertInvalid(ctx context.Context, tx *sql.Tx, runID int64, inv []Invalidation) error {
+	if len(inv) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO pushd_invalid_tokens (user_id, app, push_token, invalid_since, reason, run_id) VALUES `)
+	args := make([]any, 0, len(inv)*6)
+	for i, v := range inv {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("(?,?,?,?,?,?)")
+		args = append(args, v.UserID, v.App, v.Token, v.Since, clipReason(v.Reason), runID)
+	}
+	q.WriteString(` ON DUPLICATE KEY UPDATE app = VALUES(app), push_token = VALUES(push_token),
+		invalid_since = VALUES(invalid_since), reason = VALUES(reason), run_id = VALUES(run_id), recorded_at = NOW(3)`)
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		return fmt.Errorf("record invalid tokens: %w", err)
+	}
+	return nil
+}
+
+func clipReason(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	// Cut on a rune boundary.
+	r := []rune(s[:64])
+	return string(r[:len(r)-1])
+}
+
+// ReleaseBatch gives a batch back for any instance to take over at once, as
+// on shutdown or pause. Losing the lease meanwhile is not an error.
+func (s *Store) ReleaseBatch(ctx context.Context, batchID, epoch int64) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE pushd_batches SET status = 'pending', owner = NULL, lease_expires_at = NULL
+		WHERE id = ? AND epoch = ? AND status = 'claimed'`, batchID, epoch)
+	if err != nil {
+		return fmt.Errorf("release batch %d: %w", batchID, err)
+	}
+	return nil
+}
+
+// FailRun stops a running run and its campaign with a reason staff can act
+// on. Setting the campaign back to scheduled resumes the run.
+func (s *Store) FailRun(ctx context.Context, runID int64, reason string, now time.Time) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'failed', status_reason = ? WHERE id = ? AND status = 'running'`, clip(reason), runID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // already stopped by someone else
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE campaigns c JOIN pushd_runs r ON r.id = c.current_run_id
+			SET c.status = 'failed', c.status_reason = ?, c.next_run_at = r.scheduled_for, c.updated_at = ?
+			WHERE r.id = ? AND c.status = 'running'`, clip(reason), now, runID)
+		return err
+	})
+}
+
+// RunCounts are a run's progress counters.
+type RunCounts struct {
+	Targeted, Sent, Failed, Invalid, Expired int64
+}
+
+// ReasonCount is how many deliveries failed for one reason.
+type ReasonCount struct {
+	Reason string
+	Count  int64
+}
+
+// RunSummary returns the run's counters and its most common failure reasons.
+func (s *Store) RunSummary(ctx context.Context, runID int64) (RunCounts, []ReasonCount, error) {
+	var c RunCounts
+	err := s.db.QueryRowContext(ctx, `SELECT targeted, sent, failed, invalid_tokens, expired FROM pushd_runs WHERE id = ?`, runID).
+		Scan(&c.Targeted, &c.Sent, &c.Failed, &c.Invalid, &c.Expired)
+	if err != nil {
+		return c, nil, fmt.Errorf("read run %d: %w", runID, err)
+	}
+	if c.Failed == 0 {
+		return c, nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT reason, COUNT(*) FROM pushd_deliveries WHERE run_id = ? AND outcome = 'failed'
+		GROUP BY reason ORDER BY COUNT(*) DESC, reason LIMIT 3`, runID)
+	if err != nil {
+		return c, nil, err
+	}
+	defer rows.Close()
+	var top []ReasonCount
+	for rows.Next() {
+		var rc ReasonCount
+		if err := rows.Scan(&rc.Reason, &rc.Count); err != nil {
+			return c, nil, err
+		}
+		top = append(top, rc)
+	}
+	return c, top, rows.Err()
+}
+
+// FinishRun ends a drained run as done, or as expired, and moves its
+// campaign on: back to scheduled when a next occurrence is set, else to the
+// run's final status. It is a no-op when the run is no longer running or
+// (for done) still has open batches.
+func (s *Store) FinishRun(ctx context.Context, runID int64, status Status, reason string, now time.Time) (bool, error) {
+	var finished bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		finished = false
+		var (
+			st         Status
+			drained    bool
+			campaignID int64
+		)
+		if err := tx.QueryRowContext(ctx, `SELECT status, drained, campaign_id FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).
+			Scan(&st, &drained, &campaignID); err != nil {
+			return err
+		}
+		if st != Running || !drained {
+			return nil
+		}
+		var open int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_batches WHERE run_id = ? AND status <> 'done'`, runID).Scan(&open); err != nil {
+			return err
+		}
+		if open > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = ?, status_reason = ?, finished_at = ? WHERE id = ?`,
+			status, clip(reason), now, runID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = IF(next_run_at IS NULL, ?, 'scheduled'),
+			status_reason = ?, finished_at = ?, updated_at = ? WHERE id = ? AND current_run_id = ? AND status = 'running'`,
+			status, clip(reason), now, now, campaignID, runID)
+		finished = err == nil
+		return err
+	})
+	return finished, err
+}
+
+// ExpireRemaining records every audience user of a run past its deadline
+// who has no outcome yet as expired. It first takes over every open batch,
+// bumping its epoch so no earlier owner can still write, and fails with
+// ErrBusy while another instance holds a live lease (it is stopping too).
+// Afterwards the run is drained and FinishRun can end it as expired.
+func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (int64, error) {
+	var (
+		app        string
+		campaignID int64
+		batches    []Batch
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		batches = nil
+		var (
+			st      Status
+			cursor  int64
+			maxID   int64
+			drained bool
+		)
+		if err := tx.QueryRowContext(ctx, `SELECT status, app, campaign_id, cursor_user_id, max_user_id, drained
+			FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).Scan(&st, &app, &campaignID, &cursor, &maxID, &drained); err != nil {
+			return err
+		}
+		if st != Running {
+			return &RunStopped{Status: st}
+		}
+		var busy int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_batches WHERE run_id = ? AND status = 'claimed'
+			AND owner <> ? AND lease_expires_at >= NOW(3)`, runID, owner).Scan(&busy); err != nil {
+			return err
+		}
+		if busy > 0 {
+			return ErrBusy
+		}
+		if !drained {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO pushd_batches (run_id, after_user_id, last_user_id, size, status, owner, epoch)
+				VALUES (?, ?, ?, 0, 'pending', NULL, 1)`, runID, cursor, maxID); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET drained = 1, cursor_user_id = max_user_id WHERE id = ?`, runID); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE pushd_batches SET status = 'claimed', owner = ?, epoch = epoch + 1,
+			lease_expires_at = NOW(3) + INTERVAL ? MICROSECOND WHERE run_id = ? AND status <> 'done'`, owner, lease.Microseconds(), runID); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, after_user_id, last_user_id, epoch FROM pushd_batches WHERE run_id = ? AND status = 'claimed'`, runID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			b := Batch{RunID: runID}
+			if err := rows.Scan(&b.ID, &b.After, &b.Last, &b.Epoch); err != nil {
+				return err
+			}
+			batches = append(batches, b)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, b := range batches {
+		n, err := s.expireBatch(ctx, app, campaignID, b, lease, now)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// expireChunk bounds one INSERT … SELECT of the expiry sweep.
+const expireChunk = 10000
+
+func (s *Store) expireBatch(ctx context.Context, app string, campaignID int64, b Batch, lease time.Duration, now time.Time) (int64, error) {
+	var total int64
+	lo := b.After
+	for lo < b.Last {
+		hi := b.Last
+		var bound sql.NullInt64
+		if err := s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE app = ? AND id > ? AND id <= ?
+			ORDER BY id LIMIT 1 OFFSET ?`, app, lo, b.Last, expireChunk-1).Scan(&bound); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return total, err
+		}
+		if bound.Valid {
+			hi = bound.Int64
+		}
+		done := hi == b.Last
+		var n int64
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			n = 0
+			if _, err := tx.ExecContext(ctx, `SELECT id FROM pushd_runs WHERE id = ? FOR UPDATE`, b.RunID); err != nil {
+				return err
+			}
+			status := "claimed"
+			if done {
+				status = "done"
+			}
+			res, err := tx.ExecContext(ctx, `UPDATE pushd_batches SET status = ?, lease_expires_at = NOW(3) + INTERVAL ? MICROSECOND
+				WHERE id = ? AND epoch = ? AND status = 'claimed'`, status, lease.Microseconds(), b.ID, b.Epoch)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return ErrLeaseLost
+			}
+			res, err = tx.ExecContext(ctx, `INSERT INTO pushd_deliveries (run_id, user_id, outcome, reason, attempts)
+				SELECT ?, u.id, 'expired', 'deadline reached', 0 FROM users u
+				LEFT JOIN pushd_invalid_tokens i ON i.user_id = u.id
+				LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = u.id
+				WHERE u.app = ? AND u.id > ? AND u.id <= ? AND `+validToken+` AND d.user_id IS NULL`,
+				b.RunID, b.RunID, app, lo, hi)
+			if err != nil {
+				return fmt.Errorf("record expired users of run %d: %w", b.RunID, err)
+			}
+			n, _ = res.RowsAffected()
+			if n == 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET expired = expired + ? WHERE id = ?`, n, b.RunID); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE campaigns SET expired = expired + ?, updated_at = ? WHERE id = ? AND current_run_id = ?`,
+				n, now, campaignID, b.RunID); err != nil {
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		lo = hi
+	}
+	if b.After >= b.Last { // an empty range still has to be closed
+		_, err := s.db.ExecContext(ctx, `UPDATE pushd_batches SET status = 'done' WHERE id = ? AND epoch = ?`, b.ID, b.Epoch)
+		return total, err
+	}
+	return total, nil
+}
