@@ -1,0 +1,159 @@
+package fcm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/pushd/pushd/providers"
+)
+
+// maxTokenLen bounds a registration token; real ones are about 160 bytes.
+const maxTokenLen = 4096
+
+var contentType = []string{"application/json; charset=UTF-8"}
+
+// ValidateToken reports whether token can be an FCM registration token. The
+// error wraps providers.ErrTokenMalformed for an empty token, one longer than
+// 4096 bytes, or one with a character outside [A-Za-z0-9_\-:.].
+func (c *Client) ValidateToken(token string) error {
+	switch {
+	case token == "":
+		return fmt.Errorf("fcm: %w: empty", providers.ErrTokenMalformed)
+	case len(token) > maxTokenLen:
+		return fmt.Errorf("fcm: %w: %d bytes, at most %d", providers.ErrTokenMalformed, len(token), maxTokenLen)
+	}
+	for i := 0; i < len(token); i++ {
+		if !tokenByte(token[i]) {
+			return fmt.Errorf("fcm: %w: byte %q at %d", providers.ErrTokenMalformed, token[i], i)
+		}
+	}
+	return nil
+}
+
+func tokenByte(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
+		b == '_' || b == '-' || b == ':' || b == '.'
+}
+
+func validToken(token string) bool {
+	if token == "" || len(token) > maxTokenLen {
+		return false
+	}
+	for i := 0; i < len(token); i++ {
+		if !tokenByte(token[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Send posts p to one device. It returns an error only when it got no answer
+// from Google (dial failure, timeout, reset, cancelled ctx, token endpoint
+// unreachable: retry those), or one wrapping providers.ErrExpired when p's
+// deadline has passed, in which case nothing is sent. Every answer, including
+// a rejection, is a Result.
+//
+// A token that fails ValidateToken is not sent; Send answers TokenInvalid
+// with Reason "MALFORMED_TOKEN", as FCM would. When FCM answers 401
+// UNAUTHENTICATED, Send fetches a new access token and posts once more.
+// Each HTTP request is bounded by Options.RequestTimeout.
+func (c *Client) Send(ctx context.Context, p providers.Prepared, token string) (providers.Result, error) {
+	m, ok := p.(*message)
+	if !ok || m.client != c {
+		return providers.Result{}, fmt.Errorf("fcm send: %T was not prepared by this client", p)
+	}
+	if c.closed.Load() {
+		return providers.Result{}, errClosed
+	}
+	if !validToken(token) {
+		return providers.Result{Outcome: providers.TokenInvalid, Reason: "MALFORMED_TOKEN", Detail: c.ValidateToken(token).Error()}, nil
+	}
+	if _, err := m.ttl(c.now()); err != nil {
+		return providers.Result{}, err
+	}
+	cred, rejected, err := c.auth.credential(ctx)
+	if err != nil || rejected != nil {
+		return deref(rejected), err
+	}
+	res, err := c.post(ctx, m, token, cred)
+	if err != nil || res.Reason != codeUnauthenticated {
+		return res, err
+	}
+	cred, rejected, err = c.auth.refresh(ctx, cred)
+	if err != nil || rejected != nil {
+		return deref(rejected), err
+	}
+	return c.post(ctx, m, token, cred)
+}
+
+func deref(r *providers.Result) providers.Result {
+	if r == nil {
+		return providers.Result{}
+	}
+	return *r
+}
+
+// post makes one request.
+func (c *Client) post(ctx context.Context, m *message, token string, cred *credential) (providers.Result, error) {
+	// The ttl is taken at the moment of sending, so a message that waited
+	// for a token or a retry does not outlive its deadline.
+	ttl, err := m.ttl(c.now())
+	if err != nil {
+		return providers.Result{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req := c.newRequest(ctx, m.render(token, ttl), cred)
+	resp, err := c.rt.RoundTrip(req)
+	if err != nil {
+		return providers.Result{}, fmt.Errorf("fcm send: %w", err)
+	}
+	defer resp.Body.Close()
+
+	buf := getBuffer()
+	defer putBuffer(buf)
+	body, err := readBody(resp.Body, *buf)
+	*buf = body
+	if err != nil && !errors.Is(err, errBodyTooLarge) {
+		// The status is an answer; classify on it and whatever arrived.
+		// Treating it as "no answer" would resend a message that Google may
+		// have accepted.
+		c.log.Warn("fcm response body cut short", "status", resp.StatusCode, "error", err)
+	}
+	return classify(resp.StatusCode, resp.Header, body, c.now()), nil
+}
+
+// newRequest builds the POST without parsing the URL again: a copy of the
+// template with its own header, body and context.
+func (c *Client) newRequest(ctx context.Context, body []byte, cred *credential) *http.Request {
+	req := c.reqTemplate.WithContext(ctx)
+	req.Header = http.Header{
+		"Authorization": cred.header,
+		"Content-Type":  contentType,
+	}
+	rb := &requestBody{data: body}
+	rb.Reset(body)
+	req.Body = rb
+	req.GetBody = rb.replay
+	req.ContentLength = int64(len(body))
+	return req
+}
+
+// requestBody is a request body that can be replayed: the HTTP/2 transport
+// resends a request that a GOAWAY or a dead connection cut off.
+type requestBody struct {
+	bytes.Reader
+	data []byte
+}
+
+func (*requestBody) Close() error { return nil }
+
+func (b *requestBody) replay() (io.ReadCloser, error) {
+	r := &requestBody{data: b.data}
+	r.Reset(b.data)
+	return r, nil
+}
