@@ -1,0 +1,121 @@
+// Package campaign executes campaign runs: it claims batches of a run's
+// audience, sends them through the app's provider, retries what may be
+// retried, and records one outcome per user in the ledger.
+package campaign
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/pushd/pushd/providers"
+)
+
+// Sender is what a run needs from a provider client (providers/apns,
+// providers/fcm).
+type Sender interface {
+	// Prepare renders a notification once per run; its error is a data
+	// error fit for the campaign's status_reason.
+	Prepare(n providers.Notification) (providers.Prepared, error)
+	// ValidateToken rejects a token that cannot be sent to at all.
+	ValidateToken(token string) error
+	// Send delivers one push. A rejection is a Result; an error means no
+	// answer was obtained.
+	Send(ctx context.Context, p providers.Prepared, token string) (providers.Result, error)
+}
+
+// App is one config.ini app section as the runners use it: its provider
+// client and its limits. All runs of the app share one App, so the limits
+// hold across campaigns. It is safe for concurrent use.
+type App struct {
+	Name   string
+	Kind   providers.Kind
+	Sender Sender
+	// BatchSize is the app default when a campaign has none.
+	BatchSize int
+	// DefaultExpiry is the deadline after the start when a campaign has no
+	// expires_at.
+	DefaultExpiry time.Duration
+	// MaxAttempts bounds tries per push for retryable failures.
+	MaxAttempts int
+
+	slots   chan struct{}
+	limiter *rate.Limiter // nil: unlimited
+
+	mu          sync.Mutex
+	credFailure string
+	credFailAt  time.Time
+}
+
+// AppOptions are the limits of an App.
+type AppOptions struct {
+	BatchSize     int
+	DefaultExpiry time.Duration
+	MaxAttempts   int
+	// Concurrency bounds requests in flight across all runs of the app.
+	Concurrency int
+	// RateLimit bounds pushes per second; 0 means unlimited.
+	RateLimit float64
+}
+
+// NewApp returns an App. Zero limits take the documented defaults.
+func NewApp(name string, kind providers.Kind, s Sender, o AppOptions) *App {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	if o.DefaultExpiry <= 0 {
+		o.DefaultExpiry = 24 * time.Hour
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 1000
+	}
+	a := &App{Name: name, Kind: kind, Sender: s, BatchSize: o.BatchSize, DefaultExpiry: o.DefaultExpiry,
+		MaxAttempts: o.MaxAttempts, slots: make(chan struct{}, o.Concurrency)}
+	if o.RateLimit > 0 {
+		a.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit/10)))
+	}
+	return a
+}
+
+// credentialHold is how long a credential failure stops new runs of the app
+// before one more attempt is allowed; a reload replaces the App anyway.
+const credentialHold = time.Minute
+
+// failCredentials records that the provider rejected the app's credentials.
+func (a *App) failCredentials(reason string, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.credFailure, a.credFailAt = reason, now
+}
+
+// CredentialFailure returns the reason of a recent credential failure, or "".
+func (a *App) CredentialFailure(now time.Time) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.credFailure != "" && now.Sub(a.credFailAt) < credentialHold {
+		return a.credFailure
+	}
+	return ""
+}
+
+// acquire takes an in-flight slot and, with a rate limit, a token.
+func (a *App) acquire(ctx context.Context) error {
+	if a.limiter != nil {
+		if err := a.limiter.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	select {
+	case a.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *App) release() { <-a.slots }

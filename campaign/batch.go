@@ -1,0 +1,328 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushd/pushd/providers"
+	"github.com/pushd/pushd/store"
+)
+
+// batchWork is one claimed batch being sent and recorded.
+type batchWork struct {
+	r       *Runner
+	b       *store.Batch
+	results chan outcome
+	// lost is set when another instance took the batch over: send nothing
+	// more, record nothing more.
+	lost atomic.Bool
+	// leaseUntil is the local monotonic deadline (as time.Time with its
+	// monotonic reading) until which the lease is surely ours. Sends wait
+	// while it has passed and the recorder cannot renew it.
+	leaseMu    sync.Mutex
+	leaseUntil time.Time
+}
+
+type outcome struct {
+	d   store.Delivery
+	inv *store.Invalidation
+}
+
+// leaseMargin is the part of the lease we never rely on: time for a renewal
+// round trip and for clock rate differences.
+func leaseMargin(lease time.Duration) time.Duration { return lease / 5 }
+
+// work sends one batch and records its outcomes. Users left without an
+// outcome (shutdown, pause, lost lease) stay unrecorded; the batch is then
+// released so that whoever takes it sends to exactly them.
+func (r *Runner) work(ctx context.Context, b *store.Batch) {
+	w := &batchWork{r: r, b: b, results: make(chan outcome, len(b.Recipients))}
+	w.leaseUntil = time.Now().Add(r.o.Lease - leaseMargin(r.o.Lease))
+	recorded := make(chan bool, 1)
+	go func() { recorded <- w.record(ctx) }()
+
+	sendCtx, cancel := context.WithDeadline(ctx, r.run.Deadline)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, rc := range b.Recipients {
+		if r.stop.Load() || w.lost.Load() {
+			break
+		}
+		if err := r.app.Sender.ValidateToken(rc.Token); err != nil {
+			w.results <- outcome{
+				d:   store.Delivery{UserID: rc.UserID, Outcome: store.InvalidToken, Reason: "MalformedToken", Attempts: 0},
+				inv: &store.Invalidation{UserID: rc.UserID, App: r.run.App, Token: rc.Token, Since: r.o.Clock(), Reason: "MalformedToken"},
+			}
+			continue
+		}
+		if !w.waitLease(sendCtx) {
+			break
+		}
+		if !r.o.Clock().Before(r.run.Deadline) {
+			w.results <- expiredOutcome(rc, 0)
+			continue
+		}
+		if err := r.app.acquire(sendCtx); err != nil {
+			if errors.Is(sendCtx.Err(), context.DeadlineExceeded) {
+				w.results <- expiredOutcome(rc, 0)
+				continue
+			}
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.deliver(sendCtx, rc)
+		}()
+	}
+	wg.Wait()
+	close(w.results)
+	<-recorded
+}
+
+func expiredOutcome(rc store.Recipient, attempts int) outcome {
+	return outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.ExpiredSend, Reason: "deadline reached", Attempts: attempts}}
+}
+
+// waitLease blocks while the lease may have run out, which happens only
+// when the database cannot be written: then sending pauses rather than
+// risk sending what a new owner sends too.
+func (w *batchWork) waitLease(ctx context.Context) bool {
+	for {
+		if w.lost.Load() || w.r.stop.Load() {
+			return false
+		}
+		w.leaseMu.Lock()
+		ok := time.Now().Before(w.leaseUntil)
+		w.leaseMu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// deliver sends to one recipient, retrying what may be retried. It is
+// called holding an in-flight slot and releases it.
+func (w *batchWork) deliver(ctx context.Context, rc store.Recipient) {
+	r := w.r
+	attempts := 0
+	for {
+		start := time.Now()
+		res, err := r.app.Sender.Send(ctx, r.prepared, rc.Token)
+		r.app.release()
+		r.o.Observer.Sent(r.app.Name, r.app.Kind, res, err, time.Since(start))
+		attempts++
+		now := r.o.Clock()
+
+		var retryAfter time.Duration
+		switch {
+		case errors.Is(err, providers.ErrExpired) || (err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
+			w.results <- expiredOutcome(rc, attempts)
+			return
+		case err != nil && ctx.Err() != nil:
+			return // shutdown abort: unknown whether it arrived; left for the next owner
+		case err != nil:
+			if attempts >= r.app.MaxAttempts {
+				w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
+					Reason: "network: " + err.Error(), Attempts: attempts}}
+				return
+			}
+		default:
+			switch res.Outcome {
+			case providers.Delivered:
+				w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.Sent, Attempts: attempts}}
+				return
+			case providers.TokenInvalid:
+				w.results <- invalidOutcome(r.run.App, rc, res, attempts, now)
+				return
+			case providers.CredentialFailure:
+				r.credentialFailed(res)
+				return // not this user's fault: left for the resumed run
+			case providers.Retryable:
+				if attempts >= r.app.MaxAttempts {
+					w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
+						Reason: fmt.Sprintf("%s after %d tries", reasonOf(res), attempts), Attempts: attempts}}
+					return
+				}
+				retryAfter = res.RetryAfter
+			default: // Rejected
+				w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend, Reason: reasonOf(res), Attempts: attempts}}
+				return
+			}
+		}
+		wait := backoff(attempts, retryAfter)
+		if !now.Add(wait).Before(r.run.Deadline) {
+			w.results <- expiredOutcome(rc, attempts)
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				w.results <- expiredOutcome(rc, attempts)
+			}
+			return
+		case <-t.C:
+		}
+		if !w.waitLease(ctx) {
+			return
+		}
+		if err := r.app.acquire(ctx); err != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				w.results <- expiredOutcome(rc, attempts)
+			}
+			return
+		}
+	}
+}
+
+// invalidOutcome records a dead token. An APNs 410 says since when the
+// token is invalid; a token registered again after that is not invalidated.
+func invalidOutcome(app string, rc store.Recipient, res providers.Result, attempts int, now time.Time) outcome {
+	since := res.InvalidSince
+	if since.IsZero() {
+		since = now
+	}
+	reason := reasonOf(res)
+	if !res.InvalidSince.IsZero() && rc.RegisteredAt.After(res.InvalidSince) {
+		return outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
+			Reason: reason + " (token registered again since)", Attempts: attempts}}
+	}
+	return outcome{
+		d:   store.Delivery{UserID: rc.UserID, Outcome: store.InvalidToken, Reason: reason, Attempts: attempts},
+		inv: &store.Invalidation{UserID: rc.UserID, App: app, Token: rc.Token, Since: since, Reason: reason},
+	}
+}
+
+func reasonOf(res providers.Result) string {
+	if res.Reason != "" {
+		return res.Reason
+	}
+	return fmt.Sprintf("HTTP %d", res.Status)
+}
+
+// backoff is the wait before try attempts+1: exponential from 500 ms, capped
+// at 30 s, with jitter so throttled senders do not retry in lockstep, and
+// never shorter than the provider's Retry-After.
+func backoff(attempts int, retryAfter time.Duration) time.Duration {
+	d := 500 * time.Millisecond << min(attempts-1, 6)
+	d = min(d, 30*time.Second)
+	d = d/2 + rand.N(d/2+1)
+	return max(d, retryAfter)
+}
+
+// record writes outcomes to the ledger within FlushInterval, renewing the
+// lease as it goes. It returns when results is closed and everything it
+// could record is recorded, reporting whether the batch is complete.
+func (w *batchWork) record(ctx context.Context) bool {
+	r := w.r
+	// Outcomes must be written even while shutting down.
+	dbCtx := context.WithoutCancel(ctx)
+	ticker := time.NewTicker(r.o.FlushInterval)
+	defer ticker.Stop()
+	var (
+		pending  []outcome
+		recorded int
+		renewed  = time.Now()
+		failing  bool
+	)
+	total := len(w.b.Recipients)
+	flush := func(final bool) bool {
+		if w.lost.Load() {
+			return true
+		}
+		done := recorded+len(pending) == total
+		f := store.Flush{RunID: r.run.ID, CampaignID: r.run.CampaignID, BatchID: w.b.ID, Epoch: w.b.Epoch,
+			Done: final && done, Lease: r.o.Lease, Now: r.o.Clock()}
+		for _, o := range pending {
+			f.Deliveries = append(f.Deliveries, o.d)
+			if o.inv != nil {
+				f.Invalid = append(f.Invalid, *o.inv)
+			}
+		}
+		start := time.Now()
+		cctx, cancel := context.WithTimeout(dbCtx, 10*time.Second)
+		err := r.store.Record(cctx, f)
+		cancel()
+		r.o.Observer.Recorded(r.run.App, len(f.Deliveries), time.Since(start), err)
+		switch {
+		case err == nil:
+			if failing {
+				r.log.Info("recording outcomes again", "batch_id", w.b.ID)
+				failing = false
+			}
+			recorded += len(pending)
+			pending = pending[:0]
+			renewed = start
+			w.leaseMu.Lock()
+			w.leaseUntil = start.Add(r.o.Lease - leaseMargin(r.o.Lease))
+			w.leaseMu.Unlock()
+			return true
+		case errors.Is(err, store.ErrLeaseLost):
+			r.log.Warn("batch taken over by another instance; dropping it", "batch_id", w.b.ID, "unrecorded", len(pending))
+			w.lost.Store(true)
+			return true
+		default:
+			if !failing {
+				r.log.Error("cannot record outcomes: sending paused until the database is back", "batch_id", w.b.ID, "error", err)
+				failing = true
+			}
+			return false
+		}
+	}
+	for {
+		select {
+		case o, ok := <-w.results:
+			if ok {
+				pending = append(pending, o)
+				if len(pending) >= 1000 {
+					flush(false)
+				}
+				continue
+			}
+			// Every sender has finished: record the rest, retrying while
+			// the database is away (the lease is fenced, so a late write
+			// after a takeover is refused, never duplicated).
+			for !flush(true) {
+				if !sleepCtx(ctx, time.Second) && ctx.Err() != nil {
+					// Hard stop: what is unrecorded will be sent again by the
+					// next owner; the collapse id keeps that harmless.
+					return false
+				}
+			}
+			complete := !w.lost.Load() && recorded == total
+			if !complete && !w.lost.Load() {
+				if err := r.store.ReleaseBatch(dbCtx, w.b.ID, w.b.Epoch); err != nil {
+					r.log.Warn("cannot release batch; its lease will expire", "batch_id", w.b.ID, "error", err)
+				}
+			}
+			return complete
+		case <-ticker.C:
+			if len(pending) > 0 || time.Since(renewed) > r.o.Lease/3 {
+				flush(false)
+			}
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

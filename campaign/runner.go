@@ -1,0 +1,332 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushd/pushd/providers"
+	"github.com/pushd/pushd/store"
+)
+
+// Store is the part of the store a runner uses.
+type Store interface {
+	ClaimBatch(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (*store.Batch, error)
+	Record(ctx context.Context, f store.Flush) error
+	ReleaseBatch(ctx context.Context, batchID, epoch int64) error
+	FailRun(ctx context.Context, runID int64, reason string, now time.Time) error
+	RunSummary(ctx context.Context, runID int64) (store.RunCounts, []store.ReasonCount, error)
+	FinishRun(ctx context.Context, runID int64, status store.Status, reason string, now time.Time) (bool, error)
+	ExpireRemaining(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (int64, error)
+	CountAudience(ctx context.Context, r store.Run) (int64, error)
+	SetTargeted(ctx context.Context, r store.Run, n int64) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Options tune a Runner. Zero values take the defaults.
+type Options struct {
+	// Owner names this instance in batch leases.
+	Owner string
+	// Lease is how long a claimed batch stays ours without renewal (30 s).
+	Lease time.Duration
+	// Poll is the wait before claiming again while other instances hold the
+	// run's remaining batches (1 s).
+	Poll time.Duration
+	// FlushInterval is the longest an outcome waits before it is recorded
+	// (100 ms), which bounds the duplicates a hard kill can cause.
+	FlushInterval time.Duration
+	// Outstanding is how many batches one runner works on at once (2), so
+	// the next batch is read while the current one is sent.
+	Outstanding int
+	// CountAudience makes the runner count the audience and store it as
+	// targeted; only the instance that started the run does.
+	CountAudience bool
+	Clock         func() time.Time
+	Logger        *slog.Logger
+	// Observer is told about sends and database trouble (metrics, health).
+	Observer Observer
+}
+
+// Observer receives events from runners. Implementations must be fast and
+// safe for concurrent use.
+type Observer interface {
+	// Sent is called once per provider answer or send error.
+	Sent(app string, kind providers.Kind, res providers.Result, err error, took time.Duration)
+	// Recorded is called after each ledger write with its duration.
+	Recorded(app string, n int, took time.Duration, err error)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Sent(string, providers.Kind, providers.Result, error, time.Duration) {}
+func (nopObserver) Recorded(string, int, time.Duration, error)                          {}
+
+// Runner works on one run until it is finished, stopped, or drained.
+type Runner struct {
+	run   store.Run
+	app   *App
+	store Store
+	o     Options
+	log   *slog.Logger
+
+	prepared providers.Prepared
+	// stop is set when no new send may start: shutdown, pause, credential
+	// failure.
+	stop      atomic.Bool
+	credMu    sync.Mutex
+	credError string
+}
+
+// NewRunner returns a runner for run r of app.
+func NewRunner(r store.Run, app *App, st Store, o Options) *Runner {
+	if o.Lease <= 0 {
+		o.Lease = 30 * time.Second
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 100 * time.Millisecond
+	}
+	if o.Outstanding <= 0 {
+		o.Outstanding = 2
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	log := o.Logger.With("component", "campaign", "app", r.App, "campaign_id", r.CampaignID, "run_id", r.ID)
+	return &Runner{run: r, app: app, store: st, o: o, log: log}
+}
+
+// Run takes part in the run until it ends. Closing drain stops claiming and
+// starting sends; requests already sent finish unless ctx is cancelled, and
+// unfinished batches are released for another instance or a restart.
+func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
+	var content Content
+	if err := json.Unmarshal(r.run.Notification, &content); err != nil {
+		return r.fail(ctx, fmt.Sprintf("pushd cannot read the run's notification snapshot: %v", err))
+	}
+	n := content.Notification()
+	n.Expiration = r.run.Deadline
+	p, err := r.app.Sender.Prepare(n)
+	if err != nil {
+		return r.fail(ctx, err.Error())
+	}
+	r.prepared = p
+	if reason := r.app.CredentialFailure(r.o.Clock()); reason != "" {
+		return r.fail(ctx, reason)
+	}
+	if r.o.CountAudience {
+		go r.countAudience(ctx)
+	}
+	go func() {
+		select {
+		case <-drain:
+			r.stop.Store(true)
+		case <-ctx.Done():
+		}
+	}()
+
+	stopped, err := r.claimLoop(ctx, drain)
+	if err != nil {
+		return err
+	}
+	if reason := r.credentialError(); reason != "" {
+		return r.fail(ctx, reason)
+	}
+	switch stopped {
+	case store.Expired:
+		return r.expire(ctx, drain)
+	case store.Done:
+		return r.finish(ctx)
+	}
+	return nil
+}
+
+// claimLoop claims and works batches until the run stops (returning its
+// status), drains (Done), or drain closes (""). It returns when its batches
+// are finished.
+func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (store.Status, error) {
+	slots := make(chan struct{}, r.o.Outstanding)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	dbDown := false
+	for {
+		select {
+		case <-drain:
+			return "", nil
+		case <-ctx.Done():
+			return "", nil
+		case slots <- struct{}{}:
+		}
+		if r.stop.Load() {
+			<-slots
+			return "", nil
+		}
+		b, err := r.store.ClaimBatch(ctx, r.run.ID, r.o.Owner, r.o.Lease, r.o.Clock())
+		if err == nil {
+			if dbDown {
+				r.log.Info("database reachable again, resuming")
+				dbDown = false
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				r.work(ctx, b)
+			}()
+			continue
+		}
+		<-slots
+		var stopped *store.RunStopped
+		switch {
+		case errors.As(err, &stopped):
+			wg.Wait()
+			if stopped.Status == store.Paused || stopped.Status == store.Cancelled {
+				r.log.Info("run stopped by staff", "status", stopped.Status)
+			}
+			return stopped.Status, nil
+		case errors.Is(err, store.ErrDrained):
+			wg.Wait()
+			return store.Done, nil
+		case errors.Is(err, store.ErrNoWork):
+			// Our own batches, or another instance's, are still open. Ours
+			// end soon; another's end or their lease expires.
+			ours := len(slots) > 0
+			wg.Wait()
+			if !ours && !r.sleep(ctx, drain, r.o.Poll) {
+				return "", nil
+			}
+		case ctx.Err() != nil:
+			return "", nil
+		default:
+			if !dbDown {
+				r.log.Warn("cannot claim a batch, retrying", "error", err)
+				dbDown = store.IsUnavailable(err)
+			}
+			if !r.sleep(ctx, drain, r.o.Poll) {
+				return "", nil
+			}
+		}
+	}
+}
+
+func (r *Runner) sleep(ctx context.Context, drain <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-drain:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+func (r *Runner) countAudience(ctx context.Context) {
+	n, err := r.store.CountAudience(ctx, r.run)
+	if err == nil {
+		err = r.store.SetTargeted(ctx, r.run, n)
+	}
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("cannot count the audience", "error", err)
+	}
+}
+
+// expire records the users the deadline left unreached and ends the run.
+func (r *Runner) expire(ctx context.Context, drain <-chan struct{}) error {
+	for {
+		_, err := r.store.ExpireRemaining(ctx, r.run.ID, r.o.Owner, r.o.Lease, r.o.Clock())
+		var stopped *store.RunStopped
+		switch {
+		case err == nil:
+			counts, _, err := r.store.RunSummary(ctx, r.run.ID)
+			if err != nil {
+				return err
+			}
+			if counts.Expired == 0 {
+				return r.finish(ctx)
+			}
+			reason := fmt.Sprintf("deadline reached: %d of %d users were not reached before expires_at (%s); %d were sent",
+				counts.Expired, max(counts.Targeted, counts.Sent+counts.Failed+counts.Invalid+counts.Expired),
+				r.run.Deadline.Format(time.DateTime), counts.Sent)
+			_, err = r.store.FinishRun(ctx, r.run.ID, store.Expired, reason, r.o.Clock())
+			if err == nil {
+				r.log.Info("run expired", "expired", counts.Expired, "sent", counts.Sent)
+			}
+			return err
+		case errors.As(err, &stopped):
+			return nil // another instance finished it
+		case errors.Is(err, store.ErrBusy), store.IsUnavailable(err):
+			if !r.sleep(ctx, drain, r.o.Poll) {
+				return nil
+			}
+		default:
+			return fmt.Errorf("expire run %d: %w", r.run.ID, err)
+		}
+	}
+}
+
+// finish ends a drained run as done, with a summary of any failures.
+func (r *Runner) finish(ctx context.Context) error {
+	counts, top, err := r.store.RunSummary(ctx, r.run.ID)
+	if err != nil {
+		return err
+	}
+	reason := ""
+	if counts.Failed > 0 {
+		reason = fmt.Sprintf("%d of %d pushes failed", counts.Failed, counts.Sent+counts.Failed+counts.Invalid+counts.Expired)
+		for i, t := range top {
+			sep := ", "
+			if i == 0 {
+				sep = "; reasons: "
+			}
+			reason += fmt.Sprintf("%s%s (%d)", sep, t.Reason, t.Count)
+		}
+		reason += "; details in pushd_deliveries"
+	}
+	ok, err := r.store.FinishRun(ctx, r.run.ID, store.Done, reason, r.o.Clock())
+	if err == nil && ok {
+		r.log.Info("run done", "sent", counts.Sent, "failed", counts.Failed, "invalid_tokens", counts.Invalid, "expired", counts.Expired)
+	}
+	return err
+}
+
+func (r *Runner) fail(ctx context.Context, reason string) error {
+	r.log.Error("run failed", "reason", reason)
+	return r.store.FailRun(ctx, r.run.ID, reason, r.o.Clock())
+}
+
+// credentialFailed stops the run: every further send would fail the same way.
+func (r *Runner) credentialFailed(res providers.Result) {
+	reason := fmt.Sprintf("%s rejected the app's credentials (%s)", r.app.Kind, res.Reason)
+	if res.Hint != "" {
+		reason += ": " + res.Hint + " in [" + r.app.Name + "] of config.ini"
+	}
+	reason += "; after fixing it, reload pushd and set status back to 'scheduled' to resume"
+	r.app.failCredentials(reason, r.o.Clock())
+	r.credMu.Lock()
+	if r.credError == "" {
+		r.credError = reason
+	}
+	r.credMu.Unlock()
+	r.stop.Store(true)
+}
+
+func (r *Runner) credentialError() string {
+	r.credMu.Lock()
+	defer r.credMu.Unlock()
+	return r.credError
+}
