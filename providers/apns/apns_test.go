@@ -1,0 +1,779 @@
+package apns
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/providers"
+)
+
+func mustPrepare(t testing.TB, c *Client, n providers.Notification) providers.Prepared {
+	t.Helper()
+	p, err := c.Prepare(n)
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	return p
+}
+
+func mustSend(t testing.TB, c *Client, p providers.Prepared, token string) providers.Result {
+	t.Helper()
+	res, err := c.Send(context.Background(), p, token)
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	return res
+}
+
+var hello = providers.Notification{Title: "Hello", Body: "World"}
+
+func TestNewValidatesOptions(t *testing.T) {
+	t.Parallel()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	valid := func() Options {
+		return Options{Environment: Production, BundleID: "b", TeamID: "t", KeyID: "k", Key: key}
+	}
+	tests := []struct {
+		name string
+		mod  func(*Options)
+		want string // "" = no error
+	}{
+		{"valid", func(*Options) {}, ""},
+		{"refresh 20m", func(o *Options) { o.TokenRefresh = 20 * time.Minute }, ""},
+		{"refresh 50m", func(o *Options) { o.TokenRefresh = 50 * time.Minute }, ""},
+		{"refresh 19m59s", func(o *Options) { o.TokenRefresh = 20*time.Minute - time.Second }, "token refresh"},
+		{"refresh 51m", func(o *Options) { o.TokenRefresh = 51 * time.Minute }, "token refresh"},
+		{"refresh negative", func(o *Options) { o.TokenRefresh = -time.Minute }, "token refresh"},
+		{"no bundle", func(o *Options) { o.BundleID = "" }, "bundle id"},
+		{"no team", func(o *Options) { o.TeamID = "" }, "team id"},
+		{"no key id", func(o *Options) { o.KeyID = "" }, "key id"},
+		{"no key", func(o *Options) { o.Key = nil }, "key"},
+		{"P-384 key", func(o *Options) { o.Key = p384 }, "P-256"},
+		{"bad environment", func(o *Options) { o.Environment = "staging" }, "environment"},
+		{"no environment no endpoint", func(o *Options) { o.Environment = "" }, "environment"},
+		{"endpoint without environment", func(o *Options) { o.Environment = ""; o.Endpoint = "https://localhost:2197" }, ""},
+		{"http endpoint", func(o *Options) { o.Endpoint = "http://api.push.apple.com" }, "https"},
+		{"endpoint with path", func(o *Options) { o.Endpoint = "https://api.push.apple.com/3/device" }, "no path"},
+		{"negative connections", func(o *Options) { o.Connections = -1 }, "connections"},
+		{"negative timeout", func(o *Options) { o.RequestTimeout = -1 }, "timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := valid()
+			tt.mod(&opts)
+			c, err := New(opts)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				c.Close()
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New error = %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewEndpointByEnvironment(t *testing.T) {
+	t.Parallel()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for env, host := range map[string]string{Production: "api.push.apple.com", Development: "api.sandbox.push.apple.com"} {
+		c, err := New(Options{Environment: env, BundleID: "b", TeamID: "t", KeyID: "k", Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.host != host {
+			t.Errorf("%s: host %q, want %q", env, c.host, host)
+		}
+		c.Close()
+	}
+}
+
+func TestSendDeliveredWithHeaders(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil)
+	exp := f.clock.Now().Add(2 * time.Hour)
+	badge := 3
+	p := mustPrepare(t, c, providers.Notification{
+		Title: "Sale", Body: "50% off", Badge: &badge, Sound: "default",
+		CollapseID: "sale-1", Expiration: exp,
+	})
+	tok := deviceToken(1)
+	res := mustSend(t, c, p, tok)
+	if res.Outcome != providers.Delivered || res.Status != 200 || !strings.HasPrefix(res.ID, "0a1b2c3d-") {
+		t.Fatalf("result %+v, want delivered with the apns-id", res)
+	}
+	seen, ok := f.lastRequest(tok)
+	if !ok {
+		t.Fatal("fake saw no request for the token")
+	}
+	want := map[string]string{
+		"Apns-Topic":       testTopic,
+		"Apns-Push-Type":   "alert",
+		"Apns-Priority":    "10",
+		"Apns-Expiration":  strconv.FormatInt(exp.Unix(), 10),
+		"Apns-Collapse-Id": "sale-1",
+	}
+	for k, v := range want {
+		if got := seen.header.Values(k); len(got) != 1 || got[0] != v {
+			t.Errorf("header %s = %q, want [%q]", k, got, v)
+		}
+	}
+	if got := seen.header.Get("Authorization"); got != "bearer "+seen.bearer {
+		t.Errorf("authorization %q", got)
+	}
+	wantBody := `{"aps":{"alert":{"title":"Sale","body":"50% off"},"badge":3,"sound":"default"}}`
+	if string(seen.body) != wantBody {
+		t.Errorf("body\n got %s\nwant %s", seen.body, wantBody)
+	}
+}
+
+func TestSendOmitsUnsetHeaders(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil)
+	tok := deviceToken(2)
+	if res := mustSend(t, c, mustPrepare(t, c, hello), tok); res.Outcome != providers.Delivered {
+		t.Fatalf("result %+v", res)
+	}
+	seen, _ := f.lastRequest(tok)
+	for _, k := range []string{"Apns-Expiration", "Apns-Collapse-Id"} {
+		if v, ok := seen.header[k]; ok {
+			t.Errorf("header %s = %q, want it absent", k, v)
+		}
+	}
+}
+
+// TestReasonOutcomes drives the real client against the fake for every
+// documented APNs reason, and a few undocumented answers.
+func TestReasonOutcomes(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil)
+	p := mustPrepare(t, c, hello)
+	const (
+		rejected  = providers.Rejected
+		invalid   = providers.TokenInvalid
+		retryable = providers.Retryable
+		cred      = providers.CredentialFailure
+	)
+	tests := []struct {
+		status int
+		reason string
+		want   providers.Outcome
+		hint   string // substring the Hint must contain; "" = Hint must be empty
+	}{
+		{400, ReasonBadCollapseID, rejected, "collapse id"},
+		{400, ReasonBadDeviceToken, invalid, ""},
+		{400, ReasonBadExpirationDate, rejected, ""},
+		{400, ReasonBadMessageID, rejected, ""},
+		{400, ReasonBadPriority, rejected, ""},
+		{400, ReasonBadTopic, cred, "check bundle_id in config.ini"},
+		{400, ReasonDeviceTokenNotForTopic, invalid, ""},
+		{400, ReasonDuplicateHeaders, rejected, ""},
+		{400, ReasonIdleTimeout, retryable, ""},
+		{400, ReasonInvalidPushType, rejected, ""},
+		{400, ReasonMissingDeviceToken, rejected, ""},
+		{400, ReasonMissingTopic, cred, "check bundle_id in config.ini"},
+		{400, ReasonPayloadEmpty, rejected, ""},
+		{400, ReasonTopicDisallowed, cred, "check bundle_id in config.ini"},
+		{403, ReasonBadCertificate, cred, "credentials"},
+		{403, ReasonBadCertificateEnvironment, cred, "check environment"},
+		{403, ReasonExpiredProviderToken, cred, "check the server clock"},
+		{403, ReasonForbidden, cred, "enabled for APNs"},
+		{403, ReasonInvalidProviderToken, cred, "check key_id and team_id"},
+		{403, ReasonMissingProviderToken, cred, "key_id"},
+		{403, ReasonUnrelatedKeyIDInToken, cred, "check key_id"},
+		{403, ReasonBadEnvironmentKeyIDInToken, cred, "check environment"},
+		{404, ReasonBadPath, rejected, ""},
+		{405, ReasonMethodNotAllowed, rejected, ""},
+		{410, ReasonUnregistered, invalid, ""},
+		{410, ReasonExpiredToken, invalid, ""},
+		{413, ReasonPayloadTooLarge, rejected, "shorten"},
+		{429, ReasonTooManyRequests, retryable, ""},
+		{429, ReasonTooManyProviderTokenUpdates, retryable, ""},
+		{500, ReasonInternalServerError, retryable, ""},
+		{503, ReasonServiceUnavailable, retryable, ""},
+		{503, ReasonShutdown, retryable, ""},
+		// Answers APNs does not document.
+		{400, "SomethingNew", rejected, ""},
+		{403, "SomethingNew", cred, "check key_id, team_id, bundle_id and environment"},
+		{418, "Teapot", rejected, ""},
+		{401, "", rejected, ""},
+		{502, "", retryable, ""},
+		{504, "GatewayTimeout", retryable, ""},
+	}
+	if got, want := len(reasons), 32; got != want {
+		t.Errorf("%d reasons have descriptions, Apple documents %d", got, want)
+	}
+	covered := map[string]bool{}
+	for _, tt := range tests {
+		covered[tt.reason] = true
+	}
+	for r := range reasons {
+		if !covered[r] {
+			t.Errorf("reason %s is not in the table", r)
+		}
+	}
+	for i, tt := range tests {
+		t.Run(strconv.Itoa(tt.status)+"_"+tt.reason, func(t *testing.T) {
+			t.Parallel()
+			tok := deviceToken(1000 + i)
+			f.setReply(tok, reply{status: tt.status, reason: tt.reason})
+			res := mustSend(t, c, p, tok)
+			if res.Outcome != tt.want || res.Status != tt.status || res.Reason != tt.reason {
+				t.Errorf("got %s %d %q, want %s %d %q", res.Outcome, res.Status, res.Reason, tt.want, tt.status, tt.reason)
+			}
+			if res.Detail == "" {
+				t.Error("Detail is empty")
+			}
+			if tt.hint == "" && res.Hint != "" {
+				t.Errorf("Hint %q, want none", res.Hint)
+			}
+			if tt.hint != "" && !strings.Contains(res.Hint, tt.hint) {
+				t.Errorf("Hint %q, want it to contain %q", res.Hint, tt.hint)
+			}
+		})
+	}
+}
+
+func TestGoneTimestampIsMilliseconds(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil)
+	p := mustPrepare(t, c, hello)
+	tests := []struct {
+		reason    string
+		timestamp string
+		want      time.Time
+	}{
+		// 2023-11-14T22:13:20.123Z; read as seconds it would be year 55000+.
+		{ReasonUnregistered, "1700000000123", time.UnixMilli(1700000000123).UTC()},
+		{ReasonExpiredToken, "1700000000000", time.Date(2023, 11, 14, 22, 13, 20, 0, time.UTC)},
+		{ReasonUnregistered, "", time.Time{}},
+		{ReasonUnregistered, `"1700000000123"`, time.UnixMilli(1700000000123).UTC()},
+		{ReasonUnregistered, "-5", time.Time{}},
+		{ReasonUnregistered, "null", time.Time{}},
+	}
+	for i, tt := range tests {
+		tok := deviceToken(2000 + i)
+		f.setReply(tok, reply{status: 410, reason: tt.reason, timestamp: tt.timestamp})
+		res := mustSend(t, c, p, tok)
+		if res.Outcome != providers.TokenInvalid {
+			t.Errorf("%s: outcome %s", tt.timestamp, res.Outcome)
+		}
+		if !res.InvalidSince.Equal(tt.want) {
+			t.Errorf("timestamp %s: InvalidSince %v, want %v", tt.timestamp, res.InvalidSince, tt.want)
+		}
+	}
+}
+
+func TestRetryAfterSurfaced(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil)
+	tok := deviceToken(3)
+	f.setReply(tok, reply{status: 429, reason: ReasonTooManyRequests, header: map[string]string{"Retry-After": "120"}})
+	res := mustSend(t, c, mustPrepare(t, c, hello), tok)
+	if res.Outcome != providers.Retryable || res.RetryAfter != 2*time.Minute {
+		t.Fatalf("result %+v, want retryable after 2m", res)
+	}
+}
+
+func TestProviderTokenCaching(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil) // TokenRefresh defaults to 40m
+	p := mustPrepare(t, c, hello)
+
+	// 1000 sends over both connections share the token signed by New.
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 125 {
+				if res, err := c.Send(context.Background(), p, deviceToken(w*1000+i)); err != nil || res.Outcome != providers.Delivered {
+					t.Errorf("send: %+v %v", res, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := c.TokenRefreshes(); got != 1 {
+		t.Fatalf("after 1000 sends: %d signings, want 1", got)
+	}
+	if got := f.distinctBearers(); got != 1 {
+		t.Fatalf("fake saw %d distinct tokens, want 1", got)
+	}
+
+	// Just short of the refresh age: still the same token.
+	f.clock.Advance(40*time.Minute - time.Second)
+	mustSend(t, c, p, deviceToken(1))
+	if got := c.TokenRefreshes(); got != 1 {
+		t.Fatalf("before the refresh age: %d signings, want 1", got)
+	}
+
+	// Past it: exactly one more, however many sends follow.
+	f.clock.Advance(time.Second)
+	for i := range 10 {
+		mustSend(t, c, p, deviceToken(i))
+	}
+	if got := c.TokenRefreshes(); got != 2 {
+		t.Fatalf("after the refresh age: %d signings, want 2", got)
+	}
+
+	// Many senders notice the stale token at once: still one signing.
+	f.clock.Advance(40 * time.Minute)
+	start := make(chan struct{})
+	for i := range 64 {
+		wg.Go(func() {
+			<-start
+			if res, err := c.Send(context.Background(), p, deviceToken(i)); err != nil || res.Outcome != providers.Delivered {
+				t.Errorf("send: %+v %v", res, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if got := c.TokenRefreshes(); got != 3 {
+		t.Fatalf("after a concurrent refresh: %d signings, want 3", got)
+	}
+	if got := f.distinctBearers(); got != 3 {
+		t.Fatalf("fake saw %d distinct tokens, want 3", got)
+	}
+}
+
+// TestTokenSourceSingleFlight checks the refresh logic without the network,
+// where the goroutines really do pile up on the stale token together.
+func TestTokenSourceSingleFlight(t *testing.T) {
+	t.Parallel()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	clock := newFakeClock()
+	s := &tokenSource{teamID: "t", keyID: "k", key: key, refresh: 40 * time.Minute, now: clock.Now, logger: discardLogger()}
+	first, err := s.current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	got := make([]*providerToken, 200)
+	for i := range got {
+		wg.Go(func() {
+			<-start
+			got[i], _ = s.current()
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := s.signed.Load(); n != 2 {
+		t.Fatalf("%d signings, want 2", n)
+	}
+	for i, tok := range got {
+		if tok == nil || tok == first || tok != got[0] {
+			t.Fatalf("goroutine %d got %p, want the one new token %p", i, tok, got[0])
+		}
+	}
+}
+
+// expiredFor answers ExpiredProviderToken to every request whose bearer
+// satisfies stale.
+func expiredFor(stale func(bearer string) bool) func(*http.Request, string, string) *reply {
+	return func(_ *http.Request, _ string, bearer string) *reply {
+		if stale(bearer) {
+			return &reply{status: 403, reason: ReasonExpiredProviderToken}
+		}
+		return nil
+	}
+}
+
+func TestExpiredProviderTokenResignsOnceThenDelivers(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil)
+	first := strings.TrimPrefix(c.tokens.cur.Load().bearer, "bearer ")
+	f.setRespond(expiredFor(func(b string) bool { return b == first }))
+	p := mustPrepare(t, c, hello)
+
+	res := mustSend(t, c, p, deviceToken(1))
+	if res.Outcome != providers.Delivered {
+		t.Fatalf("result %+v, want delivered after one re-sign", res)
+	}
+	if got := c.TokenRefreshes(); got != 2 {
+		t.Errorf("%d signings, want 2", got)
+	}
+	if got := f.requests.Load(); got != 2 {
+		t.Errorf("fake saw %d requests, want 2", got)
+	}
+}
+
+func TestExpiredProviderTokenConcurrentFailuresSignOnce(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil)
+	first := strings.TrimPrefix(c.tokens.cur.Load().bearer, "bearer ")
+	f.setRespond(expiredFor(func(b string) bool { return b == first }))
+	p := mustPrepare(t, c, hello)
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			if res, err := c.Send(context.Background(), p, deviceToken(i)); err != nil || res.Outcome != providers.Delivered {
+				t.Errorf("send %d: %+v %v", i, res, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := c.TokenRefreshes(); got != 2 {
+		t.Errorf("%d signings, want 2", got)
+	}
+}
+
+func TestExpiredProviderTokenTwiceIsCredentialFailure(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil)
+	f.setRespond(expiredFor(func(string) bool { return true }))
+	p := mustPrepare(t, c, hello)
+
+	res := mustSend(t, c, p, deviceToken(1))
+	if res.Outcome != providers.CredentialFailure || res.Reason != ReasonExpiredProviderToken || res.Hint != "check the server clock" {
+		t.Fatalf("result %+v, want a credential failure", res)
+	}
+	if got, want := c.TokenRefreshes(), uint64(2); got != want {
+		t.Errorf("%d signings, want %d", got, want)
+	}
+	if got := f.requests.Load(); got != 2 {
+		t.Errorf("fake saw %d requests, want 2 (one retry)", got)
+	}
+
+	// APNs rejects even a fresh token, so re-signing again would only earn
+	// TooManyProviderTokenUpdates: the next sends neither sign nor retry.
+	for i := range 5 {
+		res = mustSend(t, c, p, deviceToken(2+i))
+		if res.Outcome != providers.CredentialFailure {
+			t.Fatalf("result %+v", res)
+		}
+	}
+	if got := c.TokenRefreshes(); got != 2 {
+		t.Errorf("%d signings after more failures, want still 2", got)
+	}
+	if got := f.requests.Load(); got != 7 {
+		t.Errorf("fake saw %d requests, want 7", got)
+	}
+}
+
+func TestSendExpired(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil)
+	p := mustPrepare(t, c, providers.Notification{Title: "t", Expiration: f.clock.Now().Add(time.Minute)})
+	mustSend(t, c, p, deviceToken(1)) // before the deadline
+	f.clock.Advance(time.Minute + time.Second)
+	res, err := c.Send(context.Background(), p, deviceToken(1))
+	if !errors.Is(err, providers.ErrExpired) {
+		t.Fatalf("Send after the deadline = %+v, %v; want ErrExpired", res, err)
+	}
+	if got := f.requests.Load(); got != 1 {
+		t.Errorf("fake saw %d requests, want 1 (nothing after the deadline)", got)
+	}
+}
+
+func TestSendMalformedTokenIsNotSent(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil)
+	p := mustPrepare(t, c, hello)
+	for _, tok := range []string{"", "abc", "zz", "../../x", strings.Repeat("ab", 101)} {
+		res, err := c.Send(context.Background(), p, tok)
+		if err != nil || res.Outcome != providers.TokenInvalid || res.Status != 0 || res.Reason != ReasonBadDeviceToken {
+			t.Errorf("Send(%q) = %+v, %v; want an unsent TokenInvalid", tok, res, err)
+		}
+	}
+	if got := f.requests.Load(); got != 0 {
+		t.Errorf("fake saw %d requests, want 0", got)
+	}
+}
+
+func TestValidateToken(t *testing.T) {
+	t.Parallel()
+	c := &Client{}
+	tests := []struct {
+		token string
+		ok    bool
+	}{
+		{deviceToken(7), true},
+		{"ABCDEF0123", true},
+		{strings.Repeat("a", 200), true},
+		{"", false},
+		{"abc", false},
+		{"zz", false},
+		{"ab cd", false},
+		{"abcd\n", false},
+		{strings.Repeat("a", 202), false},
+		{"ａｂ", false}, // full-width letters
+	}
+	for _, tt := range tests {
+		err := c.ValidateToken(tt.token)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateToken(%q) = %v, want ok=%v", tt.token, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, providers.ErrTokenMalformed) {
+			t.Errorf("ValidateToken(%q) = %v, does not wrap ErrTokenMalformed", tt.token, err)
+		}
+	}
+}
+
+func TestSendTransportErrors(t *testing.T) {
+	t.Parallel()
+
+	t.Run("connection refused", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeAPNs(t)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		c := newTestClient(t, f, func(o *Options) { o.Endpoint = "https://" + addr })
+		res, err := c.Send(context.Background(), mustPrepare(t, c, hello), deviceToken(1))
+		if err == nil {
+			t.Fatalf("Send = %+v, want an error", res)
+		}
+	})
+
+	t.Run("stream reset", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeAPNs(t)
+		c := newTestClient(t, f, nil)
+		f.setRespond(func(*http.Request, string, string) *reply { panic(http.ErrAbortHandler) })
+		res, err := c.Send(context.Background(), mustPrepare(t, c, hello), deviceToken(1))
+		if err == nil {
+			t.Fatalf("Send = %+v, want an error", res)
+		}
+	})
+
+	t.Run("request timeout", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeAPNs(t)
+		c := newTestClient(t, f, func(o *Options) { o.RequestTimeout = 50 * time.Millisecond })
+		release := make(chan struct{})
+		defer close(release)
+		f.setRespond(func(r *http.Request, _, _ string) *reply {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return &reply{status: 200}
+		})
+		res, err := c.Send(context.Background(), mustPrepare(t, c, hello), deviceToken(1))
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Send = %+v, %v; want DeadlineExceeded", res, err)
+		}
+	})
+
+	t.Run("context canceled", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeAPNs(t)
+		c := newTestClient(t, f, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		res, err := c.Send(ctx, mustPrepare(t, c, hello), deviceToken(1))
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Send = %+v, %v; want Canceled", res, err)
+		}
+		if got := f.requests.Load(); got != 0 {
+			t.Errorf("fake saw %d requests, want 0", got)
+		}
+	})
+
+	t.Run("closed client", func(t *testing.T) {
+		t.Parallel()
+		f := newFakeAPNs(t)
+		c := newTestClient(t, f, nil)
+		p := mustPrepare(t, c, hello)
+		c.Close()
+		c.Close()
+		if res, err := c.Send(context.Background(), p, deviceToken(1)); err == nil {
+			t.Fatalf("Send after Close = %+v, want an error", res)
+		}
+	})
+}
+
+func TestSendRefusesForeignPrepared(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c1 := newTestClient(t, f, nil)
+	c2 := newTestClient(t, f, nil)
+	if _, err := c2.Send(context.Background(), mustPrepare(t, c1, hello), deviceToken(1)); err == nil {
+		t.Fatal("Send accepted a notification prepared by another client")
+	}
+}
+
+func TestSigningErrorIsReturnedNotSent(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, nil)
+	p := mustPrepare(t, c, hello)
+	// A key the signer refuses; the next refresh must fail loudly rather
+	// than fall back to an empty bearer.
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	c.tokens.key = p384
+	f.clock.Advance(time.Hour)
+	res, err := c.Send(context.Background(), p, deviceToken(1))
+	if err == nil {
+		t.Fatalf("Send = %+v, want the signing error", res)
+	}
+	if got := f.requests.Load(); got != 0 {
+		t.Errorf("fake saw %d requests, want 0", got)
+	}
+}
+
+// captureTransport records requests and answers 200 without a network.
+type captureTransport struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+	resp *http.Response
+}
+
+func (c *captureTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if c.resp != nil { // benchmark mode: shared answer, no recording
+		return c.resp, nil
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	c.mu.Lock()
+	c.reqs = append(c.reqs, r)
+	c.mu.Unlock()
+	return &http.Response{StatusCode: 200, Header: http.Header{"Apns-Id": {"x"}}, Body: http.NoBody}, nil
+}
+
+func TestRequestBodyIsReplayable(t *testing.T) {
+	t.Parallel()
+	ct := &captureTransport{}
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, func(o *Options) { o.Transport = ct })
+	p := mustPrepare(t, c, hello)
+	mustSend(t, c, p, deviceToken(1))
+	mustSend(t, c, p, deviceToken(2))
+	if len(ct.reqs) != 2 {
+		t.Fatalf("%d requests", len(ct.reqs))
+	}
+	want := `{"aps":{"alert":{"title":"Hello","body":"World"}}}`
+	for _, r := range ct.reqs {
+		if r.ContentLength != int64(len(want)) || r.GetBody == nil {
+			t.Fatalf("ContentLength %d, GetBody %v", r.ContentLength, r.GetBody != nil)
+		}
+		for range 2 {
+			b, err := r.GetBody()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(b)
+			if string(got) != want {
+				t.Fatalf("GetBody gave %q, want %q", got, want)
+			}
+		}
+	}
+	if got := ct.reqs[1].URL.String(); got != f.srv.URL+"/3/device/"+deviceToken(2) {
+		t.Errorf("URL %s", got)
+	}
+}
+
+func TestSendAllocations(t *testing.T) {
+	// Not parallel: AllocsPerRun counts every goroutine's allocations.
+	ct := &captureTransport{resp: &http.Response{StatusCode: 200, Header: http.Header{"Apns-Id": {"x"}}, Body: http.NoBody}}
+	f := newFakeAPNs(t)
+	c := newTestClient(t, f, func(o *Options) { o.Transport = ct })
+	p := mustPrepare(t, c, providers.Notification{Title: "t", Body: "b", Expiration: f.clock.Now().Add(time.Hour)})
+	tok := deviceToken(1)
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := c.Send(ctx, p, tok); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Request, URL, path, body reader, and the timeout context; a regression
+	// (per-send headers, signing, JSON) costs far more.
+	if allocs > 10 {
+		t.Errorf("%.0f allocations per send, want at most 10", allocs)
+	}
+	t.Logf("%.0f allocations per send (client side)", allocs)
+}
+
+func TestFakeAPNsIsStrict(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPNs(t)
+	f.allowViolations = true
+	c := newTestClient(t, f, nil)
+	good := c.tokens.cur.Load().bearer
+	hc := f.srv.Client()
+	body := `{"aps":{"alert":{"body":"x"}}}`
+	base := func() http.Header {
+		return http.Header{
+			"Authorization":  {good},
+			"Apns-Topic":     {testTopic},
+			"Apns-Push-Type": {"alert"},
+			"Apns-Priority":  {"10"},
+		}
+	}
+	tests := []struct {
+		name, token, body, reason string
+		mod                       func(http.Header)
+	}{
+		{"accepts a good request", deviceToken(1), body, "", func(http.Header) {}},
+		{"bad hex", "zz", body, ReasonBadDeviceToken, func(http.Header) {}},
+		{"odd hex", "abc", body, ReasonBadDeviceToken, func(http.Header) {}},
+		{"no auth", deviceToken(1), body, ReasonMissingProviderToken, func(h http.Header) { h.Del("Authorization") }},
+		{"empty bearer", deviceToken(1), body, ReasonInvalidProviderToken, func(h http.Header) { h.Set("Authorization", "bearer ") }},
+		{"tampered jwt", deviceToken(1), body, ReasonInvalidProviderToken, func(h http.Header) { h.Set("Authorization", good[:len(good)-4]+"AAAA") }},
+		{"no topic", deviceToken(1), body, ReasonMissingTopic, func(h http.Header) { h.Del("Apns-Topic") }},
+		{"relative expiration", deviceToken(1), body, ReasonBadExpirationDate, func(h http.Header) { h.Set("Apns-Expiration", "300") }},
+		{"no push type", deviceToken(1), body, ReasonInvalidPushType, func(h http.Header) { h.Del("Apns-Push-Type") }},
+		{"priority 5", deviceToken(1), body, ReasonBadPriority, func(h http.Header) { h.Set("Apns-Priority", "5") }},
+		{"empty payload", deviceToken(1), "", ReasonPayloadEmpty, func(http.Header) {}},
+		{"big payload", deviceToken(1), `{"aps":{},"x":"` + strings.Repeat("a", 4090) + `"}`, ReasonPayloadTooLarge, func(http.Header) {}},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest("POST", f.srv.URL+"/3/device/"+tt.token, strings.NewReader(tt.body))
+		req.Header = base()
+		tt.mod(req.Header)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if tt.reason == "" {
+			if resp.StatusCode != 200 {
+				t.Errorf("%s: %d %s", tt.name, resp.StatusCode, b)
+			}
+			continue
+		}
+		if !strings.Contains(string(b), `"`+tt.reason+`"`) {
+			t.Errorf("%s: got %d %s, want reason %s", tt.name, resp.StatusCode, b, tt.reason)
+		}
+	}
+	if f.violationCount() != len(tests)-1 {
+		t.Errorf("%d violations recorded, want %d", f.violationCount(), len(tests)-1)
+	}
+}
