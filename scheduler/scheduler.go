@@ -1,0 +1,260 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushd/pushd/campaign"
+	"github.com/pushd/pushd/store"
+)
+
+// Store is the part of the store the scheduler and its runners use.
+type Store interface {
+	campaign.Store
+	DueCampaigns(ctx context.Context, until time.Time, limit int) ([]store.Due, error)
+	Decide(ctx context.Context, id int64, now time.Time, decide func(*store.Campaign) store.Decision) (store.Decision, int64, error)
+	ActiveRuns(ctx context.Context) ([]store.Run, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Options tune a Scheduler.
+type Options struct {
+	// Owner names this instance in batch leases; unique per process.
+	Owner string
+	// Poll is how often the database is asked for due campaigns and runs
+	// (1 s). Campaigns due between polls start on a timer, on the dot.
+	Poll  time.Duration
+	Lease time.Duration
+	Clock func() time.Time
+	// Logger receives scheduler and runner logs.
+	Logger   *slog.Logger
+	Observer campaign.Observer
+	// OnTick is called after every poll with its error (nil when the
+	// database answered): the daemon's watchdog and health use it.
+	OnTick func(err error)
+}
+
+// Scheduler starts due campaigns and keeps a runner on every running run.
+type Scheduler struct {
+	st   Store
+	o    Options
+	log  *slog.Logger
+	apps atomic.Pointer[map[string]*campaign.App]
+
+	mu      sync.Mutex
+	runners map[int64]*runner
+	wg      sync.WaitGroup
+
+	stopOnce sync.Once
+	cancel   context.CancelFunc // stops the loop
+	hardStop context.CancelFunc // aborts in-flight sends
+	loopDone chan struct{}
+}
+
+type runner struct {
+	drain chan struct{}
+	app   *campaign.App
+}
+
+// New returns a Scheduler for apps (keyed by config.ini section name).
+func New(st Store, apps map[string]*campaign.App, o Options) *Scheduler {
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Scheduler{st: st, o: o, log: o.Logger.With("component", "scheduler"), runners: map[int64]*runner{}}
+	s.apps.Store(&apps)
+	return s
+}
+
+// SetApps replaces the apps, as on a config reload. Running runs keep the
+// App they started with until their current batch ends; runs of an app that
+// is gone are stopped with a reason.
+func (s *Scheduler) SetApps(apps map[string]*campaign.App) {
+	s.apps.Store(&apps)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.runners {
+		if apps[r.app.Name] != r.app {
+			r.stopOnce()
+		}
+	}
+}
+
+func (r *runner) stopOnce() {
+	select {
+	case <-r.drain:
+	default:
+		close(r.drain)
+	}
+}
+
+// Apps returns the current apps.
+func (s *Scheduler) Apps() map[string]*campaign.App { return *s.apps.Load() }
+
+// Start runs the scheduler loop until Stop.
+func (s *Scheduler) Start(ctx context.Context) {
+	loopCtx, cancel := context.WithCancel(ctx)
+	hardCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel, s.hardStop = cancel, hardStop
+	s.loopDone = make(chan struct{})
+	go func() {
+		defer close(s.loopDone)
+		s.loop(loopCtx, hardCtx)
+	}()
+}
+
+// Stop stops claiming work, lets in-flight sends finish and their outcomes
+// be recorded until ctx is done, then aborts what is left. Unfinished
+// batches are released for another instance or the next start. Stop may be
+// called more than once.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.cancel()
+		<-s.loopDone
+		s.mu.Lock()
+		for _, r := range s.runners {
+			r.stopOnce()
+		}
+		s.mu.Unlock()
+	})
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.hardStop()
+		<-done
+		return ctx.Err()
+	}
+}
+
+func (s *Scheduler) loop(ctx, hardCtx context.Context) {
+	for {
+		wake := s.Tick(ctx, hardCtx)
+		t := time.NewTimer(max(wake.Sub(s.o.Clock()), time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Tick does one pass: starts the campaigns due now and a runner for every
+// running run without one. It returns when the next pass should happen,
+// which is early when a campaign falls due before the next poll.
+func (s *Scheduler) Tick(ctx, hardCtx context.Context) time.Time {
+	now := s.o.Clock()
+	wake := now.Add(s.o.Poll)
+	err := s.tick(ctx, hardCtx, now, &wake)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("scheduler pass failed", "error", err)
+	}
+	if s.o.OnTick != nil {
+		s.o.OnTick(err)
+	}
+	return wake
+}
+
+func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time.Time) error {
+	apps := s.Apps()
+	dues, err := s.st.DueCampaigns(ctx, now.Add(s.o.Poll), 100)
+	if err != nil {
+		return err
+	}
+	started := map[int64]bool{}
+	for _, d := range dues {
+		if d.At.After(now) {
+			if d.At.Before(*wake) {
+				*wake = d.At
+			}
+			continue
+		}
+		dec, runID, err := s.st.Decide(ctx, d.CampaignID, s.o.Clock(), func(c *store.Campaign) store.Decision {
+			return Plan(c, apps, s.o.Clock())
+		})
+		if errors.Is(err, store.ErrNotDue) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		log := s.log.With("campaign_id", d.CampaignID)
+		switch dec.Action {
+		case store.Fail:
+			log.Warn("campaign failed", "reason", dec.Reason)
+		case store.Expire:
+			log.Warn("campaign expired before it started", "reason", dec.Reason)
+		case store.Start:
+			log.Info("campaign started", "run_id", runID, "deadline", dec.Run.Deadline)
+			started[runID] = true
+		case store.Resume:
+			log.Info("campaign resumed", "run_id", runID)
+		}
+	}
+	runs, err := s.st.ActiveRuns(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		s.ensureRunner(ctx, hardCtx, r, apps, started[r.ID])
+	}
+	return nil
+}
+
+func (s *Scheduler) ensureRunner(ctx, hardCtx context.Context, r store.Run, apps map[string]*campaign.App, fresh bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.runners[r.ID]; ok || ctx.Err() != nil {
+		return
+	}
+	app, ok := apps[r.App]
+	if !ok {
+		reason := "app '" + r.App + "' was removed from config.ini while the campaign was running; add it back, reload pushd and set status to 'scheduled' to resume"
+		if err := s.st.FailRun(ctx, r.ID, reason, s.o.Clock()); err != nil {
+			s.log.Error("cannot fail run of removed app", "run_id", r.ID, "error", err)
+		}
+		return
+	}
+	h := &runner{drain: make(chan struct{}), app: app}
+	s.runners[r.ID] = h
+	s.wg.Add(1)
+	run := campaign.NewRunner(r, app, s.st, campaign.Options{
+		Owner: s.o.Owner, Lease: s.o.Lease, Poll: s.o.Poll, CountAudience: fresh,
+		Clock: s.o.Clock, Logger: s.o.Logger, Observer: s.o.Observer,
+	})
+	go func() {
+		defer s.wg.Done()
+		err := run.Run(hardCtx, h.drain)
+		if err != nil && hardCtx.Err() == nil {
+			s.log.Error("runner stopped", "run_id", r.ID, "campaign_id", r.CampaignID, "app", r.App, "error", err)
+		}
+		s.mu.Lock()
+		delete(s.runners, r.ID)
+		s.mu.Unlock()
+	}()
+}
+
+// Running reports the ids of the runs this instance works on.
+func (s *Scheduler) Running() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int64, 0, len(s.runners))
+	for id := range s.runners {
+		ids = append(ids, id)
+	}
+	return ids
+}
