@@ -151,7 +151,10 @@ func New(opts Options) (*Client, error) {
 		return nil, err
 	}
 
-	c.sendURL = base.JoinPath("v1", "projects", opts.ProjectID, "messages:send")
+	send := *base
+	send.Path = strings.TrimSuffix(base.Path, "/") + "/v1/projects/" + opts.ProjectID + "/messages:send"
+	send.RawPath = ""
+	c.sendURL = &send
 	c.reqTemplate = http.Request{
 		Method:     http.MethodPost,
 		URL:        c.sendURL,
