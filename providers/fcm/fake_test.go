@@ -313,10 +313,10 @@ type fakeMessage struct {
 	} `json:"notification"`
 	Data    map[string]string `json:"data"` // strings only, as FCM
 	Android *struct {
-		CollapseKey           string `json:"collapse_key"`
-		Priority              string `json:"priority"`
-		TTL                   string `json:"ttl"`
-		RestrictedPackageName string `json:"restricted_package_name"`
+		CollapseKey           string                   `json:"collapse_key"`
+		Priority              string                   `json:"priority"`
+		TTL                   string                   `json:"ttl"`
+		RestrictedPackageName string                   `json:"restricted_package_name"`
 		Notification          *fakeAndroidNotification `json:"notification"`
 	} `json:"android"`
 	APNs *struct {

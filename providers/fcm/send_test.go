@@ -513,7 +513,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"no key", func(o *Options) { o.ServiceAccountJSON = nil }, "service_account_file is empty"},
 		{"not JSON", func(o *Options) { o.ServiceAccountJSON = []byte("nope") }, "service_account_file"},
 		{"user credentials", func(o *Options) { o.ServiceAccountJSON = with("type", "authorized_user") }, "service_account_file"},
-		{"bad private key", func(o *Options) { o.ServiceAccountJSON = with("private_key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n") }, "private_key"},
+		{"bad private key", func(o *Options) {
+			o.ServiceAccountJSON = with("private_key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+		}, "private_key"},
 		{"negative timeout", func(o *Options) { o.RequestTimeout = -time.Second }, "timeout"},
 		{"negative connections", func(o *Options) { o.Connections = -1 }, "connections"},
 	}
