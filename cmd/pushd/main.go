@@ -1,0 +1,60 @@
+// Command pushd sends scheduled push-notification campaigns from MySQL
+// through APNs and FCM. See README.md for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errReported) {
+			fmt.Fprintln(os.Stderr, "pushd:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errReported means the command already printed what went wrong.
+var errReported = errors.New("reported")
+
+const usage = `usage: pushd <command> [flags]
+
+commands:
+  run      -config PATH   run the daemon in the foreground, logging to stderr
+  migrate  -config PATH   create or upgrade pushd's tables
+  check    -config PATH   validate the config, keys, database and schema
+  version                 print the version
+
+The default config PATH is /etc/pushd/config.ini.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errReported
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stderr)
+	case "migrate":
+		return cmdMigrate(ctx, args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "pushd: unknown command %q\n\n%s", args[0], usage)
+	return errReported
+}

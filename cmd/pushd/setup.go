@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/pushd/pushd/campaign"
+	"github.com/pushd/pushd/config"
+	"github.com/pushd/pushd/providers"
+	"github.com/pushd/pushd/providers/apns"
+	"github.com/pushd/pushd/providers/fcm"
+	"github.com/pushd/pushd/store"
+)
+
+const defaultConfigPath = "/etc/pushd/config.ini"
+
+// parseFlags parses the flags every config-reading command shares.
+func parseFlags(name string, args []string, stderr io.Writer) (string, error) {
+	fs := flag.NewFlagSet("pushd "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", defaultConfigPath, "path of config.ini")
+	if err := fs.Parse(args); err != nil {
+		return "", errReported
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pushd %s: unexpected argument %q\n", name, fs.Arg(0))
+		return "", errReported
+	}
+	return *path, nil
+}
+
+// loadConfig loads the config, printing every problem on failure.
+func loadConfig(path string, stderr io.Writer) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		printProblems(stderr, err)
+		return nil, errReported
+	}
+	return cfg, nil
+}
+
+// printProblems prints each error of a joined error on a line of its own.
+func printProblems(w io.Writer, err error) {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			fmt.Fprintln(w, "error:", e)
+		}
+		return
+	}
+	fmt.Fprintln(w, "error:", err)
+}
+
+func storeOptions(cfg *config.Config) store.Options {
+	d := cfg.Database
+	return store.Options{Host: d.Host, Port: d.Port, Socket: d.Socket, User: d.User, Password: d.Password,
+		Database: d.Name, TLS: d.TLS, TLSCAFile: d.TLSCAFile, MaxOpenConns: d.MaxOpenConns, Location: cfg.Server.TimeZone}
+}
+
+// closer is a provider client.
+type closer interface{ Close() }
+
+// newSender builds the provider client of one app section.
+func newSender(cfg *config.Config, a *config.App, log *slog.Logger) (campaign.Sender, providers.Kind, error) {
+	log = log.With("component", "provider", "app", a.Name)
+	switch a.PushType {
+	case config.APNs:
+		c, err := apns.New(apns.Options{Endpoint: a.Endpoint, Environment: a.Environment, BundleID: a.BundleID,
+			TeamID: a.TeamID, KeyID: a.KeyID, Key: a.AuthKey, RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, Logger: log})
+		return c, providers.APNs, err
+	case config.FCM:
+		c, err := fcm.New(fcm.Options{Endpoint: a.Endpoint, ProjectID: a.ProjectID, ServiceAccountJSON: a.ServiceAccountJSON,
+			RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, Logger: log})
+		return c, providers.FCM, err
+	}
+	return nil, "", fmt.Errorf("push_type %q", a.PushType)
+}
+
+// newApp builds a campaign.App for one app section.
+func newApp(cfg *config.Config, a *config.App, log *slog.Logger) (*campaign.App, error) {
+	s, kind, err := newSender(cfg, a, log)
+	if err != nil {
+		return nil, fmt.Errorf("%s [%s]: %w", cfg.Path, a.Name, err)
+	}
+	return campaign.NewApp(a.Name, kind, s, campaign.AppOptions{BatchSize: a.BatchSize, DefaultExpiry: a.DefaultExpiry,
+		MaxAttempts: a.MaxAttempts, Concurrency: a.Concurrency, RateLimit: a.RateLimit}), nil
+}
+
+func closeApp(a *campaign.App) {
+	if c, ok := a.Sender.(closer); ok {
+		c.Close()
+	}
+}
+
+// newLogger returns the daemon's logger: text on a terminal, JSON under
+// systemd or when piped, unless config.ini says which.
+func newLogger(s config.Server, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: s.LogLevel}
+	format := s.LogFormat
+	if format == "" || format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && os.Getenv("JOURNAL_STREAM") == "" {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		v += " " + bi.GoVersion
+	}
+	return "pushd " + v
+}
