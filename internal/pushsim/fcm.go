@@ -1,0 +1,341 @@
+package pushsim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// FCM error codes (FcmError.errorCode) and the RPC statuses they come with.
+const (
+	fcmInvalidArgument  = "INVALID_ARGUMENT"
+	fcmUnregistered     = "UNREGISTERED"
+	fcmSenderIDMismatch = "SENDER_ID_MISMATCH"
+	fcmQuotaExceeded    = "QUOTA_EXCEEDED"
+	fcmUnavailable      = "UNAVAILABLE"
+
+	statusInvalidArgument   = "INVALID_ARGUMENT"
+	statusUnauthenticated   = "UNAUTHENTICATED"
+	statusNotFound          = "NOT_FOUND"
+	statusPermissionDenied  = "PERMISSION_DENIED"
+	statusResourceExhausted = "RESOURCE_EXHAUSTED"
+	statusUnavailable       = "UNAVAILABLE"
+)
+
+const (
+	fcmPathPrefix = "/v1/projects/"
+	fcmPathSuffix = "/messages:send"
+	// fcmMaxBody bounds the whole request; the 4096-byte limit applies to
+	// notification plus data.
+	fcmMaxBody     = 1 << 20
+	fcmMaxPayload  = 4096
+	fcmMaxTTLSecs  = 2419200 // 4 weeks
+	fcmErrorType   = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+	badRequestType = "type.googleapis.com/google.rpc.BadRequest"
+)
+
+// Messages Google sends with the errors.
+const (
+	msgInvalidToken    = "The registration token is not a valid FCM registration token"
+	msgUnregistered    = "Requested entity was not found."
+	msgSenderMismatch  = "SenderId mismatch"
+	msgQuotaExceeded   = "Quota exceeded for quota metric 'Send requests' and limit 'Send requests per minute'."
+	msgUnavailable     = "The service is currently unavailable."
+	msgUnauthenticated = "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
+	msgTooBig          = "Message is too big"
+)
+
+// fcmResult is the answer to one FCM request.
+type fcmResult struct {
+	status     int    // HTTP status; 0: not decided yet
+	rpcStatus  string // error.status
+	errorCode  string // FcmError errorCode, "" for none
+	message    string
+	field      string // BadRequest field violation, for JSON errors
+	retryAfter bool
+	gone       bool // the client went away: answer nothing
+	name       string
+}
+
+func fcmError(status int, rpcStatus, errorCode, msg string) fcmResult {
+	return fcmResult{status: status, rpcStatus: rpcStatus, errorCode: errorCode, message: msg}
+}
+
+func invalidArgument(msg string) fcmResult {
+	return fcmError(http.StatusBadRequest, statusInvalidArgument, fcmInvalidArgument, msg)
+}
+
+func (s *Server) serveFCM(w http.ResponseWriter, r *http.Request, f *faultState) {
+	st := &s.stats.fcm
+	st.requests.Add(1)
+	req, res := s.checkFCM(r)
+	if res.status == 0 && !res.gone {
+		res = s.sendFCM(r.Context(), req, f)
+	}
+	if res.gone {
+		return
+	}
+	reason := res.errorCode
+	if reason == "" {
+		reason = res.rpcStatus
+	}
+	st.answer(res.status, reason)
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.Debug("fcm request", "path", r.URL.Path, "status", res.status, "reason", reason, "message", res.message)
+	}
+
+	var body []byte
+	h := w.Header()
+	if res.status == http.StatusOK {
+		body = []byte(`{"name":"` + res.name + `"}`)
+	} else {
+		body = fcmErrorBody(res)
+		if res.retryAfter {
+			h.Set("Retry-After", strconv.Itoa(f.RetryAfter))
+		}
+		if res.status == http.StatusUnauthorized {
+			h.Set("WWW-Authenticate", `Bearer realm="https://accounts.google.com/", error="invalid_token"`)
+		}
+	}
+	h.Set("Content-Type", "application/json; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(res.status)
+	w.Write(body)
+}
+
+// fcmErrorBody is Google's error shape.
+func fcmErrorBody(res fcmResult) []byte {
+	type detail struct {
+		Type            string `json:"@type"`
+		ErrorCode       string `json:"errorCode,omitempty"`
+		FieldViolations []struct {
+			Field       string `json:"field"`
+			Description string `json:"description"`
+		} `json:"fieldViolations,omitempty"`
+	}
+	var e struct {
+		Error struct {
+			Code    int      `json:"code"`
+			Message string   `json:"message"`
+			Status  string   `json:"status"`
+			Details []detail `json:"details,omitempty"`
+		} `json:"error"`
+	}
+	e.Error.Code, e.Error.Message, e.Error.Status = res.status, res.message, res.rpcStatus
+	if res.errorCode != "" {
+		e.Error.Details = append(e.Error.Details, detail{Type: fcmErrorType, ErrorCode: res.errorCode})
+	}
+	if res.field != "" {
+		d := detail{Type: badRequestType}
+		d.FieldViolations = append(d.FieldViolations, struct {
+			Field       string `json:"field"`
+			Description string `json:"description"`
+		}{res.field, res.message})
+		e.Error.Details = append(e.Error.Details, d)
+	}
+	b, err := json.Marshal(&e)
+	if err != nil {
+		panic(err) // only strings and ints
+	}
+	return b
+}
+
+// checkFCM authenticates and validates a request. A zero result means it
+// is good.
+func (s *Server) checkFCM(r *http.Request) (*sendRequest, fcmResult) {
+	rest, ok := strings.CutPrefix(r.URL.Path, fcmPathPrefix)
+	project, ok2 := strings.CutSuffix(rest, fcmPathSuffix)
+	if !ok || !ok2 || project == "" || strings.Contains(project, "/") {
+		return nil, fcmError(http.StatusNotFound, statusNotFound, "", "The requested URL "+r.URL.Path+" was not found on this server.")
+	}
+	if r.Method != http.MethodPost {
+		return nil, fcmError(http.StatusNotFound, statusNotFound, "", "Method not found.")
+	}
+	body, tooLarge, err := readBody(r, fcmMaxBody)
+	if err != nil {
+		return nil, fcmResult{gone: true}
+	}
+	if !s.oauth.valid(r.Header.Get("Authorization"), s.now()) {
+		return nil, fcmError(http.StatusUnauthorized, statusUnauthenticated, "", msgUnauthenticated)
+	}
+	if project != s.opts.ProjectID {
+		return nil, fcmError(http.StatusNotFound, statusNotFound, "", msgUnregistered)
+	}
+	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
+		return nil, fcmError(http.StatusBadRequest, statusInvalidArgument, "",
+			fmt.Sprintf("Invalid Content-Type %q: the request body must be application/json.", r.Header.Get("Content-Type")))
+	}
+	if tooLarge {
+		return nil, fcmError(http.StatusBadRequest, statusInvalidArgument, "",
+			fmt.Sprintf("Request payload size exceeds the limit: %d bytes.", fcmMaxBody))
+	}
+	req := new(sendRequest)
+	if !json.Valid(body) {
+		return nil, fcmResult{status: http.StatusBadRequest, rpcStatus: statusInvalidArgument,
+			message: "Invalid JSON payload received. Unexpected token.", field: "*"}
+	}
+	if err := decodeObject(body, "", req); err != nil {
+		var de *decodeError
+		if !errors.As(err, &de) {
+			panic(err)
+		}
+		field := de.field
+		if field == "" {
+			field = "*"
+		}
+		return nil, fcmResult{status: http.StatusBadRequest, rpcStatus: statusInvalidArgument, message: de.msg, field: field}
+	}
+	if req.Message == nil {
+		return nil, invalidArgument("Request contains an invalid argument: message is required.")
+	}
+	if msg := validateMessage(req.Message); msg != "" {
+		return nil, invalidArgument(msg)
+	}
+	return req, fcmResult{}
+}
+
+// topicPatternFCM is the FCM topic name syntax.
+var topicPatternFCM = regexp.MustCompile(`^[a-zA-Z0-9-_.~%]{1,900}$`)
+
+// validateMessage returns what Google would object to in m, or "".
+func validateMessage(m *message) string {
+	n := 0
+	for _, t := range []*string{m.Token, m.Topic, m.Condition} {
+		if t != nil {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return "Recipient of the message is not set."
+	case n > 1:
+		return "Invalid value at 'message' (oneof), oneof field 'target' is already set. Set only one of token, topic and condition."
+	case m.Token != nil && *m.Token == "":
+		return msgInvalidToken
+	case m.Topic != nil && !topicPatternFCM.MatchString(strings.TrimPrefix(*m.Topic, "/topics/")):
+		return fmt.Sprintf("Invalid topic name %q.", *m.Topic)
+	case m.Condition != nil && strings.TrimSpace(*m.Condition) == "":
+		return "Invalid condition expression provided."
+	}
+	if msg := checkDataKeys(m.Data.m); msg != "" {
+		return msg
+	}
+	if a := m.Android; a != nil {
+		if msg := checkDataKeys(a.Data.m); msg != "" {
+			return msg
+		}
+		if a.TTL != "" && !a.TTL.atMost(fcmMaxTTLSecs) {
+			return fmt.Sprintf("Invalid value at 'message.android.ttl': %s exceeds the maximum of %ds (4 weeks).", a.TTL, fcmMaxTTLSecs)
+		}
+	}
+	if a := m.APNs; a != nil {
+		if v, ok := a.Headers.getFold("apns-expiration"); ok {
+			if _, err := strconv.ParseUint(v, 10, 63); err != nil {
+				return fmt.Sprintf("Invalid APNs headers: apns-expiration %q is not an integer.", v)
+			}
+		}
+	}
+	if compactLen(m.notificationRaw)+compactLen(m.Data.raw) > fcmMaxPayload {
+		return msgTooBig
+	}
+	return ""
+}
+
+// checkDataKeys rejects the keys FCM reserves.
+func checkDataKeys(data map[string]string) string {
+	for k := range data {
+		switch {
+		case k == "from", k == "notification", k == "message_type",
+			strings.HasPrefix(k, "google"), strings.HasPrefix(k, "gcm"):
+			return fmt.Sprintf("Invalid data payload key: %q is a reserved key.", k)
+		}
+	}
+	return ""
+}
+
+// sendFCM applies the token's behaviour and the faults to a valid request.
+func (s *Server) sendFCM(ctx context.Context, req *sendRequest, f *faultState) fcmResult {
+	m := req.Message
+	var target string
+	switch {
+	case m.Token != nil:
+		target = *m.Token
+	case m.Topic != nil:
+		target = "/topics/" + strings.TrimPrefix(*m.Topic, "/topics/")
+	default:
+		target = "condition:" + *m.Condition
+	}
+	behaviourToken := ""
+	if m.Token != nil {
+		behaviourToken = target
+	}
+	out, ok := s.decide(ctx, ProviderFCM, behaviourToken, f)
+	if !ok {
+		return fcmResult{gone: true}
+	}
+	switch out {
+	case outcomeDead:
+		return fcmError(http.StatusNotFound, statusNotFound, fcmUnregistered, msgUnregistered)
+	case outcomeInvalid:
+		return invalidArgument(msgInvalidToken)
+	case outcomeWrongApp:
+		return fcmError(http.StatusForbidden, statusPermissionDenied, fcmSenderIDMismatch, msgSenderMismatch)
+	case outcomeThrottled:
+		res := fcmError(http.StatusTooManyRequests, statusResourceExhausted, fcmQuotaExceeded, msgQuotaExceeded)
+		res.retryAfter = true
+		return res
+	case outcomeUnavailable:
+		res := fcmError(http.StatusServiceUnavailable, statusUnavailable, fcmUnavailable, msgUnavailable)
+		res.retryAfter = true
+		return res
+	}
+
+	name := s.messageName()
+	if req.ValidateOnly {
+		s.stats.fcm.validatedOnly.Add(1)
+		return fcmResult{status: http.StatusOK, name: name}
+	}
+	s.stats.fcm.delivered.Add(1)
+	if s.delivery != nil {
+		d := Delivery{
+			Token:    target,
+			Provider: ProviderFCM,
+			Payload:  req.messageRaw,
+			At:       s.now(),
+		}
+		if a := m.Android; a != nil {
+			d.Priority = a.Priority.value
+			d.AndroidTTL = string(a.TTL)
+			if a.Notification != nil {
+				d.AndroidTag = a.Notification.Tag
+			}
+		}
+		if a := m.APNs; a != nil {
+			d.Topic, _ = a.Headers.getFold("apns-topic")
+			d.PushType, _ = a.Headers.getFold("apns-push-type")
+			d.Expiration, _ = a.Headers.getFold("apns-expiration")
+			d.CollapseID, _ = a.Headers.getFold("apns-collapse-id")
+		}
+		s.delivery.record(d)
+	}
+	return fcmResult{status: http.StatusOK, name: name}
+}
+
+// messageName is a message resource name like FCM's.
+func (s *Server) messageName() string {
+	b := make([]byte, 0, 64)
+	b = append(b, "projects/"...)
+	b = append(b, s.opts.ProjectID...)
+	b = append(b, "/messages/0:"...)
+	b = strconv.AppendInt(b, s.now().UnixMicro(), 10)
+	b = append(b, '%')
+	b = strconv.AppendUint(b, s.msgSeq.Add(1), 16)
+	return string(b)
+}

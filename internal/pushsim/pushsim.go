@@ -1,0 +1,409 @@
+// Package pushsim is a strict local simulator of Apple's APNs HTTP/2 provider
+// API, Google's FCM HTTP v1 API and Google's OAuth2 token endpoint.
+//
+// It answers like the real services do (status codes, reasons, error bodies,
+// JWT rules), so that pushd's tests and benchmarks run against something that
+// rejects what Apple and Google would reject. Device tokens drive the
+// behaviour of a request by their prefix (see [Behaviour]), and [Faults] inject
+// service-wide failures.
+//
+// All three APIs share one TLS listener that speaks HTTP/2 only; a second,
+// plain-HTTP admin listener serves statistics, deliveries and fault control:
+//
+//	GET  /stats       Stats as JSON
+//	GET  /deliveries  one Delivery per line (NDJSON)
+//	POST /reset       Server.Reset
+//	GET  /faults      the current Faults as JSON
+//	POST /faults      replace the Faults (JSON body, see Faults)
+package pushsim
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Options configures a Server. Only Dir is required; every other field has a
+// default, named in its comment.
+type Options struct {
+	// Dir receives the generated material (see Files). It is created if
+	// missing. Key material already in Dir is reused, so that a config that
+	// points at it keeps working across restarts.
+	Dir string
+	// Addr is the TLS listener for APNs, FCM and the token endpoint.
+	// Default "127.0.0.1:0".
+	Addr string
+	// AdminAddr is the plain-HTTP admin listener. Default "127.0.0.1:0".
+	AdminAddr string
+	// TeamID is the APNs team id, the JWT "iss". Default "TEAM000001".
+	TeamID string
+	// KeyID is the APNs key id, the JWT "kid". Default "KEY0000001".
+	KeyID string
+	// BundleIDs are the apps whose topics APNs accepts.
+	// Default {"com.example.demo"}.
+	BundleIDs []string
+	// ProjectID is the only FCM project that exists. Default "pushd-demo".
+	ProjectID string
+	// DeadSince dates a dead token's unregistration: the 410 timestamp is
+	// now - DeadSince. Default 1h.
+	DeadSince time.Duration
+	// SlowDelay is how long requests for slow ("0510") tokens take.
+	// Default 2s.
+	SlowDelay time.Duration
+	// AccessTokenTTL is the lifetime of OAuth access tokens. Default 1h.
+	AccessTokenTTL time.Duration
+	// MaxConcurrentStreams is advertised in the HTTP/2 SETTINGS.
+	// Default 1000.
+	MaxConcurrentStreams uint32
+	// NoDeliveryLog turns off the per-token delivery records, for
+	// benchmarks with millions of tokens. Stats are kept either way.
+	NoDeliveryLog bool
+	// Logger receives lifecycle messages, and one debug line per request.
+	// Nil discards.
+	Logger *slog.Logger
+	// Faults are the initial injected faults; see Server.SetFaults.
+	Faults Faults
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Faults are service-wide failures injected into otherwise good requests.
+// The zero value injects nothing. In JSON (admin /faults) the fields are
+// snake_case and Latency is a Go duration string such as "20ms".
+type Faults struct {
+	// FailRate is the fraction (0..1) of otherwise good APNs and FCM requests
+	// answered 503 (APNs ServiceUnavailable, FCM UNAVAILABLE).
+	FailRate float64
+	// ThrottleRate is the fraction (0..1) answered 429 (APNs TooManyRequests,
+	// FCM QUOTA_EXCEEDED). FailRate + ThrottleRate must not exceed 1.
+	ThrottleRate float64
+	// RetryAfter is the Retry-After header, in seconds, on FCM 429 and 503
+	// answers. Default 1. APNs sends none: Apple documents none.
+	RetryAfter int
+	// Latency is added to every request on the TLS listener.
+	Latency time.Duration
+	// GoAwayAfter ends a connection after every N requests on it: the Nth
+	// answer is followed by a graceful GOAWAY whose debug data is
+	// {"reason":"Shutdown"}. Streams the client already opened are still
+	// answered. 0 disables.
+	GoAwayAfter int
+	// ExpiredProviderTokenOnce answers the next APNs request whose JWT is
+	// otherwise valid with 403 ExpiredProviderToken, once.
+	ExpiredProviderTokenOnce bool
+	// InvalidProviderToken answers every APNs request that carries a bearer
+	// token with 403 InvalidProviderToken.
+	InvalidProviderToken bool
+	// RejectServiceAccount answers every token-endpoint request with
+	// 400 invalid_grant.
+	RejectServiceAccount bool
+	// Seed seeds the random draws for FailRate and ThrottleRate, so that a
+	// run with sequential requests is repeatable. 0 picks a random seed.
+	Seed int64
+}
+
+// Validate reports whether the rates are in range and the durations and
+// counts are not negative.
+func (f Faults) Validate() error {
+	switch {
+	case f.FailRate < 0 || f.FailRate > 1:
+		return fmt.Errorf("fail rate %v: want 0..1", f.FailRate)
+	case f.ThrottleRate < 0 || f.ThrottleRate > 1:
+		return fmt.Errorf("throttle rate %v: want 0..1", f.ThrottleRate)
+	case f.FailRate+f.ThrottleRate > 1:
+		return fmt.Errorf("fail rate %v + throttle rate %v: want at most 1", f.FailRate, f.ThrottleRate)
+	case f.RetryAfter < 0:
+		return fmt.Errorf("retry after %d: want >= 0 seconds", f.RetryAfter)
+	case f.Latency < 0:
+		return fmt.Errorf("latency %v: want >= 0", f.Latency)
+	case f.GoAwayAfter < 0:
+		return fmt.Errorf("goaway after %d: want >= 0", f.GoAwayAfter)
+	}
+	return nil
+}
+
+// Server is a running simulator. Its methods are safe for concurrent use.
+type Server struct {
+	opts  Options
+	log   *slog.Logger
+	now   func() time.Time
+	files Files
+	mat   *material
+
+	ln      net.Listener
+	adminLn net.Listener
+	admin   *http.Server
+	tlsConf *tls.Config
+	h2      *http2.Server
+	h1      *http.Server // base config for HTTP/2 connections
+	handler http.Handler
+
+	faults     atomic.Pointer[faultState]
+	expireOnce atomic.Bool
+
+	stats    stats
+	delivery *deliveryLog // nil with NoDeliveryLog
+	attempts attempts
+	apnsJWT  jwtCache
+	oauth    accessTokens
+	msgSeq   atomic.Uint64
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool
+}
+
+var idPattern = regexp.MustCompile(`^[A-Z0-9]{10}$`)
+
+func (o *Options) setDefaults() error {
+	if o.Dir == "" {
+		return errors.New("options: Dir is required")
+	}
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if o.AdminAddr == "" {
+		o.AdminAddr = "127.0.0.1:0"
+	}
+	if o.TeamID == "" {
+		o.TeamID = "TEAM000001"
+	}
+	if o.KeyID == "" {
+		o.KeyID = "KEY0000001"
+	}
+	if !idPattern.MatchString(o.TeamID) {
+		return fmt.Errorf("options: TeamID %q: want 10 upper-case letters or digits", o.TeamID)
+	}
+	if !idPattern.MatchString(o.KeyID) {
+		return fmt.Errorf("options: KeyID %q: want 10 upper-case letters or digits", o.KeyID)
+	}
+	if len(o.BundleIDs) == 0 {
+		o.BundleIDs = []string{"com.example.demo"}
+	}
+	o.BundleIDs = append([]string(nil), o.BundleIDs...)
+	for _, b := range o.BundleIDs {
+		if !topicPattern.MatchString(b) {
+			return fmt.Errorf("options: bundle id %q: want a reverse-DNS name such as com.example.demo", b)
+		}
+	}
+	if o.ProjectID == "" {
+		o.ProjectID = "pushd-demo"
+	}
+	if !projectPattern.MatchString(o.ProjectID) {
+		return fmt.Errorf("options: ProjectID %q: want lower-case letters, digits or hyphens", o.ProjectID)
+	}
+	if o.DeadSince == 0 {
+		o.DeadSince = time.Hour
+	}
+	if o.SlowDelay == 0 {
+		o.SlowDelay = 2 * time.Second
+	}
+	if o.AccessTokenTTL == 0 {
+		o.AccessTokenTTL = time.Hour
+	}
+	if o.DeadSince < 0 || o.SlowDelay < 0 || o.AccessTokenTTL < 0 {
+		return errors.New("options: DeadSince, SlowDelay and AccessTokenTTL must not be negative")
+	}
+	if o.MaxConcurrentStreams == 0 {
+		o.MaxConcurrentStreams = 1000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if err := o.Faults.Validate(); err != nil {
+		return fmt.Errorf("options: faults: %w", err)
+	}
+	return nil
+}
+
+var projectPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Start writes or reuses the material in opts.Dir, opens both listeners and
+// serves until Close.
+func Start(opts Options) (*Server, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:  opts,
+		log:   opts.Logger,
+		now:   opts.Now,
+		conns: make(map[*conn]struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "pushsim")
+	if !opts.NoDeliveryLog {
+		s.delivery = newDeliveryLog()
+	}
+	s.attempts.init()
+	s.apnsJWT.init()
+	s.oauth.init()
+	s.SetFaults(opts.Faults)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	host, _, err := net.SplitHostPort(opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("options: Addr %q: %w", opts.Addr, err)
+	}
+	mat, err := loadMaterial(opts.Dir, opts.KeyID, host, s.now())
+	if err != nil {
+		return nil, err
+	}
+	s.mat = mat
+
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", opts.Addr, err)
+	}
+	adminLn, err := net.Listen("tcp", opts.AdminAddr)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen admin %s: %w", opts.AdminAddr, err)
+	}
+	s.ln, s.adminLn = ln, adminLn
+
+	s.files, err = writeConfig(opts, mat, s.URL(), s.AdminURL())
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return nil, err
+	}
+
+	s.tlsConf = &tls.Config{
+		Certificates: []tls.Certificate{mat.serverCert},
+		NextProtos:   []string{http2.NextProtoTLS},
+		MinVersion:   tls.VersionTLS12,
+	}
+	s.h1 = &http.Server{ErrorLog: log.New(discardWriter{s.log}, "", 0)}
+	s.h2 = &http2.Server{MaxConcurrentStreams: opts.MaxConcurrentStreams}
+	s.handler = http.HandlerFunc(s.serveHTTP)
+	s.admin = &http.Server{
+		Handler:           s.adminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          s.h1.ErrorLog,
+	}
+
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.acceptLoop()
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin listener stopped", "error", err)
+		}
+	}()
+	s.log.Info("started", "url", s.URL(), "admin_url", s.AdminURL(), "config", s.files.ConfigFile)
+	return s, nil
+}
+
+// discardWriter turns the HTTP servers' internal error log into debug lines.
+type discardWriter struct{ log *slog.Logger }
+
+func (w discardWriter) Write(p []byte) (int, error) {
+	w.log.Debug("http server", "message", string(p))
+	return len(p), nil
+}
+
+// URL is the base URL of APNs, FCM and the token endpoint, such as
+// "https://127.0.0.1:8443".
+func (s *Server) URL() string { return "https://" + s.ln.Addr().String() }
+
+// AdminURL is the base URL of the admin API, such as "http://127.0.0.1:8444".
+func (s *Server) AdminURL() string { return "http://" + s.adminLn.Addr().String() }
+
+// Files describes the generated material; the same facts are in
+// Files().ConfigFile (pushsim.json).
+func (s *Server) Files() Files {
+	f := s.files
+	f.BundleIDs = append([]string(nil), f.BundleIDs...)
+	return f
+}
+
+// SetFaults replaces the injected faults. It does not validate them: call
+// Faults.Validate first when they come from outside. Setting
+// ExpiredProviderTokenOnce arms it again.
+func (s *Server) SetFaults(f Faults) {
+	if f.RetryAfter == 0 {
+		f.RetryAfter = 1
+	}
+	s.expireOnce.Store(f.ExpiredProviderTokenOnce)
+	s.faults.Store(newFaultState(f))
+}
+
+// faults returns the current faults, ExpiredProviderTokenOnce showing whether
+// it is still armed.
+func (s *Server) currentFaults() Faults {
+	f := s.faults.Load().Faults
+	f.ExpiredProviderTokenOnce = s.expireOnce.Load()
+	return f
+}
+
+// Reset zeroes the statistics and forgets the deliveries, the attempt
+// counters of the "0429" and "0503" tokens and the APNs JWTs seen (so the
+// token-churn window starts afresh). Issued access tokens stay valid.
+func (s *Server) Reset() {
+	s.stats.reset()
+	if s.delivery != nil {
+		s.delivery.reset()
+	}
+	s.attempts.reset()
+	s.apnsJWT.reset()
+}
+
+// Close stops both listeners, drops every connection and waits for the
+// server's goroutines. It may be called more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	s.cancel()
+	err := s.ln.Close()
+	if aerr := s.admin.Close(); err == nil {
+		err = aerr
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	s.wg.Wait()
+	s.log.Info("stopped")
+	return err
+}
+
+// sleep waits for d, or less if ctx ends first; it reports whether the full
+// time passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
