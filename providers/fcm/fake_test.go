@@ -86,10 +86,13 @@ func (f *fakeFCM) tokenURL() string { return f.srv.URL + "/token" }
 
 // serviceAccount returns a key file like the one the Firebase console hands
 // out, with token_uri pointing at the fake.
-func (f *fakeFCM) serviceAccount(tokenURI string) []byte {
-	der, err := x509.MarshalPKCS8PrivateKey(f.key)
+func (f *fakeFCM) serviceAccount(tokenURI string) []byte { return keyFile(f.t, tokenURI) }
+
+// keyFile returns a service-account key file for testKey.
+func keyFile(t testing.TB, tokenURI string) []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(testKey())
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	b, err := json.Marshal(map[string]string{
 		"type":                        "service_account",
@@ -104,9 +107,24 @@ func (f *fakeFCM) serviceAccount(tokenURI string) []byte {
 		"universe_domain":             "googleapis.com",
 	})
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return b
+}
+
+// offlineClient returns a client for tests that never send.
+func offlineClient(t testing.TB, validateOnly bool) *Client {
+	t.Helper()
+	c, err := New(Options{
+		ProjectID:          fakeProject,
+		ServiceAccountJSON: keyFile(t, "https://127.0.0.1:9/token"),
+		ValidateOnly:       validateOnly,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
 
 // options returns client options that reach the fake through the real
