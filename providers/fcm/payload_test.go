@@ -180,7 +180,7 @@ func TestPayloadLimit(t *testing.T) {
 	t.Parallel()
 	c := offlineClient(t, false)
 	// `{"title":""}` is 12 bytes, `{"body":"hi"}` 13 and `{"k":""}` 8.
-	emoji := strings.Repeat("🎉", 1021) // 4084 bytes
+	emoji := strings.Repeat("🎉", 1021)  // 4084 bytes
 	quotes := strings.Repeat(`"`, 2042) // 4084 bytes once escaped
 	tests := []struct {
 		name string
