@@ -143,9 +143,14 @@ func (s *Store) SetTargeted(ctx context.Context, r Run, n int64) error {
 // next batch_size users after the run's cursor. It also notices staff
 // pausing or cancelling the campaign and stops the run.
 func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (*Batch, error) {
-	var b *Batch
+	var (
+		b *Batch
+		// verdict is the claim's answer when it is not a batch; the
+		// transaction still commits what it wrote on the way there.
+		verdict error
+	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		b = nil
+		b, verdict = nil, nil
 		var (
 			r        Run
 			cursor   int64
@@ -159,7 +164,8 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, lease
 			return fmt.Errorf("lock run %d: %w", runID, err)
 		}
 		if r.Status != Running {
-			return &RunStopped{Status: r.Status}
+			verdict = &RunStopped{Status: r.Status}
+			return nil
 		}
 		err = tx.QueryRowContext(ctx, `SELECT status FROM campaigns WHERE id = ? AND current_run_id = ?`, r.CampaignID, runID).Scan(&campaign)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -177,7 +183,8 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, lease
 			if err != nil {
 				return err
 			}
-			return &RunStopped{Status: Cancelled}
+			verdict = &RunStopped{Status: Cancelled}
+			return nil
 		case st == Paused:
 			_, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'paused', status_reason = 'paused by staff' WHERE id = ?`, runID)
 			if err == nil {
@@ -188,10 +195,12 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, lease
 			if err != nil {
 				return err
 			}
-			return &RunStopped{Status: Paused}
+			verdict = &RunStopped{Status: Paused}
+			return nil
 		}
 		if !now.Before(r.Deadline) {
-			return &RunStopped{Status: Expired}
+			verdict = &RunStopped{Status: Expired}
+			return nil
 		}
 		leaseMicros := lease.Microseconds()
 		for {
@@ -253,12 +262,16 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, lease
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_batches WHERE run_id = ? AND status <> 'done'`, runID).Scan(&open); err != nil {
 			return err
 		}
+		verdict = ErrDrained
 		if open > 0 {
-			return ErrNoWork
+			verdict = ErrNoWork
 		}
-		return ErrDrained
+		return nil
 	})
-	return b, err
+	if err != nil {
+		return nil, err
+	}
+	return b, verdict
 }
 
 // readRecipients reads the audience in (after, last], in id order. With
