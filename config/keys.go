@@ -86,7 +86,7 @@ func isCertificateKey(key string) bool {
 
 const (
 	legacyFCMMessage = "the FCM legacy API and its server keys stopped working in 2024: " +
-		"in the Firebase console open Project settings > Service accounts, click Generate new private key, " +
+		"create a service-account key in the Firebase console (Project settings > Service accounts > Generate new private key), " +
 		"set service_account_file to the downloaded JSON file and remove this key"
 	certificateMessage = "certificate auth is not supported: pushd uses APNs token auth; " +
 		"create a key under Certificates, Identifiers & Profiles > Keys in your Apple developer account, " +
