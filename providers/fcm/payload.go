@@ -207,7 +207,7 @@ func checkDataKey(k string) error {
 
 // dataString converts one raw JSON data value to the string FCM carries.
 func dataString(raw json.RawMessage) (string, error) {
-	v := bytes.TrimSpace(raw)
+	v := bytes.Trim(raw, " \t\r\n") // JSON whitespace only
 	if len(v) == 0 {
 		return "", errors.New(`the value is empty; write "" for an empty text`)
 	}
