@@ -260,7 +260,8 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("options: Addr %q: %w", opts.Addr, err)
 	}
-	mat, err := loadMaterial(opts.Dir, opts.KeyID, host, s.now())
+	// Certificates are checked against the clients' wall clocks, not Now.
+	mat, err := loadMaterial(opts.Dir, opts.KeyID, host, time.Now())
 	if err != nil {
 		return nil, err
 	}
