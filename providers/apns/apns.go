@@ -278,6 +278,13 @@ func (c *Client) Send(ctx context.Context, p providers.Prepared, token string) (
 	return c.post(ctx, pp, token, next)
 }
 
+// requestState is the per-request memory that the transport may hold
+// until the request is done.
+type requestState struct {
+	url  url.URL
+	body payloadBody
+}
+
 // post makes one request.
 func (c *Client) post(ctx context.Context, p *prepared, token string, tok *providerToken) (providers.Result, error) {
 	if !p.expiration.IsZero() && c.now().After(p.expiration) {
@@ -293,17 +300,18 @@ func (c *Client) post(ctx context.Context, p *prepared, token string, tok *provi
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
+	// One allocation for the URL and the body reader together.
+	st := &requestState{
+		url:  url.URL{Scheme: c.scheme, Host: c.host, Path: "/3/device/" + token},
+		body: payloadBody{b: p.payload},
+	}
 	req := &http.Request{
-		Method: http.MethodPost,
-		URL: &url.URL{
-			Scheme: c.scheme,
-			Host:   c.host,
-			Path:   "/3/device/" + token,
-		},
+		Method:        http.MethodPost,
+		URL:           &st.url,
 		Proto:         "HTTP/2.0",
 		ProtoMajor:    2,
 		Header:        p.headers(tok),
-		Body:          &payloadBody{b: p.payload},
+		Body:          &st.body,
 		GetBody:       p.getBody,
 		ContentLength: int64(len(p.payload)),
 		Host:          c.host,

@@ -714,8 +714,8 @@ func TestSendAllocations(t *testing.T) {
 	})
 	// Request, URL, path, body reader, and the timeout context; a regression
 	// (per-send headers, signing, JSON) costs far more.
-	if allocs > 10 {
-		t.Errorf("%.0f allocations per send, want at most 10", allocs)
+	if allocs > 8 {
+		t.Errorf("%.0f allocations per send, want at most 8", allocs)
 	}
 	t.Logf("%.0f allocations per send (client side)", allocs)
 }
