@@ -70,8 +70,8 @@ type apiError struct {
 // The FCM code is the FcmError detail's errorCode, else the Google status,
 // else one derived from the HTTP status. 2xx is Delivered; 429 and 5xx are
 // Retryable whatever the body says (a 429 may come with no details, and a
-// server error must never invalidate a token); other answers follow the code
-// and fall back to Rejected.
+// server error must never invalidate a token); other 4xx follow the code and
+// fall back to Rejected, as does any other status.
 func classify(status int, h http.Header, body []byte, now time.Time) providers.Result {
 	res := providers.Result{Status: status}
 	if status >= 200 && status <= 299 {
@@ -115,6 +115,11 @@ func classify(status int, h http.Header, body []byte, now time.Time) providers.R
 	case status >= 500 && status <= 599:
 		res.Outcome = providers.Retryable
 		res.RetryAfter = retryAfter(h, now, 0)
+		return res
+	case status < 400 || status > 499:
+		// Not an answer FCM gives (a redirect, say): nothing to act on but
+		// the message did not go.
+		res.Outcome = providers.Rejected
 		return res
 	}
 
