@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/internal/dbtest"
+	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/store"
+)
+
+// pushdBin is the real pushd binary, built once for the end-to-end tests.
+var pushdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pushd-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	pushdBin = filepath.Join(dir, "pushd")
+	build := exec.Command("go", "build", "-race", "-o", pushdBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build pushd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one end-to-end environment: a fresh database, a simulator and a
+// config.ini with an APNs app "IOS" and an FCM app "Android".
+type env struct {
+	t      *testing.T
+	db     *sql.DB
+	sim    *pushsim.Server
+	config string
+	dir    string
+}
+
+const bundleID = "com.example.e2e"
+
+func newEnv(t *testing.T, extraServer string, simOpts pushsim.Options) *env {
+	t.Helper()
+	o := dbtest.Options(t)
+	dir := t.TempDir()
+	simOpts.Dir = filepath.Join(dir, "sim")
+	simOpts.BundleIDs = []string{bundleID}
+	sim, err := pushsim.Start(simOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	f := sim.Files()
+	cfg := fmt.Sprintf(`[Server]
+listen = off
+poll_interval = 200ms
+lease_duration = 5s
+shutdown_timeout = 10s
+log_format = text
+%s
+[SSL]
+ca_file = %s
+
+[Database]
+host = %s
+port = %d
+user = %s
+password = %s
+database = %s
+
+[IOS]
+push_type = APNs
+environment = development
+endpoint = %s
+bundle_id = %s
+auth_key_path = %s
+key_id = %s
+team_id = %s
+max_attempts = 4
+
+[Android]
+push_type = FCM
+endpoint = %s
+service_account_file = %s
+max_attempts = 4
+`, extraServer, f.CAFile, o.Host, o.Port, o.User, o.Password, o.Database,
+		sim.URL(), bundleID, f.AuthKeyFile, f.KeyID, f.TeamID, sim.URL(), f.ServiceAccountFile)
+	path := filepath.Join(dir, "config.ini")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := &env{t: t, db: st.DB(), sim: sim, config: path, dir: dir}
+	if out, err := e.pushd("migrate"); err != nil {
+		t.Fatalf("pushd migrate: %v\n%s", err, out)
+	}
+	return e
+}
+
+// pushd runs a pushd command to completion.
+func (e *env) pushd(cmd string, args ...string) (string, error) {
+	c := exec.Command(pushdBin, append([]string{cmd, "-config", e.config}, args...)...)
+	out, err := c.CombinedOutput()
+	return string(out), err
+}
+
+// proc is a running `pushd run`.
+type proc struct {
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	exited chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (e *env) start() *proc {
+	e.t.Helper()
+	d := &proc{cmd: exec.Command(pushdBin, "run", "-config", e.config), log: &syncBuffer{}, exited: make(chan error, 1)}
+	d.cmd.Stderr = d.log
+	if err := d.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	e.t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.exited
+		if e.t.Failed() {
+			e.t.Logf("pushd log:\n%s", d.log.String())
+		}
+	})
+	return d
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *proc) stop(t *testing.T) {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.exited:
+		d.exited <- err
+		if err != nil {
+			t.Fatalf("pushd exited with %v after SIGTERM\n%s", err, d.log.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("pushd did not exit within 30 s of SIGTERM\n%s", d.log.String())
+	}
+}
+
+// users seeds n users of app with tokens made by token(i), registered at
+// registered (SQL expression).
+func (e *env) users(app string, n int, token func(i int) string, registered string) {
+	e.t.Helper()
+	for lo := 0; lo < n; lo += 1000 {
+		var q strings.Builder
+		args := []any{}
+		q.WriteString("INSERT INTO users (app, push_token, registered_at) VALUES ")
+		for i := lo; i < min(n, lo+1000); i++ {
+			if i > lo {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?, ?, " + registered + ")")
+			args = append(args, app, token(i))
+		}
+		if _, err := e.db.Exec(q.String(), args...); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// campaign inserts a campaign row; cols and vals are extra columns.
+func (e *env) campaign(app string, at time.Time, extra map[string]any) int64 {
+	e.t.Helper()
+	cols := []string{"app", "title", "body", "scheduled_at"}
+	args := []any{app, "Sale", "Everything 50% off 🎉", at.UTC()}
+	for k, v := range extra {
+		cols = append(cols, k)
+		args = append(args, v)
+	}
+	q := "INSERT INTO campaigns (" + strings.Join(cols, ", ") + ") VALUES (?" + strings.Repeat(", ?", len(cols)-1) + ")"
+	res, err := e.db.Exec(q, args...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	id, _ := res.LastInsertId()
+	return id
+}
+
+type row struct {
+	Status, Reason                           string
+	Targeted, Sent, Failed, Invalid, Expired int
+}
+
+func (e *env) row(id int64) row {
+	e.t.Helper()
+	var r row
+	err := e.db.QueryRow(`SELECT status, status_reason, targeted, sent, failed, invalid_tokens, expired FROM campaigns WHERE id = ?`, id).
+		Scan(&r.Status, &r.Reason, &r.Targeted, &r.Sent, &r.Failed, &r.Invalid, &r.Expired)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// waitStatus waits until the campaign reaches one of the statuses.
+func (e *env) waitStatus(id int64, timeout time.Duration, statuses ...string) row {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r := e.row(id)
+		for _, s := range statuses {
+			if r.Status == s {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("campaign %d still %s after %v (want %v): %+v", id, r.Status, timeout, statuses, r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitFor polls cond until it holds.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// delivered maps token to times pushsim delivered it, for one provider.
+func (e *env) delivered(provider string) map[string]pushsim.Delivery {
+	out := map[string]pushsim.Delivery{}
+	for _, d := range e.sim.Deliveries() {
+		if d.Provider == provider {
+			out[d.Token] = d
+		}
+	}
+	return out
+}
+
+func (e *env) count(q string, args ...any) int {
+	e.t.Helper()
+	var n int
+	if err := e.db.QueryRow(q, args...).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
