@@ -1,0 +1,33 @@
+# pushd: one command to build, one to test, one to see it work.
+GO ?= go
+BIN ?= bin
+
+.PHONY: build test demo db fuzz clean
+
+## build: bin/pushd and bin/pushsim
+build:
+	$(GO) build -o $(BIN)/pushd ./cmd/pushd
+	$(GO) build -o $(BIN)/pushsim ./cmd/pushsim
+
+## db: make sure MariaDB answers on 127.0.0.1:3306 (installs it if needed)
+db:
+	@bash scripts/mariadb.sh
+
+## test: every test (unit, MariaDB integration, end to end), with -race
+test: db
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+## demo: pushsim + MariaDB + pushd, one APNs and one FCM campaign, live
+demo: build db
+	bash scripts/demo.sh
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzPrepare$$' -fuzztime $(FUZZTIME) ./providers/apns/
+	$(GO) test -run '^$$' -fuzz '^FuzzPrepare$$' -fuzztime $(FUZZTIME) ./providers/fcm/
+
+clean:
+	rm -rf $(BIN)
