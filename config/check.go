@@ -219,10 +219,10 @@ func syntaxError(data []byte, err error) error {
 	switch {
 	case errors.As(err, &noDelim):
 		line = noDelim.Line
-		return fmt.Errorf("%s: %q is not a [section] header, a key = value line or a comment", lineOf(data, line), strings.TrimSpace(line))
+		return fmt.Errorf("%s: %q is not a [section] header, a key = value line or a comment", lineOf(data, line), redactLine(line))
 	case errors.As(err, &noKey):
 		line = noKey.Line
-		return fmt.Errorf("%s: %q has no key name before the = sign", lineOf(data, line), strings.TrimSpace(line))
+		return fmt.Errorf("%s: %q has no key name before the = sign", lineOf(data, line), redactLine(line))
 	case strings.HasPrefix(err.Error(), "unclosed section: "):
 		line = strings.TrimPrefix(err.Error(), "unclosed section: ")
 		return fmt.Errorf("%s: section header %q has no closing ]", lineOf(data, line), strings.TrimSpace(line))
@@ -230,6 +230,17 @@ func syntaxError(data []byte, err error) error {
 		return errors.New(`a section header is empty ("[]"): name the section`)
 	}
 	return fmt.Errorf("cannot parse: %s", strings.TrimSpace(err.Error()))
+}
+
+// redactLine hides the rest of a line that starts like a password,
+// e.g. "password hunter2" with the = forgotten.
+func redactLine(line string) string {
+	line = strings.TrimSpace(line)
+	first, _, found := strings.Cut(line, " ")
+	if found && isSecret(first) {
+		return first + " " + redacted
+	}
+	return line
 }
 
 // lineOf returns "line N" for the first line of data that reads line once

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -236,6 +237,10 @@ func Parse(name string, data []byte, baseDir string) (*Config, error) {
 		file = filepath.Base(name)
 	}
 	c := &checker{file: file, baseDir: baseDir}
+	if len(data) > maxConfigSize {
+		c.fileError(fmt.Errorf("is larger than %d KiB: is this the right file?", maxConfigSize>>10))
+		return nil, c.joined()
+	}
 	cfg := c.check(data)
 	if len(c.errs) > 0 {
 		return nil, c.joined()

@@ -65,12 +65,15 @@ func (e *ValidationError) Unwrap() error { return e.Err }
 // redacted replaces the value of secret keys in errors and warnings.
 const redacted = "***"
 
-// isSecret reports whether the value of the key (lowercase) must never be
-// printed: passwords and the legacy FCM server keys.
+// isSecret reports whether the value of a key must never be printed:
+// passwords and the legacy FCM server keys, also when misspelt.
 func isSecret(key string) bool {
+	key = strings.ToLower(strings.TrimSpace(key))
 	return strings.Contains(key, "pass") ||
+		strings.Contains(key, "pwd") ||
 		strings.Contains(key, "secret") ||
 		strings.Contains(key, "token") ||
 		strings.HasSuffix(key, "_key") ||
-		key == "key"
+		key == "key" ||
+		suggest(key, []string{"password", "passwd"}) != ""
 }

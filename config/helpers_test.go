@@ -227,6 +227,12 @@ func (f ini) set(section, key, line string) ini {
 	return append(f, iniSection{section, []string{line}})
 }
 
+// setLine sets the key of a "key = value" line in section.
+func (f ini) setLine(section, line string) ini {
+	k, _, _ := strings.Cut(line, "=")
+	return f.set(section, strings.TrimSpace(k), line)
+}
+
 // add appends lines to section, creating it at the end when absent.
 func (f ini) add(section string, lines ...string) ini {
 	f = f.clone()

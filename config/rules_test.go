@@ -12,10 +12,10 @@ import (
 func TestRules(t *testing.T) {
 	t.Parallel()
 	base := baseINI()
-	apns := func(line string) ini { k, _, _ := strings.Cut(line, "="); return base.set("iOS", strings.TrimSpace(k), line) }
-	fcm := func(line string) ini { k, _, _ := strings.Cut(line, "="); return base.set("Android", strings.TrimSpace(k), line) }
-	server := func(line string) ini { k, _, _ := strings.Cut(line, "="); return base.set("Server", strings.TrimSpace(k), line) }
-	db := func(line string) ini { k, _, _ := strings.Cut(line, "="); return base.set("Database", strings.TrimSpace(k), line) }
+	apns := func(line string) ini { return base.setLine("iOS", line) }
+	fcm := func(line string) ini { return base.setLine("Android", line) }
+	server := func(line string) ini { return base.setLine("Server", line) }
+	db := func(line string) ini { return base.setLine("Database", line) }
 	drop := func(section, key string) ini { return base.set(section, key, "") }
 
 	tests := []struct {

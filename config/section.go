@@ -30,7 +30,7 @@ type entry struct {
 // fail records a problem with a key that is present.
 func (s *section) fail(e *entry, err error) {
 	value := e.value
-	if value != "" && isSecret(strings.ToLower(e.name)) {
+	if value != "" && isSecret(e.name) {
 		value = redacted
 	} else if strings.Contains(value, " #") || strings.Contains(value, " ;") ||
 		strings.Contains(value, "\t#") || strings.Contains(value, "\t;") {
@@ -229,5 +229,6 @@ func formatDuration(d time.Duration) string {
 	return d.String()
 }
 
-// hostPattern is a permissive host name: letters, digits, hyphens and dots.
-var hostPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+// hostPattern is a permissive host name: letters, digits, hyphens, dots and
+// the underscores of container names.
+var hostPattern = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?$`)

@@ -69,7 +69,7 @@ INSERT INTO users (app, push_token, registered_at)
   SELECT 'Demo-iOS', LPAD(HEX(seq), 64, '0'), NOW() - INTERVAL 1 DAY FROM seq_1_to_1980;
 INSERT INTO users (app, push_token, registered_at)
   SELECT 'Demo-iOS', CONCAT('dead', LPAD(HEX(seq), 60, '0')), NOW() - INTERVAL 1 DAY FROM seq_1_to_20;
-INSERT INTO users (app, push_token) SELECT 'Demo-Android', CONCAT('demo-token-', seq), FROM seq_1_to_1980;
+INSERT INTO users (app, push_token) SELECT 'Demo-Android', CONCAT('demo-token-', seq) FROM seq_1_to_1980;
 INSERT INTO users (app, push_token) SELECT 'Demo-Android', CONCAT('dead-', seq) FROM seq_1_to_20;
 INSERT INTO campaigns (app, title, body, data, scheduled_at, expires_at) VALUES
   ('Demo-iOS', 'Winter sale', 'Everything 30% off until Sunday', '{"screen": "sale"}',

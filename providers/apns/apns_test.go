@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -371,16 +372,29 @@ func TestTokenSourceSingleFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Hour)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	got := make([]*providerToken, 200)
-	for i := range got {
-		wg.Go(func() {
-			<-start
-			got[i], _ = s.current()
-		})
+
+	// Hold every goroutine at its first look at the clock (the lock-free
+	// check) until all of them have seen the stale token, so they really do
+	// all queue for the lock.
+	const n = 200
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	var calls atomic.Int64
+	gate := make(chan struct{})
+	s.now = func() time.Time {
+		if calls.Add(1) <= n {
+			arrived.Done()
+			<-gate
+		}
+		return clock.Now()
 	}
-	close(start)
+	go func() { arrived.Wait(); close(gate) }()
+
+	var wg sync.WaitGroup
+	got := make([]*providerToken, n)
+	for i := range got {
+		wg.Go(func() { got[i], _ = s.current() })
+	}
 	wg.Wait()
 	if n := s.signed.Load(); n != 2 {
 		t.Fatalf("%d signings, want 2", n)

@@ -68,7 +68,7 @@ type fakeFCM struct {
 	tokenAnswer  *canned // when set, the token endpoint answers this
 	rejectBearer bool    // answer 401 UNAUTHENTICATED to every send
 	script       map[string]canned
-	bodies       [][]byte     // raw bodies of accepted sends, in order
+	lastRaw      []byte       // raw body of the last accepted send
 	last         *fakeRequest // last accepted send
 	hold         bool         // sends wait until the client gives up
 }
@@ -174,10 +174,7 @@ func (f *fakeFCM) lastRequest() *fakeRequest {
 func (f *fakeFCM) lastBody() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.bodies) == 0 {
-		return ""
-	}
-	return string(f.bodies[len(f.bodies)-1])
+	return string(f.lastRaw)
 }
 
 // violation records a protocol violation by the client: the test fails, and
@@ -416,7 +413,7 @@ func (f *fakeFCM) serveSend(w http.ResponseWriter, r *http.Request) {
 
 	f.mu.Lock()
 	f.last = &req
-	f.bodies = append(f.bodies, body)
+	f.lastRaw = body
 	a, scripted := f.script[req.Message.Token]
 	hold := f.hold
 	f.mu.Unlock()
