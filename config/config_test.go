@@ -392,3 +392,53 @@ func TestExample(t *testing.T) {
 		}
 	}
 }
+
+// TestRedaction checks that passwords and server keys never appear in
+// errors, also when their key is misspelt or the line does not parse.
+func TestRedaction(t *testing.T) {
+	t.Parallel()
+	const secret = "hunter2-AIza"
+	for _, text := range []string{
+		baseINI().add("Database", "pasword = "+secret).String(),
+		baseINI().add("Database", "db_password = "+secret).String(),
+		baseINI().setLine("Database", "password = "+secret).add("Database", "passwd = "+secret).String(),
+		baseINI().add("Android", "server_key = "+secret).String(),
+		baseINI().add("Android", "fcm_server_key = "+secret).String(),
+		"[Database]\npassword " + secret + "\n",
+	} {
+		_, err := config.Parse("config.ini", []byte(text), keyDir(t))
+		validationErrors(t, err)
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error shows the secret:\n%v", err)
+		}
+		if !strings.Contains(err.Error(), "***") {
+			t.Errorf("error does not show the redacted value:\n%v", err)
+		}
+	}
+}
+
+func TestHostNames(t *testing.T) {
+	t.Parallel()
+	dir := keyDir(t)
+	for _, host := range []string{"localhost", "db_1", "mysql.internal.example.com", "10.0.0.5", "::1"} {
+		cfg := baseINI().add("Database", "host = "+host).mustParse(t, dir)
+		if cfg.Database.Host != host {
+			t.Errorf("Host = %q, want %q", cfg.Database.Host, host)
+		}
+	}
+	for _, listen := range []string{":9468", "[::1]:9468", "0.0.0.0:1", "metrics_host:65535"} {
+		cfg := baseINI().add("Server", "listen = "+listen).mustParse(t, dir)
+		if cfg.Server.Listen != listen {
+			t.Errorf("Listen = %q, want %q", cfg.Server.Listen, listen)
+		}
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	t.Parallel()
+	data := []byte(baseINI().String() + "#" + strings.Repeat("x", 1<<20) + "\n")
+	_, err := config.Parse("config.ini", data, keyDir(t))
+	if errs := validationErrors(t, err); len(errs) != 1 || !strings.Contains(errs[0].Error(), "larger than 1024 KiB") {
+		t.Errorf("err = %v", err)
+	}
+}
