@@ -257,8 +257,10 @@ func parseServiceAccount(data []byte) (*serviceAccount, []error) {
 		case errors.As(err, &syntax):
 			line := 1 + strings.Count(string(data[:min(int(syntax.Offset), len(data))]), "\n")
 			err = fmt.Errorf("is not valid JSON: line %d: %v", line, syntax)
+		case errors.As(err, &typ) && typ.Field == "":
+			err = fmt.Errorf("is not a service-account key: it holds a JSON %s, not an object: %s", typ.Value, newServiceAccountKey)
 		case errors.As(err, &typ):
-			err = fmt.Errorf("is not a service-account key: %s is a JSON %s, not a string", typ.Field, typ.Value)
+			err = fmt.Errorf("is not a service-account key: %s is a JSON %s, not a string: %s", typ.Field, typ.Value, newServiceAccountKey)
 		default:
 			err = fmt.Errorf("is not a service-account key: %w", err)
 		}

@@ -78,7 +78,11 @@ func (c *checker) check(data []byte) *Config {
 	}
 
 	seen := map[string]*section{} // by lowercase name
+	sawApp := false
 	for si, sec := range f.Sections() {
+		if sec.Name() != ini.DefaultSection && kindOf(sec.Name()) == appSection {
+			sawApp = true
+		}
 		s := c.newSection(sec, si)
 		if s == nil {
 			continue
@@ -102,9 +106,7 @@ func (c *checker) check(data []byte) *Config {
 		case databaseSection:
 			cfg.Database = s.database()
 		default:
-			if app := s.app(); app != nil {
-				cfg.Apps[app.Name] = app
-			}
+			cfg.Apps[s.name] = s.app()
 		}
 	}
 	if seen["server"] == nil {
@@ -116,7 +118,7 @@ func (c *checker) check(data []byte) *Config {
 			Err: errors.New("section is missing: add [Database] with at least user and database"),
 		}})
 	}
-	if len(cfg.Apps) == 0 && !c.hasAppSection(seen) {
+	if !sawApp {
 		c.errs = append(c.errs, located{section: missingKey, err: &ValidationError{
 			File: c.file,
 			Err:  errors.New("no app sections: add one section per app, e.g. [MyApp] with push_type = APNs or push_type = FCM"),
@@ -124,15 +126,6 @@ func (c *checker) check(data []byte) *Config {
 	}
 	cfg.Warnings = c.warnings
 	return cfg
-}
-
-func (c *checker) hasAppSection(seen map[string]*section) bool {
-	for _, s := range seen {
-		if kindOf(s.name) == appSection {
-			return true
-		}
-	}
-	return false
 }
 
 // emptySection stands in for an absent section, so its defaults are set by
