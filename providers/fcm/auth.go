@@ -29,11 +29,13 @@ const (
 	hintAccessToken    = "FCM rejected the service account's access token: check service_account_file and that the Firebase Cloud Messaging API is enabled for project_id"
 )
 
-// credential is an access token with its Authorization header value, built
-// once per token so that a send allocates nothing for auth.
+// credential is an access token with the request header that carries it,
+// built once per token so that a send allocates nothing for auth. The header
+// is shared by all requests made with the token: a RoundTripper must not
+// modify the request (net/http's contract), so no one writes to it.
 type credential struct {
 	tok    *oauth2.Token
-	header []string
+	header http.Header
 	src    oauth2.TokenSource // the source that produced tok
 }
 
@@ -150,7 +152,7 @@ func (a *auth) store(src oauth2.TokenSource, tok *oauth2.Token) *credential {
 	if c := a.cur.Load(); c != nil && c.tok == tok {
 		return c
 	}
-	c := &credential{tok: tok, header: []string{"Bearer " + tok.AccessToken}, src: src}
+	c := &credential{tok: tok, header: requestHeader(tok.AccessToken), src: src}
 	if src == a.src {
 		a.cur.Store(c)
 	}

@@ -178,6 +178,15 @@ func FuzzParseError(f *testing.F) {
 		case len(res.Detail) > maxDetail || !utf8.ValidString(res.Detail):
 			t.Errorf("Detail of %d bytes, valid UTF-8 %v", len(res.Detail), utf8.ValidString(res.Detail))
 		}
+		if res.Outcome == providers.Delivered {
+			var answer struct {
+				Name string `json:"name"`
+			}
+			json.Unmarshal(body, &answer)
+			if res.ID != answer.Name {
+				t.Errorf("ID %q, but encoding/json reads name %q", res.ID, answer.Name)
+			}
+		}
 		// The reader must stop at the bound whatever the body.
 		got, err := readBody(bytes.NewReader(body), nil)
 		if len(body) <= maxBody && (err != nil || !bytes.Equal(got, body)) || len(body) > maxBody && !errors.Is(err, errBodyTooLarge) {

@@ -59,6 +59,9 @@ func TestClassifyEdges(t *testing.T) {
 	}{
 		{"200 without a name", 200, ``, providers.Result{Outcome: providers.Delivered, Status: 200}},
 		{"200 pretty-printed", 200, "{\n  \"name\": \"projects/p/messages/1\"\n}\n", providers.Result{Outcome: providers.Delivered, Status: 200, ID: "projects/p/messages/1"}},
+		{"200 name with escapes", 200, `{"name":"a\u00e9\"b"}`, providers.Result{Outcome: providers.Delivered, Status: 200, ID: `aé"b`}},
+		{"200 name repeated", 200, `{"name":"first","name":"second"}`, providers.Result{Outcome: providers.Delivered, Status: 200, ID: "second"}},
+		{"200 not JSON after the name", 200, `{"name":"x"} junk`, providers.Result{Outcome: providers.Delivered, Status: 200}},
 		{"401 without body refreshes", 401, ``, providers.Result{Outcome: providers.CredentialFailure, Status: 401, Reason: "UNAUTHENTICATED", Hint: hintAccessToken}},
 		{"403 without body", 403, `Forbidden`, providers.Result{Outcome: providers.CredentialFailure, Status: 403, Reason: "PERMISSION_DENIED", Hint: hintProject}},
 		{"404 HTML", 404, `<html>Not Found</html>`, providers.Result{Outcome: providers.CredentialFailure, Status: 404, Reason: "NOT_FOUND", Hint: hintProject}},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/pushd/pushd/providers"
 )
@@ -14,7 +15,13 @@ import (
 // maxTokenLen bounds a registration token; real ones are about 160 bytes.
 const maxTokenLen = 4096
 
-var contentType = []string{"application/json; charset=UTF-8"}
+// requestHeader returns the header of every send made with accessToken.
+func requestHeader(accessToken string) http.Header {
+	return http.Header{
+		"Authorization": {"Bearer " + accessToken},
+		"Content-Type":  {"application/json; charset=UTF-8"},
+	}
+}
 
 // ValidateToken reports whether token can be an FCM registration token. The
 // error wraps providers.ErrTokenMalformed for an empty token, one longer than
@@ -105,8 +112,11 @@ func (c *Client) post(ctx context.Context, m *message, token string, cred *crede
 	if err != nil {
 		return providers.Result{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > c.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	req := c.newRequest(ctx, m.render(token, ttl), cred)
 	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
@@ -131,10 +141,7 @@ func (c *Client) post(ctx context.Context, m *message, token string, cred *crede
 // template with its own header, body and context.
 func (c *Client) newRequest(ctx context.Context, body []byte, cred *credential) *http.Request {
 	req := c.reqTemplate.WithContext(ctx)
-	req.Header = http.Header{
-		"Authorization": cred.header,
-		"Content-Type":  contentType,
-	}
+	req.Header = cred.header
 	rb := &requestBody{data: body}
 	rb.Reset(body)
 	req.Body = rb

@@ -542,7 +542,7 @@ func TestRequestBodyReplays(t *testing.T) {
 	f := newFake(t)
 	c := f.client(f.options())
 	body := []byte(`{"message":{"token":"x"}}`)
-	req := c.newRequest(context.Background(), body, &credential{header: []string{"Bearer t"}})
+	req := c.newRequest(context.Background(), body, &credential{header: requestHeader("t")})
 	if req.URL.String() != f.srv.URL+"/v1/projects/demo-project/messages:send" {
 		t.Errorf("URL = %s", req.URL)
 	}
