@@ -151,7 +151,7 @@ func (s *section) database() Database {
 	db := Database{
 		Host:         s.str("host", "localhost"),
 		Port:         s.integer("port", 3306, 1, 65535, ""),
-		MaxOpenConns: s.integer("max_open_conns", 16, 2, 200, "pushd needs one connection to claim work while others send"),
+		MaxOpenConns: s.integer("max_open_conns", 16, 2, 200, ""),
 	}
 	if e, ok := s.get("host"); ok && e.value != "" && net.ParseIP(e.value) == nil && !hostPattern.MatchString(e.value) {
 		s.fail(e, errors.New(`is not an IP address or host name (put the port in port = and a socket path in socket =)`))
