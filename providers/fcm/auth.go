@@ -102,14 +102,17 @@ func (a *auth) credential(ctx context.Context) (*credential, *providers.Result, 
 // once.
 func (a *auth) refresh(ctx context.Context, stale *credential) (*credential, *providers.Result, error) {
 	a.mu.Lock()
-	if a.src == stale.src {
+	replaced := a.src == stale.src
+	if replaced {
 		// A new TokenSource starts with an empty cache: its first Token call
 		// fetches.
 		a.src = a.cfg.TokenSource(a.ctx)
 	}
 	src := a.src
 	a.mu.Unlock()
-	a.log.Info("fcm rejected the access token, fetching a new one")
+	if replaced {
+		a.log.Warn("fcm rejected the access token before its expiry; fetching a new one", "expiry", stale.tok.Expiry)
+	}
 	return a.fetch(ctx, src)
 }
 

@@ -68,13 +68,14 @@ type fakeFCM struct {
 	tokenAnswer  *canned // when set, the token endpoint answers this
 	rejectBearer bool    // answer 401 UNAUTHENTICATED to every send
 	script       map[string]canned
-	lastRaw      []byte       // raw body of the last accepted send
-	last         *fakeRequest // last accepted send
-	hold         bool         // sends wait until the client gives up
+	lastRaw      []byte        // raw body of the last accepted send
+	last         *fakeRequest  // last accepted send
+	hold         bool          // sends wait until the client gives up
+	held         chan struct{} // told of each held send
 }
 
 func newFake(t testing.TB) *fakeFCM {
-	f := &fakeFCM{t: t, key: testKey(), issued: map[string]bool{}, script: map[string]canned{}}
+	f := &fakeFCM{t: t, key: testKey(), issued: map[string]bool{}, script: map[string]canned{}, held: make(chan struct{}, 16)}
 	f.srv = httptest.NewUnstartedServer(f)
 	f.srv.EnableHTTP2 = true
 	f.srv.StartTLS()
@@ -419,6 +420,10 @@ func (f *fakeFCM) serveSend(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 
 	if hold {
+		select {
+		case f.held <- struct{}{}:
+		default:
+		}
 		<-r.Context().Done()
 		return
 	}

@@ -52,7 +52,9 @@ type Options struct {
 	// ValidateOnly makes every send a dry run ("validate_only": true): FCM
 	// checks the message and answers as usual but delivers nothing.
 	ValidateOnly bool
-	// Logger receives the client's few log lines (default: discarded).
+	// Logger receives the client's few log lines (a forced token refresh, a
+	// cut-off answer), with project_id added; the caller names the component
+	// and app. Default: discarded.
 	Logger *slog.Logger
 	// Now is the clock used for android.ttl and Retry-After dates (default
 	// time.Now). Access-token expiry uses the real clock.
@@ -112,7 +114,7 @@ func New(opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	log := opts.Logger.With("component", "fcm", "project_id", opts.ProjectID)
+	log := opts.Logger.With("project_id", opts.ProjectID)
 
 	c := &Client{
 		project:      opts.ProjectID,
