@@ -48,8 +48,8 @@ const (
 	apnsMaxPayload     = 4096
 	apnsMaxVoIPPayload = 5120
 	apnsMaxCollapseID  = 64
-	apnsHeaderPrefix   = "Apns-" // canonical form of the apns-* headers
-	apnsIDHeader       = "apns-id"
+	apnsHeaderPrefix   = "Apns-"   // canonical form of the apns-* headers
+	apnsIDHeader       = "Apns-Id" // canonical forms save an allocation per lookup
 	bearerScheme       = "bearer "
 )
 
@@ -112,7 +112,7 @@ func (s *Server) serveAPNs(w http.ResponseWriter, r *http.Request, f *faultState
 	}
 
 	h := w.Header()
-	h.Set(apnsIDHeader, id)
+	h[apnsIDHeader] = []string{id}
 	if res.status == http.StatusOK {
 		w.WriteHeader(http.StatusOK)
 		return
@@ -162,11 +162,11 @@ func (s *Server) checkAPNs(r *http.Request, f *faultState) (apnsRequest, apnsRes
 	}
 	req.token = token
 
-	req.topic = r.Header.Get("apns-topic")
+	req.topic = r.Header.Get("Apns-Topic")
 	if req.topic == "" {
 		return req, apnsError(http.StatusBadRequest, reasonMissingTopic)
 	}
-	req.pushType = r.Header.Get("apns-push-type")
+	req.pushType = r.Header.Get("Apns-Push-Type")
 	suffix, ok := apnsTopicSuffix[req.pushType]
 	if !ok {
 		return req, apnsError(http.StatusBadRequest, reasonInvalidPushType)
@@ -178,7 +178,7 @@ func (s *Server) checkAPNs(r *http.Request, f *faultState) (apnsRequest, apnsRes
 		return req, apnsError(http.StatusBadRequest, reasonTopicDisallowed)
 	}
 
-	req.priority = r.Header.Get("apns-priority")
+	req.priority = r.Header.Get("Apns-Priority")
 	switch req.priority {
 	case "", "10", "5", "1":
 	default:
@@ -193,7 +193,7 @@ func (s *Server) checkAPNs(r *http.Request, f *faultState) (apnsRequest, apnsRes
 			return req, apnsError(http.StatusBadRequest, reasonBadExpirationDate)
 		}
 	}
-	req.collapseID = r.Header.Get("apns-collapse-id")
+	req.collapseID = r.Header.Get("Apns-Collapse-Id")
 	if len(req.collapseID) > apnsMaxCollapseID {
 		return req, apnsError(http.StatusBadRequest, reasonBadCollapseID)
 	}
@@ -208,10 +208,7 @@ func (s *Server) checkAPNs(r *http.Request, f *faultState) (apnsRequest, apnsRes
 	case tooLarge || len(body) > limit:
 		return req, apnsError(http.StatusRequestEntityTooLarge, reasonPayloadTooLarge)
 	}
-	var payload struct {
-		APS json.RawMessage `json:"aps"`
-	}
-	if err := json.Unmarshal(body, &payload); err != nil || len(payload.APS) == 0 || payload.APS[0] != '{' {
+	if !hasAPSDictionary(body) {
 		return req, apnsError(http.StatusBadRequest, reasonBadPayload)
 	}
 	req.body = body
@@ -280,6 +277,26 @@ func (s *Server) sendAPNs(ctx context.Context, req apnsRequest, f *faultState) a
 		})
 	}
 	return apnsResult{status: http.StatusOK}
+}
+
+// hasAPSDictionary reports whether body is a JSON object whose "aps" member
+// is an object.
+func hasAPSDictionary(body []byte) bool {
+	if !json.Valid(body) {
+		return false
+	}
+	body = trimJSON(body)
+	if body[0] != '{' {
+		return false
+	}
+	found := false
+	members(body, func(key string, val []byte) error {
+		if key == "aps" {
+			found = val[0] == '{' // a repeated key counts as it does for json.Unmarshal: the last wins
+		}
+		return nil
+	})
+	return found
 }
 
 // readBody reads at most limit bytes of the body; tooLarge says there were

@@ -168,7 +168,7 @@ func (s *Server) checkFCM(r *http.Request) (*sendRequest, fcmResult) {
 	if project != s.opts.ProjectID {
 		return nil, fcmError(http.StatusNotFound, statusNotFound, "", msgUnregistered)
 	}
-	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
 		return nil, fcmError(http.StatusBadRequest, statusInvalidArgument, "",
 			fmt.Sprintf("Invalid Content-Type %q: the request body must be application/json.", r.Header.Get("Content-Type")))
 	}
@@ -180,6 +180,11 @@ func (s *Server) checkFCM(r *http.Request) (*sendRequest, fcmResult) {
 	if !json.Valid(body) {
 		return nil, fcmResult{status: http.StatusBadRequest, rpcStatus: statusInvalidArgument,
 			message: "Invalid JSON payload received. Unexpected token.", field: "*"}
+	}
+	body = trimJSON(body)
+	if body[0] != '{' {
+		return nil, fcmResult{status: http.StatusBadRequest, rpcStatus: statusInvalidArgument,
+			message: "Invalid JSON payload received. Expected an object.", field: "*"}
 	}
 	if err := decodeObject(body, "", req); err != nil {
 		var de *decodeError
@@ -199,6 +204,14 @@ func (s *Server) checkFCM(r *http.Request) (*sendRequest, fcmResult) {
 		return nil, invalidArgument(msg)
 	}
 	return req, fcmResult{}
+}
+
+func isJSONContentType(v string) bool {
+	if v == "application/json" || strings.HasPrefix(v, "application/json;") {
+		return true
+	}
+	ct, _, err := mime.ParseMediaType(v)
+	return err == nil && ct == "application/json"
 }
 
 // topicPatternFCM is the FCM topic name syntax.

@@ -1,10 +1,7 @@
 package pushsim
 
 import (
-	"encoding/json"
 	"fmt"
-	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +23,7 @@ type protoObject interface {
 
 // rawKeeper is a protoObject that also wants some fields' raw JSON.
 type rawKeeper interface {
-	keepRaw(name string, raw json.RawMessage)
+	keepRaw(name string, raw []byte)
 }
 
 // decodeError is a JSON payload that does not fit the message. Google
@@ -83,48 +80,58 @@ func joinPath(path, name string) string {
 	return path + "." + name
 }
 
-func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+func isNull(raw []byte) bool { return string(raw) == "null" }
 
-// decodeObject decodes a JSON object into o.
-func decodeObject(raw json.RawMessage, path string, o protoObject) error {
-	if len(raw) == 0 || raw[0] != '{' {
-		return invalidValue(path, o.protoType(), raw)
+// fieldPath names a field for error messages; it is only turned into a
+// string when there is an error, or a nested object to descend into.
+type fieldPath struct {
+	parent string
+	name   string
+	index  int // element or map entry index, -1 for none
+}
+
+func (p fieldPath) String() string {
+	s := joinPath(p.parent, p.name)
+	if p.index >= 0 {
+		s += "[" + strconv.Itoa(p.index) + "]"
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
+	return s
+}
+
+// decodeObject decodes a JSON object into o. raw must be valid JSON without
+// surrounding whitespace.
+func decodeObject(raw []byte, path string, o protoObject) error {
+	if raw[0] != '{' {
 		return invalidValue(path, o.protoType(), raw)
 	}
 	keeper, _ := o.(rawKeeper)
-	seen := make(map[string]bool, len(m))
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	var seenBuf [16]string
+	seen := seenBuf[:0]
+	return members(raw, func(k string, v []byte) error {
 		name := snakeCase(k)
 		p := o.field(name)
 		if p == nil {
 			return unknownName(k, path)
 		}
-		if seen[name] {
+		if slices.Contains(seen, name) {
 			return &decodeError{field: joinPath(path, name), msg: fmt.Sprintf("Invalid JSON payload received. Duplicate value for field %q at '%s'.", name, path)}
 		}
-		seen[name] = true
-		v := m[k]
+		seen = append(seen, name)
 		if isNull(v) {
-			continue
+			return nil
 		}
 		if keeper != nil {
 			keeper.keepRaw(name, v)
 		}
-		if err := decodeValue(v, joinPath(path, name), p); err != nil {
-			return err
-		}
-	}
-	return nil
+		return decodeValue(v, fieldPath{path, name, -1}, p)
+	})
 }
 
 // decodeValue decodes one field value into p.
-func decodeValue(v json.RawMessage, path string, p any) error {
+func decodeValue(v []byte, path fieldPath, p any) error {
 	switch p := p.(type) {
 	case protoObject:
-		return decodeObject(v, path, p)
+		return decodeObject(v, path.String(), p)
 	case *stringMap:
 		return p.decode(v, path)
 	case *enum:
@@ -133,24 +140,25 @@ func decodeValue(v json.RawMessage, path string, p any) error {
 		return p.decode(v, path)
 	case *structValue:
 		if v[0] != '{' {
-			return invalidValue(path, "type.googleapis.com/google.protobuf.Struct", v)
+			return invalidValue(path.String(), "type.googleapis.com/google.protobuf.Struct", v)
 		}
 		*p = structValue(v)
 		return nil
 	case *timestamp:
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return invalidValue(path, "type.googleapis.com/google.protobuf.Timestamp", v)
+		if v[0] != '"' {
+			return invalidValue(path.String(), "type.googleapis.com/google.protobuf.Timestamp", v)
 		}
+		s := unquote(v)
 		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
-			return invalidValue(path, "type.googleapis.com/google.protobuf.Timestamp", v)
+			return invalidValue(path.String(), "type.googleapis.com/google.protobuf.Timestamp", v)
 		}
 		*p = timestamp(s)
 		return nil
 	case *string:
-		if v[0] != '"' || json.Unmarshal(v, p) != nil {
-			return invalidValue(path, "TYPE_STRING", v)
+		if v[0] != '"' {
+			return invalidValue(path.String(), "TYPE_STRING", v)
 		}
+		*p = unquote(v)
 		return nil
 	case **string:
 		var s string
@@ -160,51 +168,50 @@ func decodeValue(v json.RawMessage, path string, p any) error {
 		*p = &s
 		return nil
 	case *bool:
-		if json.Unmarshal(v, p) != nil {
-			return invalidValue(path, "TYPE_BOOL", v)
+		switch string(v) {
+		case "true":
+			*p = true
+		case "false":
+			*p = false
+		default:
+			return invalidValue(path.String(), "TYPE_BOOL", v)
 		}
 		return nil
 	case *int32:
 		// Protobuf JSON takes 32-bit integers as numbers or decimal strings.
-		s := strings.Trim(string(v), `"`)
+		s := string(v)
+		if v[0] == '"' {
+			s = unquote(v)
+		}
 		n, err := strconv.ParseInt(s, 10, 32)
 		if err != nil {
-			return invalidValue(path, "TYPE_INT32", v)
+			return invalidValue(path.String(), "TYPE_INT32", v)
 		}
 		*p = int32(n)
 		return nil
 	case *float64:
-		if json.Unmarshal(v, p) != nil {
-			return invalidValue(path, "TYPE_FLOAT", v)
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			return invalidValue(path.String(), "TYPE_FLOAT", v)
 		}
+		*p = f
 		return nil
 	case *[]string:
 		if v[0] != '[' {
-			return invalidValue(path, "TYPE_STRING", v)
+			return invalidValue(path.String(), "TYPE_STRING", v)
 		}
-		var raws []json.RawMessage
-		if err := json.Unmarshal(v, &raws); err != nil {
-			return invalidValue(path, "TYPE_STRING", v)
-		}
-		*p = make([]string, len(raws))
-		for i, e := range raws {
-			if err := decodeValue(e, fmt.Sprintf("%s[%d]", path, i), &(*p)[i]); err != nil {
-				return err
-			}
-		}
-		return nil
+		return elements(v, func(i int, e []byte) error {
+			*p = append(*p, "")
+			return decodeValue(e, fieldPath{path.parent, path.name, i}, &(*p)[i])
+		})
 	case *[]duration:
-		var raws []json.RawMessage
-		if v[0] != '[' || json.Unmarshal(v, &raws) != nil {
-			return invalidValue(path, durationType, v)
+		if v[0] != '[' {
+			return invalidValue(path.String(), durationType, v)
 		}
-		*p = make([]duration, len(raws))
-		for i, e := range raws {
-			if err := (*p)[i].decode(e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return elements(v, func(i int, e []byte) error {
+			*p = append(*p, "")
+			return (*p)[i].decode(e, fieldPath{path.parent, path.name, i})
+		})
 	}
 	panic(fmt.Sprintf("pushsim: no decoder for %T at %s", p, path))
 }
@@ -213,25 +220,24 @@ func decodeValue(v json.RawMessage, path string, p any) error {
 // size check.
 type stringMap struct {
 	m   map[string]string
-	raw json.RawMessage
+	raw []byte
 }
 
-func (sm *stringMap) decode(v json.RawMessage, path string) error {
-	var m map[string]json.RawMessage
-	if v[0] != '{' || json.Unmarshal(v, &m) != nil {
-		return invalidValue(path, "type.googleapis.com/google.protobuf.Map", v)
+func (sm *stringMap) decode(v []byte, path fieldPath) error {
+	if v[0] != '{' {
+		return invalidValue(path.String(), "type.googleapis.com/google.protobuf.Map", v)
 	}
-	sm.m = make(map[string]string, len(m))
+	sm.m = make(map[string]string)
 	sm.raw = v
-	for i, k := range slices.Sorted(maps.Keys(m)) {
-		e := m[k]
-		var s string
-		if e[0] != '"' || json.Unmarshal(e, &s) != nil {
+	i := 0
+	return members(v, func(k string, e []byte) error {
+		if e[0] != '"' {
 			return invalidValue(fmt.Sprintf("%s[%d].value", path, i), "TYPE_STRING", e)
 		}
-		sm.m[k] = s
-	}
-	return nil
+		sm.m[k] = unquote(e)
+		i++
+		return nil
+	})
 }
 
 // getFold looks a key up case-insensitively, as HTTP header names are.
@@ -263,20 +269,20 @@ func (e *enum) of(t *enumType) *enum {
 	return e
 }
 
-func (e *enum) decode(v json.RawMessage, path string) error {
-	var s string
-	if json.Unmarshal(v, &s) == nil {
+func (e *enum) decode(v []byte, path fieldPath) error {
+	if v[0] == '"' {
+		s := unquote(v)
 		for _, name := range e.typ.values {
 			if strings.EqualFold(s, name) {
 				e.value = s
 				return nil
 			}
 		}
-		return invalidValue(path, e.typ.name, v)
+		return invalidValue(path.String(), e.typ.name, v)
 	}
 	n, err := strconv.Atoi(string(v))
 	if err != nil || n < 0 || n >= len(e.typ.values) {
-		return invalidValue(path, e.typ.name, v)
+		return invalidValue(path.String(), e.typ.name, v)
 	}
 	e.value = e.typ.values[n]
 	return nil
@@ -284,37 +290,60 @@ func (e *enum) decode(v json.RawMessage, path string) error {
 
 const durationType = "type.googleapis.com/google.protobuf.Duration"
 
-// durationPattern is the JSON form of a non-negative protobuf Duration.
-var durationPattern = regexp.MustCompile(`^(\d+)(\.\d{1,9})?s$`)
-
-// duration is a Duration field, kept as sent.
+// duration is a non-negative google.protobuf.Duration field, kept as sent:
+// seconds with up to nine decimals and an "s", like "86400s" or "3.5s".
 type duration string
 
-func (d *duration) decode(v json.RawMessage, path string) error {
-	var s string
-	if json.Unmarshal(v, &s) != nil || !durationPattern.MatchString(s) {
-		return invalidValue(path, durationType, v)
+func (d *duration) decode(v []byte, path fieldPath) error {
+	if v[0] != '"' {
+		return invalidValue(path.String(), durationType, v)
+	}
+	s := unquote(v)
+	if _, _, ok := splitDuration(s); !ok {
+		return invalidValue(path.String(), durationType, v)
 	}
 	*d = duration(s)
 	return nil
 }
 
+// splitDuration matches ^(\d+)(\.\d{1,9})?s$, returning the digits before
+// and after the point.
+func splitDuration(s string) (secs, frac string, ok bool) {
+	body, ok := strings.CutSuffix(s, "s")
+	if !ok {
+		return "", "", false
+	}
+	secs, frac, dot := strings.Cut(body, ".")
+	if secs == "" || !allDigits(secs) || dot && (frac == "" || len(frac) > 9 || !allDigits(frac)) {
+		return "", "", false
+	}
+	return secs, frac, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // atMost reports whether d is no longer than max seconds.
 func (d duration) atMost(max int64) bool {
-	m := durationPattern.FindStringSubmatch(string(d))
-	if m == nil {
+	secs, frac, ok := splitDuration(string(d))
+	if !ok {
 		return false
 	}
-	secs, err := strconv.ParseInt(m[1], 10, 64)
+	n, err := strconv.ParseInt(secs, 10, 64)
 	if err != nil {
 		return false
 	}
-	frac := strings.Trim(m[2], ".0")
-	return secs < max || secs == max && frac == ""
+	return n < max || n == max && strings.Trim(frac, "0") == ""
 }
 
 // structValue is a google.protobuf.Struct field: any JSON object.
-type structValue json.RawMessage
+type structValue []byte
 
 // timestamp is a google.protobuf.Timestamp field, RFC 3339.
 type timestamp string

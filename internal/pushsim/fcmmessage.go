@@ -30,7 +30,7 @@ func (r *sendRequest) field(name string) any {
 	return nil
 }
 
-func (r *sendRequest) keepRaw(name string, raw json.RawMessage) {
+func (r *sendRequest) keepRaw(name string, raw []byte) {
 	if name == "message" {
 		r.messageRaw = raw
 	}
@@ -79,7 +79,7 @@ func (m *message) field(name string) any {
 	return nil
 }
 
-func (m *message) keepRaw(name string, raw json.RawMessage) {
+func (m *message) keepRaw(name string, raw []byte) {
 	if name == "notification" {
 		m.notificationRaw = raw
 	}

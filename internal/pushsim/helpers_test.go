@@ -51,7 +51,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // env is a running simulator plus an HTTP/2 client that trusts its CA.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	s      *Server
 	client *http.Client
 	clock  *fakeClock
@@ -63,7 +63,7 @@ type env struct {
 
 // start runs a simulator with a fake clock (unless opts.Now is set) in a
 // fresh directory.
-func start(t *testing.T, opts Options) *env {
+func start(t testing.TB, opts Options) *env {
 	t.Helper()
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
@@ -102,7 +102,7 @@ func (e *env) now() time.Time {
 }
 
 // h2Transport is an HTTP/2-only transport trusting the CA in caFile.
-func h2Transport(t *testing.T, caFile string) *http2.Transport {
+func h2Transport(t testing.TB, caFile string) *http2.Transport {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pemData, err := os.ReadFile(caFile)
@@ -115,7 +115,7 @@ func h2Transport(t *testing.T, caFile string) *http2.Transport {
 	return &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 }
 
-func readECKey(t *testing.T, path string) *ecdsa.PrivateKey {
+func readECKey(t testing.TB, path string) *ecdsa.PrivateKey {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -136,7 +136,7 @@ func readECKey(t *testing.T, path string) *ecdsa.PrivateKey {
 	return ek
 }
 
-func readServiceAccount(t *testing.T, path string) (*rsa.PrivateKey, string) {
+func readServiceAccount(t testing.TB, path string) (*rsa.PrivateKey, string) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -357,7 +357,7 @@ func (a fcmAnswer) errorCode() string {
 	return ""
 }
 
-func decodeFCM(t *testing.T, r response) fcmAnswer {
+func decodeFCM(t testing.TB, r response) fcmAnswer {
 	t.Helper()
 	var a fcmAnswer
 	if err := json.Unmarshal(r.body, &a); err != nil {
