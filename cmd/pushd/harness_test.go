@@ -54,7 +54,12 @@ const bundleID = "com.example.e2e"
 
 func newEnv(t *testing.T, extraServer string, simOpts pushsim.Options) *env {
 	t.Helper()
-	o := dbtest.Options(t)
+	return newEnvOn(t, dbtest.Options(t), extraServer, simOpts)
+}
+
+// newEnvOn is newEnv on a given database.
+func newEnvOn(t *testing.T, o store.Options, extraServer string, simOpts pushsim.Options) *env {
+	t.Helper()
 	dir := t.TempDir()
 	simOpts.Dir = filepath.Join(dir, "sim")
 	simOpts.BundleIDs = []string{bundleID}
