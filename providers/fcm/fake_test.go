@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -78,6 +79,9 @@ func newFake(t testing.TB) *fakeFCM {
 	f := &fakeFCM{t: t, key: testKey(), issued: map[string]bool{}, script: map[string]canned{}, held: make(chan struct{}, 16)}
 	f.srv = httptest.NewUnstartedServer(f)
 	f.srv.EnableHTTP2 = true
+	// Handshakes cut off when a test closes its client are expected: keep
+	// them in the test's log rather than on stderr.
+	f.srv.Config.ErrorLog = log.New(testWriter{t}, "fake FCM: ", 0)
 	f.srv.StartTLS()
 	t.Cleanup(f.srv.Close)
 	return f
@@ -558,6 +562,14 @@ func writeGoogleError(w http.ResponseWriter, code int, status, message, fcmCode 
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.WriteHeader(code)
 	io.WriteString(w, googleError(code, status, message, fcmCode))
+}
+
+// testWriter writes to a test's log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 // fakeClock is an injectable clock.
