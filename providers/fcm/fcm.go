@@ -68,7 +68,6 @@ type Options struct {
 // service account. It is safe for concurrent use; create one per credential
 // and keep it for the life of the process.
 type Client struct {
-	project      string
 	sendURL      *url.URL
 	reqTemplate  http.Request // Method, URL and Host of every send; copied per request
 	rt           http.RoundTripper
@@ -117,7 +116,6 @@ func New(opts Options) (*Client, error) {
 	log := opts.Logger.With("project_id", opts.ProjectID)
 
 	c := &Client{
-		project:      opts.ProjectID,
 		timeout:      opts.RequestTimeout,
 		validateOnly: opts.ValidateOnly,
 		now:          opts.Now,

@@ -154,6 +154,9 @@ func classify(status int, h http.Header, body []byte, now time.Time) providers.R
 	case codeUnavailable, codeInternal:
 		res.Outcome = providers.Retryable
 		res.RetryAfter = retryAfter(h, now, 0)
+	case codeUnspecified:
+		// FCM knows no more; on a 4xx the message is at fault.
+		res.Outcome = providers.Rejected
 	default:
 		res.Outcome = providers.Rejected
 	}
