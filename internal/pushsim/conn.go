@@ -117,17 +117,18 @@ func (s *Server) refuseHTTP1(c *conn) {
 // cannot add by itself.
 type conn struct {
 	*tls.Conn
-	requests atomic.Int64
-	w        goAwayWriter
+	requests  atomic.Int64
+	goingAway atomic.Bool
+	w         goAwayWriter
 }
 
 func (c *conn) Write(p []byte) (int, error) { return c.w.Write(p) }
 
 // countRequest counts one request and reports whether it is the one after
-// which the connection must go away.
-func (c *conn) countRequest(every int) bool {
+// which the connection must go away (once per connection).
+func (c *conn) countRequest(goAwayAfter int) bool {
 	n := c.requests.Add(1)
-	if every <= 0 || n%int64(every) != 0 {
+	if goAwayAfter <= 0 || n < int64(goAwayAfter) || !c.goingAway.CompareAndSwap(false, true) {
 		return false
 	}
 	c.w.requestDebug(goAwayDebug)

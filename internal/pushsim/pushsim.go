@@ -93,10 +93,11 @@ type Faults struct {
 	RetryAfter int
 	// Latency is added to every request on the TLS listener.
 	Latency time.Duration
-	// GoAwayAfter ends a connection after every N requests on it: the Nth
-	// answer is followed by a graceful GOAWAY whose debug data is
-	// {"reason":"Shutdown"}. Streams the client already opened are still
-	// answered. 0 disables.
+	// GoAwayAfter ends every connection after N requests on it: with the
+	// Nth answer the server sends a graceful GOAWAY (NO_ERROR) whose debug
+	// data is {"reason":"Shutdown"}, as APNs does, and closes the
+	// connection once the streams the client had already opened are
+	// answered. Stats.GoAways counts the connections ended. 0 disables.
 	GoAwayAfter int
 	// ExpiredProviderTokenOnce answers the next APNs request whose JWT is
 	// otherwise valid with 403 ExpiredProviderToken, once.
