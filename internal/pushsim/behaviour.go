@@ -3,6 +3,7 @@ package pushsim
 import (
 	"context"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -31,6 +32,26 @@ const (
 	PrefixUnavailable = "0503"
 	PrefixSlow        = "0510"
 )
+
+func (b Behaviour) String() string {
+	switch b {
+	case Deliver:
+		return "deliver"
+	case Dead:
+		return "dead"
+	case Invalid:
+		return "invalid"
+	case WrongApp:
+		return "wrong-app"
+	case Throttled:
+		return "throttled"
+	case Unavailable:
+		return "unavailable"
+	case Slow:
+		return "slow"
+	}
+	return "Behaviour(" + strconv.Itoa(int(b)) + ")"
+}
 
 // How many requests the transient behaviours fail before they succeed.
 const (

@@ -1,20 +1,40 @@
 // Package pushsim is a strict local simulator of Apple's APNs HTTP/2 provider
-// API, Google's FCM HTTP v1 API and Google's OAuth2 token endpoint.
+// API, Google's FCM HTTP v1 API and Google's OAuth2 token endpoint, written
+// from the providers' documentation (see shared/PROTOCOLS.md).
 //
 // It answers like the real services do (status codes, reasons, error bodies,
 // JWT rules), so that pushd's tests and benchmarks run against something that
-// rejects what Apple and Google would reject. Device tokens drive the
-// behaviour of a request by their prefix (see [Behaviour]), and [Faults] inject
-// service-wide failures.
+// rejects what Apple and Google would reject:
 //
-// All three APIs share one TLS listener that speaks HTTP/2 only; a second,
-// plain-HTTP admin listener serves statistics, deliveries and fault control:
+//   - APNs: POST /3/device/<hex token> with an ES256 provider token signed by
+//     Files().AuthKeyFile; header, topic, payload and token-churn checks.
+//   - FCM: POST /v1/projects/<project>/messages:send with an access token
+//     from the token endpoint; the v1 Message is type-checked field by field.
+//   - OAuth: POST /token with a JWT-bearer assertion signed by the key in
+//     Files().ServiceAccountFile; golang.org/x/oauth2/google works as is.
+//
+// The device token chooses what happens to a good request, by its first
+// four characters (the same for both providers; see BehaviourOf):
+//
+//	dead  APNs 410 Unregistered (timestamp now-DeadSince), FCM 404 UNREGISTERED
+//	0bad  APNs 400 BadDeviceToken, FCM 400 INVALID_ARGUMENT
+//	0f0e  APNs 400 DeviceTokenNotForTopic, FCM 403 SENDER_ID_MISMATCH
+//	0429  the first 2 requests 429 (FCM with Retry-After), then delivered
+//	0503  the first request 503 (FCM with Retry-After), then delivered
+//	0510  delivered after Options.SlowDelay
+//	else  delivered, subject to Faults
+//
+// All three APIs share one TLS listener that speaks HTTP/2 only (an HTTP/1
+// request gets 505). A second, plain-HTTP admin listener serves:
 //
 //	GET  /stats       Stats as JSON
 //	GET  /deliveries  one Delivery per line (NDJSON)
 //	POST /reset       Server.Reset
 //	GET  /faults      the current Faults as JSON
-//	POST /faults      replace the Faults (JSON body, see Faults)
+//	POST /faults      replace the Faults, e.g. {"fail_rate":0.1,"latency":"20ms"}
+//
+// The generated keys and certificates live in Options.Dir and are reused on
+// the next start; Dir/pushsim.json tells other processes where everything is.
 package pushsim
 
 import (
