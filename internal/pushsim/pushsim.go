@@ -275,7 +275,6 @@ func Start(opts Options) (*Server, error) {
 	s.apnsJWT.init()
 	s.oauth.init()
 	s.SetFaults(opts.Faults)
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	host, _, err := net.SplitHostPort(opts.Addr)
 	if err != nil {
@@ -311,7 +310,7 @@ func Start(opts Options) (*Server, error) {
 		NextProtos:   []string{http2.NextProtoTLS},
 		MinVersion:   tls.VersionTLS12,
 	}
-	s.h1 = &http.Server{ErrorLog: log.New(discardWriter{s.log}, "", 0)}
+	s.h1 = &http.Server{ErrorLog: log.New(debugLogWriter{s.log}, "", 0)}
 	s.h2 = &http2.Server{MaxConcurrentStreams: opts.MaxConcurrentStreams}
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	s.admin = &http.Server{
@@ -320,6 +319,7 @@ func Start(opts Options) (*Server, error) {
 		ErrorLog:          s.h1.ErrorLog,
 	}
 
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -335,10 +335,10 @@ func Start(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// discardWriter turns the HTTP servers' internal error log into debug lines.
-type discardWriter struct{ log *slog.Logger }
+// debugLogWriter turns the HTTP servers' internal error log into debug lines.
+type debugLogWriter struct{ log *slog.Logger }
 
-func (w discardWriter) Write(p []byte) (int, error) {
+func (w debugLogWriter) Write(p []byte) (int, error) {
 	w.log.Debug("http server", "message", string(p))
 	return len(p), nil
 }
@@ -369,7 +369,7 @@ func (s *Server) SetFaults(f Faults) {
 	s.faults.Store(newFaultState(f))
 }
 
-// faults returns the current faults, ExpiredProviderTokenOnce showing whether
+// currentFaults returns the faults in force, ExpiredProviderTokenOnce showing whether
 // it is still armed.
 func (s *Server) currentFaults() Faults {
 	f := s.faults.Load().Faults
