@@ -87,6 +87,9 @@ func (s *Server) serveConn(c *conn) {
 		s.refuseHTTP1(c)
 		return
 	}
+	// ServeConn (deprecated in favour of http.Server) is used because
+	// http.Server only speaks HTTP/2 on a bare *tls.Conn, and the GOAWAY
+	// debug data needs the connection wrapped.
 	s.h2.ServeConn(c, &http2.ServeConnOpts{
 		Context:    context.WithValue(s.ctx, connKey{}, c),
 		BaseConfig: s.h1,
