@@ -6,6 +6,7 @@ package campaign
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -43,6 +44,12 @@ type App struct {
 
 	slots   chan struct{}
 	limiter *rate.Limiter // nil: unlimited
+	// Until the provider has accepted one request with the current
+	// credentials, requests go one at a time through probe: APNs allows a
+	// single stream before a valid token, and a rejected key then costs one
+	// request instead of a burst of Concurrency.
+	probe  chan struct{}
+	proven atomic.Bool
 
 	mu          sync.Mutex
 	credFailure string
@@ -75,7 +82,7 @@ func NewApp(name string, kind providers.Kind, s Sender, o AppOptions) *App {
 		o.Concurrency = 1000
 	}
 	a := &App{Name: name, Kind: kind, Sender: s, BatchSize: o.BatchSize, DefaultExpiry: o.DefaultExpiry,
-		MaxAttempts: o.MaxAttempts, slots: make(chan struct{}, o.Concurrency)}
+		MaxAttempts: o.MaxAttempts, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1)}
 	if o.RateLimit > 0 {
 		a.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit/10)))
 	}
@@ -91,7 +98,12 @@ func (a *App) failCredentials(reason string, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.credFailure, a.credFailAt = reason, now
+	a.proven.Store(false)
 }
+
+// accepted records that the provider answered a request past
+// authentication, so the credentials work.
+func (a *App) accepted() { a.proven.Store(true) }
 
 // CredentialFailure returns the reason of a recent credential failure, or "".
 func (a *App) CredentialFailure(now time.Time) string {
@@ -103,19 +115,45 @@ func (a *App) CredentialFailure(now time.Time) string {
 	return ""
 }
 
-// acquire takes an in-flight slot and, with a rate limit, a token.
-func (a *App) acquire(ctx context.Context) error {
+// lease is an in-flight slot, possibly the probe slot too.
+type lease struct{ probe bool }
+
+// acquire takes an in-flight slot and, with a rate limit, a token. While
+// the credentials are unproven it also takes the probe slot.
+func (a *App) acquire(ctx context.Context) (lease, error) {
+	var l lease
+	if !a.proven.Load() {
+		select {
+		case a.probe <- struct{}{}:
+		case <-ctx.Done():
+			return l, ctx.Err()
+		}
+		if a.proven.Load() {
+			<-a.probe // proven while we waited
+		} else {
+			l.probe = true
+		}
+	}
 	if a.limiter != nil {
 		if err := a.limiter.Wait(ctx); err != nil {
-			return err
+			a.release(l)
+			return lease{}, err
 		}
 	}
 	select {
 	case a.slots <- struct{}{}:
-		return nil
+		return l, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		if l.probe {
+			<-a.probe
+		}
+		return lease{}, ctx.Err()
 	}
 }
 
-func (a *App) release() { <-a.slots }
+func (a *App) release(l lease) {
+	<-a.slots
+	if l.probe {
+		<-a.probe
+	}
+}

@@ -67,17 +67,24 @@ func (r *Runner) work(ctx context.Context, b *store.Batch) {
 			w.results <- expiredOutcome(rc, 0)
 			continue
 		}
-		if err := r.app.acquire(sendCtx); err != nil {
+		l, err := r.app.acquire(sendCtx)
+		if err != nil {
 			if errors.Is(sendCtx.Err(), context.DeadlineExceeded) {
 				w.results <- expiredOutcome(rc, 0)
 				continue
 			}
 			break
 		}
+		// The probe may have just found the credentials rejected.
+		if r.stop.Load() || r.app.CredentialFailure(r.o.Clock()) != "" {
+			r.app.release(l)
+			r.stop.Store(true)
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.deliver(sendCtx, rc)
+			w.deliver(sendCtx, rc, l)
 		}()
 	}
 	wg.Wait()
@@ -113,13 +120,16 @@ func (w *batchWork) waitLease(ctx context.Context) bool {
 
 // deliver sends to one recipient, retrying what may be retried. It is
 // called holding an in-flight slot and releases it.
-func (w *batchWork) deliver(ctx context.Context, rc store.Recipient) {
+func (w *batchWork) deliver(ctx context.Context, rc store.Recipient, l lease) {
 	r := w.r
 	attempts := 0
 	for {
 		start := time.Now()
 		res, err := r.app.Sender.Send(ctx, r.prepared, rc.Token)
-		r.app.release()
+		if err == nil && res.Outcome != providers.CredentialFailure {
+			r.app.accepted()
+		}
+		r.app.release(l)
 		r.o.Observer.Sent(r.app.Name, r.app.Kind, res, err, time.Since(start))
 		attempts++
 		now := r.o.Clock()
@@ -178,10 +188,15 @@ func (w *batchWork) deliver(ctx context.Context, rc store.Recipient) {
 		if !w.waitLease(ctx) {
 			return
 		}
-		if err := r.app.acquire(ctx); err != nil {
+		var err2 error
+		if l, err2 = r.app.acquire(ctx); err2 != nil {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				w.results <- expiredOutcome(rc, attempts)
 			}
+			return
+		}
+		if r.stop.Load() {
+			r.app.release(l)
 			return
 		}
 	}

@@ -140,7 +140,8 @@ func (s *Store) SetTargeted(ctx context.Context, r Run, n int64) error {
 
 // ClaimBatch leases the next share of the run's audience to owner: first a
 // batch an earlier owner released or abandoned (lease expired), else the
-// next batch_size users after the run's cursor. It also notices staff
+// next batch_size users after the run's cursor. owner must be unique per
+// process start, so that a restarted instance takes over what it abandoned. It also notices staff
 // pausing or cancelling the campaign and stops the run.
 func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (*Batch, error) {
 	var (
@@ -205,9 +206,12 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, lease
 		leaseMicros := lease.Microseconds()
 		for {
 			var cand Batch
+			// Never our own claimed batch: its worker may still hold answers
+			// it could not record yet (database away), and a second worker
+			// would send them again.
 			err := tx.QueryRowContext(ctx, `SELECT id, after_user_id, last_user_id, epoch FROM pushd_batches
-				WHERE run_id = ? AND (status = 'pending' OR (status = 'claimed' AND lease_expires_at < NOW(3)))
-				ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`, runID).Scan(&cand.ID, &cand.After, &cand.Last, &cand.Epoch)
+				WHERE run_id = ? AND (status = 'pending' OR (status = 'claimed' AND lease_expires_at < NOW(3) AND owner <> ?))
+				ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`, runID, owner).Scan(&cand.ID, &cand.After, &cand.Last, &cand.Epoch)
 			if errors.Is(err, sql.ErrNoRows) {
 				break
 			}

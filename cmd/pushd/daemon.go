@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -98,13 +99,22 @@ func (d *daemon) start(ctx context.Context) error {
 		d.apps[name] = app
 	}
 	d.sched = scheduler.New(st, d.apps, scheduler.Options{
-		Owner: d.cfg.Server.InstanceID, Poll: d.cfg.Server.PollInterval, Lease: d.cfg.Server.LeaseDuration,
+		Owner: owner(d.cfg.Server.InstanceID), Poll: d.cfg.Server.PollInterval, Lease: d.cfg.Server.LeaseDuration,
 		Logger: d.log,
 	})
 	d.sched.Start(ctx)
 	d.log.Info("pushd started", "component", "daemon", "version", version, "instance", d.cfg.Server.InstanceID,
 		"apps", len(d.apps), "config", d.path)
 	return nil
+}
+
+// owner names this process start in leases: the configured instance id plus
+// a random suffix, so that after a restart the instance takes over the
+// batches its previous life abandoned instead of waiting for them forever.
+func owner(instanceID string) string {
+	var b [3]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s#%x", instanceID, b)
 }
 
 // reload re-reads config.ini. A config that fails validation is rejected

@@ -80,9 +80,6 @@ func New(opts Options) (*Pool, error) {
 			StrictMaxConcurrentStreams: true,
 			ReadIdleTimeout:            opts.ReadIdleTimeout,
 			PingTimeout:                opts.PingTimeout,
-			// Per-token :path values never repeat, so indexing them only
-			// churns both sides' HPACK tables.
-			MaxEncoderHeaderTableSize: 0,
 			DialTLSContext:            dialTLS(opts.DialTimeout),
 		})
 	}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/internal/pushsim"
+)
+
+// runFault sends one campaign of n users of app under the given faults and
+// returns its final row and how long it took from the start.
+func runFault(t *testing.T, app string, n int, faults pushsim.Faults, extra map[string]any) (*env, row, time.Duration) {
+	t.Helper()
+	e := newEnv(t, "", pushsim.Options{Faults: faults})
+	if app == "IOS" {
+		e.users(app, n, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
+	} else {
+		e.users(app, n, func(i int) string { return fcmToken("ok-", i) }, "NOW(3) - INTERVAL 1 DAY")
+	}
+	if extra == nil {
+		extra = map[string]any{}
+	}
+	if _, ok := extra["expires_at"]; !ok {
+		extra["expires_at"] = time.Now().Add(time.Hour).UTC()
+	}
+	d := e.start()
+	start := time.Now()
+	id := e.campaign(app, start, extra)
+	r := e.waitStatus(id, 3*time.Minute, "done", "failed", "expired")
+	took := time.Since(start)
+	d.stop(t)
+	return e, r, took
+}
+
+// exactlyOnce checks that pushsim delivered to each of the n tokens once.
+func (e *env) exactlyOnce(provider string, n int, token func(int) string) {
+	e.t.Helper()
+	got := e.delivered(provider)
+	for i := 0; i < n; i++ {
+		if dl := got[token(i)]; dl.Count != 1 {
+			e.t.Fatalf("token %s delivered %d times, want 1", token(i), dl.Count)
+		}
+	}
+}
+
+// 503 to 30% of requests: everything still arrives once, after backoff.
+func TestProvider503(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	e, r, took := runFault(t, "IOS", n, pushsim.Faults{FailRate: 0.3, Seed: 1}, nil)
+	if r.Status != "done" || r.Sent != n {
+		t.Fatalf("row %+v, want done with %d sent", r, n)
+	}
+	e.exactlyOnce(pushsim.ProviderAPNs, n, func(i int) string { return iosToken("", i) })
+	retried := e.count(`SELECT COUNT(*) FROM pushd_deliveries WHERE attempts > 1`)
+	st := e.sim.Stats().APNs
+	t.Logf("30%% 503s: %d requests for %d users, %d users needed retries, took %v", st.Requests, n, retried, took.Round(time.Millisecond))
+	if retried < n/5 || st.ByStatus["503"] < n/5 {
+		t.Errorf("%d users retried and %d 503s; with a 30%% failure rate expect about %d", retried, st.ByStatus["503"], n*3/10)
+	}
+	// The first retry waits at least 250 ms (500 ms with jitter), so a
+	// third of the audience cannot finish faster than that.
+	if took < 250*time.Millisecond {
+		t.Errorf("run took %v: no visible backoff", took)
+	}
+}
+
+// FCM 429 with Retry-After: 2 is honoured before the retry.
+func TestProvider429RetryAfter(t *testing.T) {
+	t.Parallel()
+	const n = 1000
+	e, r, took := runFault(t, "Android", n, pushsim.Faults{ThrottleRate: 0.2, RetryAfter: 2, Seed: 2}, nil)
+	if r.Status != "done" || r.Sent != n {
+		t.Fatalf("row %+v, want done with %d sent", r, n)
+	}
+	e.exactlyOnce(pushsim.ProviderFCM, n, func(i int) string { return fcmToken("ok-", i) })
+	if took < 2*time.Second {
+		t.Errorf("run took %v; a Retry-After of 2 s was not honoured", took)
+	}
+	t.Logf("20%% 429 with Retry-After 2: %d throttled answers, took %v", e.sim.Stats().FCM.ByStatus["429"], took.Round(time.Millisecond))
+}
+
+// GOAWAY every 300 requests: pushd reconnects and nothing is lost or doubled.
+func TestProviderGoAway(t *testing.T) {
+	t.Parallel()
+	const n = 5000
+	for _, app := range []string{"IOS", "Android"} {
+		t.Run(app, func(t *testing.T) {
+			t.Parallel()
+			e, r, _ := runFault(t, app, n, pushsim.Faults{GoAwayAfter: 300}, nil)
+			if r.Status != "done" || r.Sent != n {
+				t.Fatalf("row %+v, want done with %d sent", r, n)
+			}
+			st := e.sim.Stats()
+			if st.GoAways < 5 {
+				t.Fatalf("only %d GOAWAYs happened; the fault was not exercised", st.GoAways)
+			}
+			if app == "IOS" {
+				e.exactlyOnce(pushsim.ProviderAPNs, n, func(i int) string { return iosToken("", i) })
+			} else {
+				e.exactlyOnce(pushsim.ProviderFCM, n, func(i int) string { return fcmToken("ok-", i) })
+			}
+			t.Logf("%s: %d GOAWAYs, %d connections, all %d delivered once", app, st.GoAways, st.Connections, n)
+		})
+	}
+}
+
+// One ExpiredProviderToken: the JWT is re-signed once and sending goes on.
+func TestProviderExpiredProviderTokenOnce(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	e, r, _ := runFault(t, "IOS", n, pushsim.Faults{ExpiredProviderTokenOnce: true}, nil)
+	if r.Status != "done" || r.Sent != n {
+		t.Fatalf("row %+v, want done with %d sent", r, n)
+	}
+	if jwts := e.sim.Stats().APNsJWT.DistinctTokens; jwts != 2 {
+		t.Errorf("pushsim saw %d distinct provider tokens, want 2 (the first and one re-signed)", jwts)
+	}
+}
+
+// InvalidProviderToken: the run fails with a reason naming what to check,
+// and pushd does not storm APNs with the rest of the audience.
+func TestProviderInvalidProviderToken(t *testing.T) {
+	t.Parallel()
+	const n = 5000
+	e, r, _ := runFault(t, "IOS", n, pushsim.Faults{InvalidProviderToken: true}, nil)
+	if r.Status != "failed" || !strings.Contains(r.Reason, "InvalidProviderToken") || !strings.Contains(r.Reason, "key_id and team_id") ||
+		!strings.Contains(r.Reason, "[IOS]") {
+		t.Fatalf("row %+v, want failed with a reason naming InvalidProviderToken, key_id and team_id in [IOS]", r)
+	}
+	reqs := e.sim.Stats().APNs.Requests
+	if reqs > 10 {
+		t.Errorf("%d requests with a rejected key, want a handful", reqs)
+	}
+	if n := e.count(`SELECT COUNT(*) FROM pushd_deliveries`); n != 0 {
+		t.Errorf("%d users got an outcome although nothing could be sent; they must stay for the resumed run", n)
+	}
+}
+
+// The deadline falls mid-run while retries are pending: nothing is sent
+// after it, and everyone not reached is recorded expired.
+func TestDeadlineMidRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", pushsim.Options{Faults: pushsim.Faults{Latency: 40 * time.Millisecond}})
+	const n = 20000
+	e.users("IOS", n, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
+	e.users("IOS", 50, func(i int) string { return iosToken("0429", i) }, "NOW(3) - INTERVAL 1 DAY")
+	at := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	deadline := at.Add(3 * time.Second)
+	d := e.start()
+	id := e.campaign("IOS", at, map[string]any{"batch_size": 100, "expires_at": deadline.UTC()})
+	r := e.waitStatus(id, 2*time.Minute, "done", "failed", "expired")
+	d.stop(t)
+	if r.Status != "expired" || r.Expired == 0 || r.Sent == 0 {
+		t.Fatalf("row %+v, want expired with some sent and some expired", r)
+	}
+	if !strings.Contains(r.Reason, "deadline reached") {
+		t.Errorf("reason %q should say the deadline was reached", r.Reason)
+	}
+	if total := r.Sent + r.Failed + r.Invalid + r.Expired; total != n+50 || r.Targeted != n+50 {
+		t.Errorf("outcomes %d and targeted %d, want both %d", total, r.Targeted, n+50)
+	}
+	if l := e.count(`SELECT COUNT(*) FROM pushd_deliveries`); l != n+50 {
+		t.Errorf("ledger has %d outcomes, want %d", l, n+50)
+	}
+	// pushsim stamps a delivery when it answers, Latency after the request
+	// arrived, so a request sent just before the deadline is stamped up to
+	// 40 ms after it.
+	late := 0
+	for _, dl := range e.sim.Deliveries() {
+		if dl.At.After(deadline.Add(40*time.Millisecond + 50*time.Millisecond)) {
+			late++
+		}
+	}
+	if late > 0 {
+		t.Errorf("%d pushes arrived after the deadline", late)
+	}
+	t.Logf("deadline mid-run: %d sent, %d expired", r.Sent, r.Expired)
+}
+
+// A second SIGTERM aborts at once.
+func TestSecondSignalAborts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", pushsim.Options{Faults: pushsim.Faults{Latency: 3 * time.Second}})
+	e.users("IOS", 500, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
+	id := e.campaign("IOS", time.Now(), nil)
+	d := e.start()
+	waitFor(t, time.Minute, "the run to start", func() bool { return e.row(id).Status == "running" })
+	time.Sleep(500 * time.Millisecond) // let the sends reach pushsim, which holds them 3 s
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.exited:
+		d.exited <- err
+		if err == nil {
+			t.Error("aborted pushd exited 0; an abort should exit non-zero")
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("abort took %v", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("pushd did not abort on the second SIGTERM")
+	}
+}
