@@ -381,6 +381,7 @@ func TestTokenSourceSingleFlight(t *testing.T) {
 	arrived.Add(n)
 	var calls atomic.Int64
 	gate := make(chan struct{})
+	var openGate sync.Once
 	s.now = func() time.Time {
 		if calls.Add(1) <= n {
 			arrived.Done()
@@ -388,7 +389,11 @@ func TestTokenSourceSingleFlight(t *testing.T) {
 		}
 		return clock.Now()
 	}
-	go func() { arrived.Wait(); close(gate) }()
+	go func() { arrived.Wait(); openGate.Do(func() { close(gate) }) }()
+	// A broken source may block in the clock under its lock, so that not
+	// all goroutines can arrive: give up waiting rather than hang.
+	giveUp := time.AfterFunc(10*time.Second, func() { openGate.Do(func() { close(gate) }) })
+	defer giveUp.Stop()
 
 	var wg sync.WaitGroup
 	got := make([]*providerToken, n)
