@@ -94,13 +94,13 @@ bundle_id = %s
 auth_key_path = %s
 key_id = %s
 team_id = %s
-max_attempts = 4
+max_attempts = 10
 
 [Android]
 push_type = FCM
 endpoint = %s
 service_account_file = %s
-max_attempts = 4
+max_attempts = 10
 `, extraServer, f.CAFile, o.Host, o.Port, o.User, o.Password, o.Database,
 		sim.URL(), bundleID, f.AuthKeyFile, f.KeyID, f.TeamID, sim.URL(), f.ServiceAccountFile)
 	path := filepath.Join(dir, "config.ini")
