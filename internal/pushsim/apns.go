@@ -106,7 +106,7 @@ func (s *Server) serveAPNs(w http.ResponseWriter, r *http.Request, f *faultState
 	if res.gone {
 		return
 	}
-	st.answer(res.status, res.reason)
+	st.answer(res.status, res.reason, s.now)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("apns request", "path", r.URL.Path, "status", res.status, "reason", res.reason, "apns_id", id)
 	}

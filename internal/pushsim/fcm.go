@@ -86,7 +86,7 @@ func (s *Server) serveFCM(w http.ResponseWriter, r *http.Request, f *faultState)
 	if reason == "" {
 		reason = res.rpcStatus
 	}
-	st.answer(res.status, reason)
+	st.answer(res.status, reason, s.now)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("fcm request", "path", r.URL.Path, "status", res.status, "reason", reason, "message", res.message)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"hash/maphash"
+	"net/http"
 	"slices"
 	"strconv"
 	"sync"
@@ -28,6 +29,12 @@ type ProviderStats struct {
 	ValidatedOnly int            `json:"validated_only"` // FCM validate_only answered 200
 	ByStatus      map[string]int `json:"by_status"`      // HTTP status ("200", "410") → count
 	ByReason      map[string]int `json:"by_reason"`      // APNs reason or FCM error code → count
+	// FirstAt and LastAt are when the first and the last 200 answer was
+	// given since start or the last Reset, by Options.Now; zero before the
+	// first. An FCM validate_only 200 counts. Benchmarks take the time a
+	// campaign took, as seen by the provider, from them.
+	FirstAt time.Time `json:"first_at"`
+	LastAt  time.Time `json:"last_at"`
 }
 
 // OAuthStats count token-endpoint requests.
@@ -61,11 +68,19 @@ type providerStats struct {
 	validatedOnly atomic.Int64
 	byStatus      [600]atomic.Int64
 	byReason      sync.Map // string → *atomic.Int64
+	// firstOK and lastOK are the Unix nanoseconds of the first and the last
+	// 200 answer; 0 means none yet.
+	firstOK, lastOK atomic.Int64
 }
 
-func (p *providerStats) answer(status int, reason string) {
+// answer counts an answer with status and reason, given at now() if it is a
+// 200 (now is called only then).
+func (p *providerStats) answer(status int, reason string, now func() time.Time) {
 	if status >= 0 && status < len(p.byStatus) {
 		p.byStatus[status].Add(1)
+	}
+	if status == http.StatusOK {
+		p.answeredOK(now().UnixNano())
 	}
 	if reason == "" {
 		return
@@ -77,6 +92,33 @@ func (p *providerStats) answer(status int, reason string) {
 	c.(*atomic.Int64).Add(1)
 }
 
+// answeredOK moves firstOK and lastOK to cover t. Concurrent answers race
+// only through compare-and-swap: firstOK keeps the earliest t it was offered
+// and lastOK the latest, whatever order the calls land in.
+func (p *providerStats) answeredOK(t int64) {
+	for {
+		cur := p.firstOK.Load()
+		if cur != 0 && cur <= t || p.firstOK.CompareAndSwap(cur, t) {
+			break
+		}
+	}
+	for {
+		cur := p.lastOK.Load()
+		if cur >= t || p.lastOK.CompareAndSwap(cur, t) {
+			break
+		}
+	}
+}
+
+// unixNanoTime is the time at n Unix nanoseconds in UTC (as it reads back
+// from JSON), or the zero Time for 0.
+func unixNanoTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
 func (p *providerStats) snapshot() ProviderStats {
 	out := ProviderStats{
 		Requests:      int(p.requests.Load()),
@@ -84,6 +126,8 @@ func (p *providerStats) snapshot() ProviderStats {
 		ValidatedOnly: int(p.validatedOnly.Load()),
 		ByStatus:      map[string]int{},
 		ByReason:      map[string]int{},
+		FirstAt:       unixNanoTime(p.firstOK.Load()),
+		LastAt:        unixNanoTime(p.lastOK.Load()),
 	}
 	for i := range p.byStatus {
 		if n := p.byStatus[i].Load(); n != 0 {
@@ -103,6 +147,8 @@ func (p *providerStats) reset() {
 	p.requests.Store(0)
 	p.delivered.Store(0)
 	p.validatedOnly.Store(0)
+	p.firstOK.Store(0)
+	p.lastOK.Store(0)
 	for i := range p.byStatus {
 		p.byStatus[i].Store(0)
 	}
