@@ -8,17 +8,41 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	stopProfile := startCPUProfile(os.Getenv("PUSHD_CPUPROFILE"))
+	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
+	if err != nil {
 		if !errors.Is(err, errReported) {
 			fmt.Fprintln(os.Stderr, "pushd:", err)
 		}
 		os.Exit(1)
+	}
+}
+
+// startCPUProfile writes a CPU profile to path until the returned function
+// is called, for cmd/pushbench; an empty path profiles nothing.
+func startCPUProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pushd: PUSHD_CPUPROFILE:", err)
+		os.Exit(1)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 
