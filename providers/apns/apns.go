@@ -65,8 +65,9 @@ type Options struct {
 	// tokens refreshed more often than every 20 minutes and ones older than
 	// an hour.
 	TokenRefresh time.Duration
-	// Logger receives the client's few log lines (token signing); nil
-	// discards them.
+	// Logger receives the client's few log lines (one per token signing,
+	// never one per push); nil discards them. The caller adds component and
+	// app attributes.
 	Logger *slog.Logger
 	// Now is the clock (default time.Now). It dates provider tokens and
 	// decides whether a notification has expired.

@@ -121,7 +121,7 @@ func (s *tokenSource) signLocked(forced bool) (*providerToken, error) {
 	s.cur.Store(t)
 	n := s.signed.Add(1)
 	s.logger.Info("signed APNs provider token",
-		"component", "apns", "key_id", s.keyID, "team_id", s.teamID,
+		"provider", "apns", "key_id", s.keyID, "team_id", s.teamID,
 		"generation", n, "forced", forced)
 	return t, nil
 }
