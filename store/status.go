@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// CampaignStatus is a campaign row as `pushd status` shows it: what staff
+// wrote, the counts of its current run and the run's timing.
+type CampaignStatus struct {
+	ID     int64
+	App    string
+	Title  string
+	Status Status
+	Reason string // status_reason
+	// Counts of the current run, as on the campaigns row.
+	Targeted, Sent, Failed, Invalid, Expired int64
+	RunCount                                 int
+	Cron                                     string
+	ScheduledAt                              time.Time
+	ExpiresAt                                *time.Time
+	NextRunAt                                *time.Time
+	UpdatedAt                                time.Time
+	// Run is the current run, nil before the first.
+	Run *RunTiming
+}
+
+// RunTiming is when the current run started, must end and ended.
+type RunTiming struct {
+	ID         int64
+	Occurrence int
+	Status     Status
+	StartedAt  time.Time
+	Deadline   time.Time
+	FinishedAt *time.Time // nil while the run is not finished
+}
+
+// RecentCampaigns returns every running campaign and the limit most recent
+// others (by id), newest first. A limit of 0 or less means 20.
+func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]CampaignStatus, error) {
+	if limit <= 0 {
+		limit = 20
+	}
+	// The subquery finds the id of the limit-th newest campaign; a scalar
+	// subquery with LIMIT works on both MySQL 8 and MariaDB, where IN
+	// (… LIMIT) does not.
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT c.id, c.app, c.title, c.status, c.status_reason, c.targeted, c.sent, c.failed,
+			c.invalid_tokens, c.expired, c.run_count, c.cron, c.scheduled_at, c.expires_at,
+			c.next_run_at, c.updated_at,
+			r.id, r.occurrence, r.status, r.started_at, r.deadline, r.finished_at
+		FROM campaigns c LEFT JOIN pushd_runs r ON r.id = c.current_run_id
+		WHERE c.status = 'running'
+			OR c.id >= COALESCE((SELECT id FROM campaigns ORDER BY id DESC LIMIT 1 OFFSET ?), 0)
+		ORDER BY c.id DESC`, limit-1)
+	if err != nil {
+		return nil, fmt.Errorf("list recent campaigns: %w", err)
+	}
+	defer rows.Close()
+	var out []CampaignStatus
+	for rows.Next() {
+		var (
+			c                        CampaignStatus
+			cronStr                  sql.NullString
+			expires, next            sql.NullTime
+			runID                    sql.NullInt64
+			occurrence               sql.NullInt32
+			runStatus                sql.NullString
+			started, deadline, ended sql.NullTime
+		)
+		if err := rows.Scan(&c.ID, &c.App, &c.Title, &c.Status, &c.Reason, &c.Targeted, &c.Sent, &c.Failed,
+			&c.Invalid, &c.Expired, &c.RunCount, &cronStr, &c.ScheduledAt, &expires,
+			&next, &c.UpdatedAt,
+			&runID, &occurrence, &runStatus, &started, &deadline, &ended); err != nil {
+			return nil, fmt.Errorf("list recent campaigns: %w", err)
+		}
+		c.Cron = cronStr.String
+		c.ExpiresAt = timePtr(expires)
+		c.NextRunAt = timePtr(next)
+		if runID.Valid {
+			c.Run = &RunTiming{ID: runID.Int64, Occurrence: int(occurrence.Int32), Status: Status(runStatus.String),
+				StartedAt: started.Time, Deadline: deadline.Time, FinishedAt: timePtr(ended)}
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list recent campaigns: %w", err)
+	}
+	return out, nil
+}
+
+// CampaignStatusCounts returns how many campaigns are in each status. Statuses
+// with no campaign are absent.
+func (s *Store) CampaignStatusCounts(ctx context.Context) (map[Status]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM campaigns GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count campaigns by status: %w", err)
+	}
+	defer rows.Close()
+	out := map[Status]int{}
+	for rows.Next() {
+		var (
+			st Status
+			n  int
+		)
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count campaigns by status: %w", err)
+		}
+		out[st] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count campaigns by status: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,93 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/internal/dbtest"
+	"github.com/pushd/pushd/store"
+)
+
+// TestRecentCampaigns checks which rows `pushd status` lists: every running
+// campaign however old, plus the newest ones up to the limit, with the
+// current run's timing joined in.
+func TestRecentCampaigns(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	db := st.DB()
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	insert := func(status string) int64 {
+		t.Helper()
+		res, err := db.Exec(`INSERT INTO campaigns (app, title, body, scheduled_at, status) VALUES ('IOS', 'Sale', 'b', ?, ?)`, at, status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := res.LastInsertId()
+		return id
+	}
+	oldRunning := insert("running")
+	res, err := db.Exec(`INSERT INTO pushd_runs (campaign_id, occurrence, app, status, notification, scheduled_for,
+		deadline, batch_size, max_user_id, cursor_user_id, started_at, targeted, sent)
+		VALUES (?, 1, 'IOS', 'running', '{}', ?, ?, 1000, 10, 0, ?, 10, 4)`,
+		oldRunning, at, at.Add(time.Hour), at.Add(1500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runID, _ := res.LastInsertId()
+	if _, err := db.Exec(`UPDATE campaigns SET current_run_id = ?, run_count = 1, targeted = 10, sent = 4,
+		cron = '@daily', next_run_at = ? WHERE id = ?`, runID, at.Add(24*time.Hour), oldRunning); err != nil {
+		t.Fatal(err)
+	}
+	oldDone := insert("done")
+	var newest []int64
+	for range 5 {
+		newest = append(newest, insert("scheduled"))
+	}
+
+	got, err := st.RecentCampaigns(t.Context(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, c := range got {
+		ids = append(ids, c.ID)
+	}
+	want := []int64{newest[4], newest[3], newest[2], oldRunning}
+	if len(ids) != len(want) {
+		t.Fatalf("RecentCampaigns(3) ids = %v, want %v (old done campaign %d must be left out)", ids, want, oldDone)
+	}
+	for i := range want {
+		if ids[i] != want[i] {
+			t.Fatalf("RecentCampaigns(3) ids = %v, want %v", ids, want)
+		}
+	}
+	run := got[3]
+	if run.Run == nil || run.Run.ID != runID || run.Run.Status != store.Running ||
+		!run.Run.StartedAt.Equal(at.Add(1500*time.Millisecond)) || !run.Run.Deadline.Equal(at.Add(time.Hour)) ||
+		run.Run.FinishedAt != nil {
+		t.Errorf("running campaign's run = %+v, want run %d started %v", run.Run, runID, at.Add(1500*time.Millisecond))
+	}
+	if run.Sent != 4 || run.Targeted != 10 || run.Cron != "@daily" || run.NextRunAt == nil ||
+		!run.NextRunAt.Equal(at.Add(24*time.Hour)) || run.Status != store.Running || run.RunCount != 1 {
+		t.Errorf("running campaign = %+v", run)
+	}
+	if got[0].Run != nil || got[0].NextRunAt != nil || got[0].Status != store.Scheduled {
+		t.Errorf("scheduled campaign = %+v, want no run", got[0])
+	}
+
+	all, err := st.RecentCampaigns(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 7 {
+		t.Errorf("RecentCampaigns(0) returned %d rows, want all 7", len(all))
+	}
+
+	counts, err := st.CampaignStatusCounts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[store.Scheduled] != 5 || counts[store.Running] != 1 || counts[store.Done] != 1 || len(counts) != 3 {
+		t.Errorf("CampaignStatusCounts = %v, want 5 scheduled, 1 running, 1 done", counts)
+	}
+}
