@@ -157,3 +157,6 @@ func (a *App) release(l lease) {
 		<-a.probe
 	}
 }
+
+// InFlight is the number of requests of the app now in flight.
+func (a *App) InFlight() int { return len(a.slots) }

@@ -33,10 +33,18 @@ type Options struct {
 	Clock func() time.Time
 	// Logger receives scheduler and runner logs.
 	Logger   *slog.Logger
-	Observer campaign.Observer
-	// OnTick is called after every poll with its error (nil when the
-	// database answered): the daemon's watchdog and health use it.
-	OnTick func(err error)
+	Observer Observer
+	// OnTick is called after every pass with its error (nil when the
+	// database answered) and the runs this instance works on: the daemon's
+	// watchdog and health use it.
+	OnTick func(err error, running int)
+}
+
+// Observer receives the runners' events and the start of each run.
+type Observer interface {
+	campaign.Observer
+	// RunStarted is called when a run starts, with how late it started.
+	RunStarted(app string, lag time.Duration)
 }
 
 // Scheduler starts due campaigns and keeps a runner on every running run.
@@ -164,7 +172,7 @@ func (s *Scheduler) Tick(ctx, hardCtx context.Context) time.Time {
 		s.log.Error("scheduler pass failed", "error", err)
 	}
 	if s.o.OnTick != nil {
-		s.o.OnTick(err)
+		s.o.OnTick(err, len(s.Running()))
 	}
 	return wake
 }
@@ -183,7 +191,9 @@ func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time
 			}
 			continue
 		}
+		var app string
 		dec, runID, err := s.st.Decide(ctx, d.CampaignID, s.o.Clock(), func(c *store.Campaign) store.Decision {
+			app = c.App
 			return Plan(c, apps, s.o.Clock())
 		})
 		if errors.Is(err, store.ErrNotDue) {
@@ -192,15 +202,19 @@ func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time
 		if err != nil {
 			return err
 		}
-		log := s.log.With("campaign_id", d.CampaignID)
+		log := s.log.With("campaign_id", d.CampaignID, "app", app)
 		switch dec.Action {
 		case store.Fail:
 			log.Warn("campaign failed", "reason", dec.Reason)
 		case store.Expire:
 			log.Warn("campaign expired before it started", "reason", dec.Reason)
 		case store.Start:
-			log.Info("campaign started", "run_id", runID, "deadline", dec.Run.Deadline)
+			lag := s.o.Clock().Sub(dec.Run.ScheduledFor)
+			log.Info("campaign started", "run_id", runID, "deadline", dec.Run.Deadline, "lag", lag)
 			started[runID] = true
+			if s.o.Observer != nil {
+				s.o.Observer.RunStarted(app, lag)
+			}
 		case store.Resume:
 			log.Info("campaign resumed", "run_id", runID)
 		}

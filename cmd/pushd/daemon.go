@@ -7,14 +7,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"reflect"
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/config"
+	"github.com/pushd/pushd/monitor"
 	"github.com/pushd/pushd/scheduler"
 	"github.com/pushd/pushd/store"
 )
@@ -39,7 +44,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	d := &daemon{path: path, cfg: cfg, log: log}
+	d := &pushd{path: path, cfg: cfg, log: log, stopped: make(chan struct{})}
 	if err := d.start(ctx); err != nil {
 		d.close()
 		return err
@@ -49,6 +54,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			d.reload()
 			continue
 		}
+		notify(daemon.SdNotifyStopping)
 		log.Info("shutting down: finishing in-flight sends", "signal", sig.String(), "timeout", cfg.Server.ShutdownTimeout)
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Server.ShutdownTimeout)
 		stopped := make(chan error, 1)
@@ -71,17 +77,27 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// daemon is the running pushd: its config, database and scheduler.
-type daemon struct {
-	path  string
-	cfg   *config.Config
-	log   *slog.Logger
-	st    *store.Store
-	sched *scheduler.Scheduler
-	apps  map[string]*campaign.App
+// pushd is the running daemon: its config, database, scheduler and the
+// listener for health and metrics.
+type pushd struct {
+	path    string
+	cfg     *config.Config
+	log     *slog.Logger
+	st      *store.Store
+	sched   *scheduler.Scheduler
+	apps    map[string]*campaign.App
+	metrics *monitor.Metrics
+	health  *monitor.Health
+	http    *http.Server
+	stopped chan struct{}
 }
 
-func (d *daemon) start(ctx context.Context) error {
+// notify tells systemd about a state change. Without NOTIFY_SOCKET it does
+// nothing; an error is not worth more than ignoring, as systemd would then
+// restart us for a missing READY anyway.
+func notify(state string) { daemon.SdNotify(false, state) }
+
+func (d *pushd) start(ctx context.Context) error {
 	st, err := store.Open(ctx, storeOptions(d.cfg))
 	if err != nil {
 		return err
@@ -98,15 +114,63 @@ func (d *daemon) start(ctx context.Context) error {
 		}
 		d.apps[name] = app
 	}
+	apps := func() map[string]*campaign.App { return d.sched.Apps() }
+	d.metrics = monitor.NewMetrics(apps)
+	d.health = monitor.NewHealth(apps, d.cfg.Server.PollInterval, nil)
+	watchdog, _ := daemon.SdWatchdogEnabled(false)
 	d.sched = scheduler.New(st, d.apps, scheduler.Options{
 		Owner: owner(d.cfg.Server.InstanceID), Poll: d.cfg.Server.PollInterval, Lease: d.cfg.Server.LeaseDuration,
-		Logger: d.log,
+		Logger: d.log, Observer: d.metrics,
+		OnTick: func(err error, running int) {
+			d.health.Tick(err, running)
+			// The loop is alive even when the database is not; restarting
+			// pushd would not bring the database back.
+			if watchdog > 0 {
+				notify(daemon.SdNotifyWatchdog)
+			}
+		},
 	})
+	if addr := d.cfg.Server.Listen; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s [Server] listen = %q: %w", d.cfg.Path, addr, err)
+		}
+		d.http = &http.Server{Handler: monitor.Handler(d.health, d.metrics), ReadHeaderTimeout: 10 * time.Second}
+		go d.http.Serve(ln)
+	}
 	d.sched.Start(ctx)
+	go d.statusLoop(ctx)
 	d.log.Info("pushd started", "component", "daemon", "version", version, "instance", d.cfg.Server.InstanceID,
-		"apps", len(d.apps), "config", d.path)
+		"apps", len(d.apps), "config", d.path, "listen", d.cfg.Server.Listen)
+	notify(daemon.SdNotifyReady)
 	return nil
 }
+
+// statusLoop publishes campaign totals to the metrics and systemd's status
+// line every few seconds, e.g. "2 campaigns running, 41,200/1,000,000 sent".
+func (d *pushd) statusLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		tot, err := d.st.CampaignTotals(cctx)
+		cancel()
+		if err == nil {
+			d.metrics.SetCampaigns(tot.ByStatus)
+			notify(fmt.Sprintf("STATUS=%d campaigns running, %s/%s sent", tot.ByStatus["running"], thousands(tot.Sent), thousands(tot.Targeted)))
+		} else {
+			notify("STATUS=database unreachable: sending paused")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.stopped:
+			return
+		case <-t.C:
+		}
+	}
+}
+
 
 // owner names this process start in leases: the configured instance id plus
 // a random suffix, so that after a restart the instance takes over the
@@ -120,11 +184,15 @@ func owner(instanceID string) string {
 // reload re-reads config.ini. A config that fails validation is rejected
 // whole and the old one stays in force. Apps whose section is unchanged
 // keep their client, so their runs go on untouched.
-func (d *daemon) reload() {
+func (d *pushd) reload() {
 	log := d.log.With("component", "daemon")
+	notify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
+	defer notify(daemon.SdNotifyReady)
 	cfg, err := config.Load(d.path)
 	if err != nil {
 		log.Error("reload rejected: config.ini is invalid; the previous config stays in force", "error", err)
+		d.health.ConfigRejected(err)
+		d.metrics.Reloaded(false)
 		return
 	}
 	if !reflect.DeepEqual(cfg.Database, d.cfg.Database) || cfg.Server.TimeZone.String() != d.cfg.Server.TimeZone.String() {
@@ -140,6 +208,8 @@ func (d *daemon) reload() {
 		app, err := newApp(cfg, a, d.log)
 		if err != nil {
 			log.Error("reload rejected; the previous config stays in force", "error", err)
+			d.health.ConfigRejected(err)
+			d.metrics.Reloaded(false)
 			for _, f := range fresh {
 				closeApp(f)
 			}
@@ -158,10 +228,18 @@ func (d *daemon) reload() {
 			time.AfterFunc(cfg.Server.ShutdownTimeout+time.Minute, func() { closeApp(a) })
 		}
 	}
+	d.health.ConfigRejected(nil)
+	d.metrics.Reloaded(true)
 	log.Info("config reloaded", "apps", len(apps), "changed", len(fresh))
 }
 
-func (d *daemon) close() {
+func (d *pushd) close() {
+	close(d.stopped)
+	if d.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		d.http.Shutdown(ctx)
+		cancel()
+	}
 	for _, a := range d.apps {
 		closeApp(a)
 	}

@@ -69,9 +69,12 @@ func newEnvOn(t *testing.T, o store.Options, extraServer string, simOpts pushsim
 	}
 	t.Cleanup(func() { sim.Close() })
 	f := sim.Files()
+	listen := "listen = off\n"
+	if strings.Contains(extraServer, "listen") {
+		listen = ""
+	}
 	cfg := fmt.Sprintf(`[Server]
-listen = off
-poll_interval = 200ms
+%spoll_interval = 200ms
 lease_duration = 5s
 shutdown_timeout = 10s
 log_format = text
@@ -101,7 +104,7 @@ push_type = FCM
 endpoint = %s
 service_account_file = %s
 max_attempts = 10
-`, extraServer, f.CAFile, o.Host, o.Port, o.User, o.Password, o.Database,
+`, listen, extraServer, f.CAFile, o.Host, o.Port, o.User, o.Password, o.Database,
 		sim.URL(), bundleID, f.AuthKeyFile, f.KeyID, f.TeamID, sim.URL(), f.ServiceAccountFile)
 	path := filepath.Join(dir, "config.ini")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -150,10 +153,14 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func (e *env) start() *proc {
+func (e *env) start() *proc { return e.startWith(nil) }
+
+// startWith starts `pushd run` with extra environment variables.
+func (e *env) startWith(environ []string) *proc {
 	e.t.Helper()
 	d := &proc{cmd: exec.Command(pushdBin, "run", "-config", e.config), log: &syncBuffer{}, exited: make(chan error, 1)}
 	d.cmd.Stderr = d.log
+	d.cmd.Env = append(os.Environ(), environ...)
 	if err := d.cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}

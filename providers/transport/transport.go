@@ -80,7 +80,7 @@ func New(opts Options) (*Pool, error) {
 			StrictMaxConcurrentStreams: true,
 			ReadIdleTimeout:            opts.ReadIdleTimeout,
 			PingTimeout:                opts.PingTimeout,
-			DialTLSContext:            dialTLS(opts.DialTimeout),
+			DialTLSContext:             dialTLS(opts.DialTimeout),
 		})
 	}
 	return p, nil
