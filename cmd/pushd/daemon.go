@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -157,7 +158,7 @@ func (d *pushd) statusLoop(ctx context.Context) {
 		cancel()
 		if err == nil {
 			d.metrics.SetCampaigns(tot.ByStatus)
-			notify(fmt.Sprintf("STATUS=%d campaigns running, %s/%s sent", tot.ByStatus["running"], thousands(tot.Sent), thousands(tot.Targeted)))
+			notify(fmt.Sprintf("STATUS=%d campaigns running, %s/%s sent", tot.ByStatus["running"], commas(tot.Sent), commas(tot.Targeted)))
 		} else {
 			notify("STATUS=database unreachable: sending paused")
 		}
@@ -320,4 +321,13 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintln(stdout, "config is valid")
 	return nil
+}
+
+// commas writes a non-negative n with comma separators: 41,200.
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
