@@ -172,7 +172,6 @@ func (d *pushd) statusLoop(ctx context.Context) {
 	}
 }
 
-
 // owner names this process start in leases: the configured instance id plus
 // a random suffix, so that after a restart the instance takes over the
 // batches its previous life abandoned instead of waiting for them forever.
