@@ -28,15 +28,16 @@ func (s *section) app() *App {
 	pt := s.pushType()
 	legacyFCM := s.checkAppKeys(pt)
 	app := &App{
-		Name:          s.name,
-		PushType:      pt,
-		Endpoint:      s.endpoint(),
-		BatchSize:     s.integer("batch_size", 1000, 1, 100000, ""),
-		Concurrency:   s.integer("concurrency", 1000, 1, 20000, "with 0 no request could ever be sent"),
-		Connections:   s.integer("connections", 2, 1, 16, ""),
-		RateLimit:     s.nonNegative("rate_limit", "pushes per second"),
-		DefaultExpiry: s.duration("default_expiry", 24*time.Hour, time.Minute, 672*time.Hour),
-		MaxAttempts:   s.integer("max_attempts", 5, 1, 20, ""),
+		Name:           s.name,
+		PushType:       pt,
+		Endpoint:       s.endpoint(),
+		BatchSize:      s.integer("batch_size", 1000, 1, 100000, ""),
+		Concurrency:    s.integer("concurrency", 1000, 1, 20000, "with 0 no request could ever be sent"),
+		Connections:    s.integer("connections", 2, 1, 16, ""),
+		RateLimit:      s.nonNegative("rate_limit", "pushes per second"),
+		DefaultExpiry:  s.duration("default_expiry", 24*time.Hour, time.Minute, 672*time.Hour),
+		MaxAttempts:    s.integer("max_attempts", 5, 1, 20, ""),
+		RequestTimeout: s.duration("request_timeout", 30*time.Second, time.Second, 5*time.Minute),
 	}
 	switch pt {
 	case APNs:

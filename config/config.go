@@ -150,6 +150,10 @@ type App struct {
 	// MaxAttempts is how often a push is tried when the provider answers
 	// with a retryable error (max_attempts), default 5, 1 to 20.
 	MaxAttempts int
+	// RequestTimeout bounds one request to the provider, answer included
+	// (request_timeout), default 30s, 1s to 5m. A push that times out is
+	// retried like any network error.
+	RequestTimeout time.Duration
 
 	// Environment is "development" or "production" (APNs only): it picks
 	// api.sandbox.push.apple.com or api.push.apple.com.

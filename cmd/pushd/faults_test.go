@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"syscall"
 	"testing"
@@ -205,4 +206,83 @@ func TestSecondSignalAborts(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("pushd did not abort on the second SIGTERM")
 	}
+}
+
+// Slow answers are bounded by request_timeout: slow tokens fail after their
+// tries, the rest of the audience is not held up.
+func TestProviderSlowAnswers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", pushsim.Options{SlowDelay: 5 * time.Second})
+	e.setKey("IOS", "request_timeout", "1s")
+	e.setKey("IOS", "max_attempts", "2")
+	const n, slow = 2000, 20
+	e.users("IOS", n, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
+	e.users("IOS", slow, func(i int) string { return iosToken("0510", i) }, "NOW(3) - INTERVAL 1 DAY")
+	d := e.start()
+	start := time.Now()
+	id := e.campaign("IOS", start, nil)
+	r := e.waitStatus(id, time.Minute, "done", "failed", "expired")
+	took := time.Since(start)
+	d.stop(t)
+	if r.Status != "done" || r.Sent != n || r.Failed != slow {
+		t.Fatalf("row %+v, want done with %d sent and %d failed", r, n, slow)
+	}
+	reason := ""
+	e.db.QueryRow(`SELECT reason FROM pushd_deliveries WHERE outcome = 'failed' LIMIT 1`).Scan(&reason)
+	if !strings.Contains(reason, "deadline exceeded") && !strings.Contains(reason, "timeout") {
+		t.Errorf("slow push failed with %q, want a timeout", reason)
+	}
+	// Two tries of 1 s plus a backoff; without the timeout each try would
+	// take the 5 s the simulator holds the answer.
+	if took > 9*time.Second {
+		t.Errorf("run took %v; slow answers were not cut off", took)
+	}
+	t.Logf("slow answers: run took %v with %d pushes timing out", took.Round(time.Millisecond), slow)
+}
+
+// Hostile campaign rows: each gets a clear outcome, none crashes pushd or
+// holds up the others.
+func TestHostileRows(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", pushsim.Options{})
+	e.users("IOS", 10, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
+	e.users("Android", 10, func(i int) string { return fcmToken("ok-", i) }, "NOW(3) - INTERVAL 1 DAY")
+	now := time.Now()
+	huge := e.campaign("IOS", now, map[string]any{"body": strings.Repeat("Ä", 3000)})
+	multibyte := e.campaign("IOS", now, map[string]any{"title": "Soldes 🎉 日本語 \x00 nul", "body": "It's 50% off; DROP TABLE users; --"})
+	sqlish := e.campaign("Android", now, map[string]any{"title": "'); DELETE FROM campaigns; --", "data": `{"q": "' OR 1=1 --", "n": 3, "ok": true, "nested": {"a": [1]}}`})
+	reserved := e.campaign("Android", now, map[string]any{"data": `{"google.sent_time": "1"}`})
+	nulls := e.campaign("IOS", now, map[string]any{"data": `null`})
+	d := e.start()
+	for _, c := range []struct {
+		id     int64
+		status string
+		reason string
+	}{
+		{huge, "failed", "4096"},
+		{multibyte, "done", ""},
+		{sqlish, "done", ""},
+		{reserved, "failed", "google"},
+		{nulls, "failed", "not null"},
+	} {
+		r := e.waitStatus(c.id, time.Minute, "done", "failed", "expired")
+		if r.Status != c.status || !strings.Contains(r.Reason, c.reason) {
+			t.Errorf("campaign %d: %s %q, want %s with %q", c.id, r.Status, r.Reason, c.status, c.reason)
+		}
+	}
+	if n := e.count(`SELECT COUNT(*) FROM campaigns`); n != 5 {
+		t.Fatalf("%d campaigns left; SQL in a campaign reached the database", n)
+	}
+	fcm := e.delivered(pushsim.ProviderFCM)
+	var payload map[string]any
+	json.Unmarshal(fcm[fcmToken("ok-", 0)].Payload, &payload)
+	data, _ := payload["data"].(map[string]any)
+	if data["q"] != "' OR 1=1 --" || data["n"] != "3" || data["ok"] != "true" || data["nested"] != `{"a":[1]}` {
+		t.Errorf("FCM data was not converted to strings faithfully: %v", data)
+	}
+	apns := e.delivered(pushsim.ProviderAPNs)
+	if !strings.Contains(string(apns[iosToken("", 0)].Payload), "🎉") {
+		t.Errorf("APNs payload lost the emoji: %s", apns[iosToken("", 0)].Payload)
+	}
+	d.stop(t)
 }

@@ -294,3 +294,20 @@ func (e *env) count(q string, args ...any) int {
 	}
 	return n
 }
+
+// setKey adds key = value to a section of the env's config.ini.
+func (e *env) setKey(section, key, value string) {
+	e.t.Helper()
+	b, err := os.ReadFile(e.config)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	head := "[" + section + "]\n"
+	if !bytes.Contains(b, []byte(head)) {
+		e.t.Fatalf("config has no section %s", head)
+	}
+	b = bytes.Replace(b, []byte(head), []byte(head+key+" = "+value+"\n"), 1)
+	if err := os.WriteFile(e.config, b, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}

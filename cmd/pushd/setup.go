@@ -71,11 +71,11 @@ func newSender(cfg *config.Config, a *config.App, log *slog.Logger) (campaign.Se
 	switch a.PushType {
 	case config.APNs:
 		c, err := apns.New(apns.Options{Endpoint: a.Endpoint, Environment: a.Environment, BundleID: a.BundleID,
-			TeamID: a.TeamID, KeyID: a.KeyID, Key: a.AuthKey, RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, Logger: log})
+			TeamID: a.TeamID, KeyID: a.KeyID, Key: a.AuthKey, RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, RequestTimeout: a.RequestTimeout, Logger: log})
 		return c, providers.APNs, err
 	case config.FCM:
 		c, err := fcm.New(fcm.Options{Endpoint: a.Endpoint, ProjectID: a.ProjectID, ServiceAccountJSON: a.ServiceAccountJSON,
-			RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, Logger: log})
+			RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, RequestTimeout: a.RequestTimeout, Logger: log})
 		return c, providers.FCM, err
 	}
 	return nil, "", fmt.Errorf("push_type %q", a.PushType)
