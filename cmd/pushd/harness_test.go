@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -217,6 +219,10 @@ func (e *env) campaign(app string, at time.Time, extra map[string]any) int64 {
 	cols := []string{"app", "title", "body", "scheduled_at"}
 	args := []any{app, "Sale", "Everything 50% off 🎉", at.UTC()}
 	for k, v := range extra {
+		if i := slices.Index(cols, k); i >= 0 {
+			args[i] = v
+			continue
+		}
 		cols = append(cols, k)
 		args = append(args, v)
 	}
@@ -303,10 +309,16 @@ func (e *env) setKey(section, key, value string) {
 		e.t.Fatal(err)
 	}
 	head := "[" + section + "]\n"
-	if !bytes.Contains(b, []byte(head)) {
+	start := bytes.Index(b, []byte(head))
+	if start < 0 {
 		e.t.Fatalf("config has no section %s", head)
 	}
-	b = bytes.Replace(b, []byte(head), []byte(head+key+" = "+value+"\n"), 1)
+	end := len(b)
+	if i := bytes.Index(b[start+len(head):], []byte("\n[")); i >= 0 {
+		end = start + len(head) + i
+	}
+	block := regexp.MustCompile(`(?m)^`+key+` = .*\n`).ReplaceAll(b[start+len(head):end], nil)
+	b = slices.Concat(b[:start], []byte(head+key+" = "+value+"\n"), block, b[end:])
 	if err := os.WriteFile(e.config, b, 0o600); err != nil {
 		e.t.Fatal(err)
 	}
