@@ -55,6 +55,11 @@ commands:
   run      -config PATH   run the daemon in the foreground, logging to stderr
   migrate  -config PATH   create or upgrade pushd's tables
   check    -config PATH   validate the config, keys, database and schema
+  send     -config PATH -app NAME -token TOKEN -title T -body B
+           [-data JSON] [-badge N] [-sound S] [-dry-run]
+                          send one test push and print the provider's answer
+  status   -config PATH [-watch] [-n 20]
+                          show running and recent campaigns, with progress
   version                 print the version
 
 The default config PATH is /etc/pushd/config.ini.
@@ -72,6 +77,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdMigrate(ctx, args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(ctx, args[1:], stdout, stderr)
+	case "send":
+		return cmdSend(ctx, args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
