@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,8 +144,9 @@ func (w *batchWork) deliver(ctx context.Context, rc store.Recipient, l lease) {
 			return // shutdown abort: unknown whether it arrived; left for the next owner
 		case err != nil:
 			if attempts >= r.app.MaxAttempts {
+				r.log.Warn("push failed: no answer from the provider", "user_id", rc.UserID, "attempts", attempts, "error", err)
 				w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
-					Reason: "network: " + err.Error(), Attempts: attempts}}
+					Reason: transportReason(err) + fmt.Sprintf(" after %d tries", attempts), Attempts: attempts}}
 				return
 			}
 		default:
@@ -218,6 +220,16 @@ func invalidOutcome(app string, rc store.Recipient, res providers.Result, attemp
 		d:   store.Delivery{UserID: rc.UserID, Outcome: store.InvalidToken, Reason: reason, Attempts: attempts},
 		inv: &store.Invalidation{UserID: rc.UserID, App: app, Token: rc.Token, Since: since, Reason: reason},
 	}
+}
+
+// transportReason is a short ledger reason for a send that got no answer;
+// the full error goes to the log.
+func transportReason(err error) string {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return "Timeout"
+	}
+	return "NetworkError"
 }
 
 func reasonOf(res providers.Result) string {
