@@ -1,0 +1,423 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// The apps of the benchmark's config.ini.
+const (
+	appIOS     = "IOS"
+	appAndroid = "Android"
+)
+
+// server is the MariaDB server the benchmark runs on. Its pool has no
+// default database, so every connection with a database selected belongs
+// to pushd, and table names are always qualified.
+type server struct {
+	cfg *mysql.Config // as given by -dsn, DBName cleared
+	db  *sql.DB
+}
+
+// openServer connects with the session settings pushd uses (UTC, client-side
+// interpolation), so that the probe's statements cost what pushd's do.
+func openServer(ctx context.Context, dsn string) (*server, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("-dsn %q: %w", dsn, err)
+	}
+	cfg.DBName = ""
+	cfg.Loc = time.UTC
+	cfg.ParseTime = true
+	cfg.InterpolateParams = true
+	cfg.ClientFoundRows = true
+	cfg.Timeout = 5 * time.Second
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["time_zone"] = "'+00:00'"
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("MariaDB at %s: %w (is it running? scripts/mariadb.sh starts one)", cfg.Addr, err)
+	}
+	var one int
+	if err := db.QueryRowContext(ctx, "SELECT seq FROM information_schema.ENGINES e, (SELECT 1 AS seq) s WHERE e.ENGINE = 'SEQUENCE' AND e.SUPPORT IN ('YES', 'DEFAULT')").Scan(&one); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("MariaDB at %s has no Sequence engine (MySQL is not supported for seeding): %w", cfg.Addr, err)
+	}
+	return &server{cfg: cfg, db: db}, nil
+}
+
+func (s *server) close() { s.db.Close() }
+
+// serverInfo is the database server's settings that move the figures.
+type serverInfo struct {
+	Version          string `json:"version"`
+	BufferPoolMiB    int64  `json:"innodb_buffer_pool_mib"`
+	FlushLogAtCommit int    `json:"innodb_flush_log_at_trx_commit"`
+	MaxAllowedPacket int64  `json:"max_allowed_packet"`
+	// Local says the server runs on this machine (its pid file is
+	// readable), so its CPU time is measured.
+	Local   bool `json:"local"`
+	datadir string
+	pid     int
+}
+
+func (s *server) info(ctx context.Context) (serverInfo, error) {
+	var i serverInfo
+	var pool int64
+	var pidFile string
+	err := s.db.QueryRowContext(ctx, `SELECT VERSION(), @@innodb_buffer_pool_size, @@innodb_flush_log_at_trx_commit,
+		@@max_allowed_packet, @@datadir, @@pid_file`).Scan(&i.Version, &pool, &i.FlushLogAtCommit, &i.MaxAllowedPacket, &i.datadir, &pidFile)
+	if err != nil {
+		return i, err
+	}
+	i.BufferPoolMiB = pool >> 20
+	// The server's CPU time is only visible if it runs here.
+	if data, err := os.ReadFile(pidFile); err == nil {
+		i.pid, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		i.Local = i.pid > 0
+	}
+	return i, nil
+}
+
+// bytesPerUser is a generous estimate of the disk one user costs in a run:
+// the users row and its covering index, the ledger row, and InnoDB's slack.
+const bytesPerUser = 600
+
+// checkDisk refuses a run that would leave the database's disk nearly full.
+func checkDisk(datadir string, n int) error {
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(datadir, &fs); err != nil {
+		return nil // the server is not local; nothing to check
+	}
+	free := fs.Bavail * uint64(fs.Bsize)
+	need := uint64(n) * bytesPerUser
+	if free < need+need/2+2<<30 {
+		return fmt.Errorf("the database disk (%s) has %.1f GB free; %d users need about %.1f GB plus headroom: free some space or lower -n",
+			datadir, float64(free)/1e9, n, float64(need)/1e9)
+	}
+	return nil
+}
+
+// benchDB is one run's database.
+type benchDB struct {
+	s    *server
+	name string
+}
+
+func (s *server) createDB(ctx context.Context, run int) (*benchDB, error) {
+	var b [4]byte
+	rand.Read(b[:])
+	name := fmt.Sprintf("pushbench_%d_%s", run, hex.EncodeToString(b[:]))
+	if _, err := s.db.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4"); err != nil {
+		return nil, fmt.Errorf("create database: %w", err)
+	}
+	return &benchDB{s: s, name: name}, nil
+}
+
+func (d *benchDB) drop(ctx context.Context) error {
+	_, err := d.s.db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+d.name)
+	return err
+}
+
+// t qualifies a table name with the run's database.
+func (d *benchDB) t(table string) string { return "`" + d.name + "`." + table }
+
+// seedChunk is the most users one INSERT … SELECT writes, so that a 10M
+// seed is ten statements of bounded undo log rather than one.
+const seedChunk = 1_000_000
+
+// seed inserts n users of app, registered a day ago, straight from the
+// Sequence engine. APNs tokens are 64 hex digits (LPAD(HEX(seq), 64, '0'));
+// FCM tokens look like registration tokens.
+func (d *benchDB) seed(ctx context.Context, app string, n int) error {
+	tok := "LPAD(HEX(seq + ?), 64, '0')"
+	if app == appAndroid {
+		tok = "CONCAT('bench-', seq + ?, ':APA91b')"
+	}
+	for off := 0; off < n; off += seedChunk {
+		k := min(seedChunk, n-off)
+		q := fmt.Sprintf("INSERT INTO %s (app, push_token, registered_at) SELECT ?, %s, NOW() - INTERVAL 1 DAY FROM %s",
+			d.t("users"), tok, d.t(fmt.Sprintf("seq_1_to_%d", k)))
+		if _, err := d.s.db.ExecContext(ctx, q, app, off); err != nil {
+			return fmt.Errorf("seed %d %s users: %w", k, app, err)
+		}
+	}
+	return nil
+}
+
+// analyze refreshes the index statistics after the bulk load, as any
+// production table has them.
+func (d *benchDB) analyze(ctx context.Context) error {
+	_, err := d.s.db.ExecContext(ctx, "ANALYZE TABLE "+d.t("users"))
+	return err
+}
+
+// pushdConnected reports whether pushd holds a connection to the database.
+func (d *benchDB) pushdConnected(ctx context.Context) (bool, error) {
+	var n int
+	err := d.s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?", d.name).Scan(&n)
+	return n > 0, err
+}
+
+// Campaign text, as in the end-to-end tests.
+const (
+	campaignTitle = "Sale"
+	campaignBody  = "Everything 50% off 🎉"
+)
+
+func (d *benchDB) insertCampaign(ctx context.Context, app string, at time.Time) (int64, error) {
+	res, err := d.s.db.ExecContext(ctx, "INSERT INTO "+d.t("campaigns")+" (app, title, body, scheduled_at) VALUES (?, ?, ?, ?)",
+		app, campaignTitle, campaignBody, at.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("insert campaign: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+// campaignRow is a campaign's progress.
+type campaignRow struct {
+	ID                                    int64
+	App, Status, Reason                   string
+	Targeted, Sent, Failed, Invalid, Expd int64
+}
+
+func (d *benchDB) campaigns(ctx context.Context) ([]campaignRow, error) {
+	rows, err := d.s.db.QueryContext(ctx, "SELECT id, app, status, status_reason, targeted, sent, failed, invalid_tokens, expired FROM "+
+		d.t("campaigns")+" ORDER BY id")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []campaignRow
+	for rows.Next() {
+		var c campaignRow
+		if err := rows.Scan(&c.ID, &c.App, &c.Status, &c.Reason, &c.Targeted, &c.Sent, &c.Failed, &c.Invalid, &c.Expd); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// terminal reports whether a campaign status is final for a one-off run.
+func terminal(status string) bool {
+	switch status {
+	case "done", "failed", "expired", "cancelled":
+		return true
+	}
+	return false
+}
+
+// waitDone polls the campaign rows every 100 ms until every one is final.
+func (d *benchDB) waitDone(ctx context.Context, timeout time.Duration, exited <-chan error) ([]campaignRow, error) {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		cs, err := d.campaigns(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(cs) > 0 && !slices.ContainsFunc(cs, func(c campaignRow) bool { return !terminal(c.Status) }) {
+			return cs, nil
+		}
+		if time.Now().After(deadline) {
+			return cs, fmt.Errorf("campaigns not finished after %v: %+v", timeout, cs)
+		}
+		select {
+		case <-tick.C:
+		case err := <-exited:
+			return cs, fmt.Errorf("pushd exited before the campaigns finished: %v", err)
+		case <-ctx.Done():
+			return cs, ctx.Err()
+		}
+	}
+}
+
+// runRow is one pushd_runs row: a campaign run's own timing.
+type runRow struct {
+	App                 string
+	Sent                int64
+	Started, Finished   time.Time
+	BatchSize, Targeted int64
+}
+
+func (d *benchDB) runs(ctx context.Context) ([]runRow, error) {
+	rows, err := d.s.db.QueryContext(ctx, "SELECT app, sent, targeted, batch_size, started_at, finished_at FROM "+d.t("pushd_runs")+" ORDER BY id")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []runRow
+	for rows.Next() {
+		var r runRow
+		var fin sql.NullTime
+		if err := rows.Scan(&r.App, &r.Sent, &r.Targeted, &r.BatchSize, &r.Started, &fin); err != nil {
+			return nil, err
+		}
+		r.Finished = fin.Time
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// validToken is store's condition for a user whose token was not found dead
+// (store/runs.go), copied so that the probe reads what pushd reads.
+const validToken = `(i.user_id IS NULL OR i.push_token <> u.push_token OR u.registered_at > i.invalid_since)`
+
+// probeResult is the database's cost per batch, measured apart from pushd.
+type probeResult struct {
+	Batches int
+	Read    time.Duration // median: one keyset audience read of batch users, in its transaction
+	Write   time.Duration // median: the batch's ledger rows in multi-row INSERTs, in one transaction
+}
+
+// probe measures what one batch costs the database, with pushd stopped: it
+// reads samples batches of the audience of app with pushd's keyset query
+// (spread over the id range), and writes each one's outcomes into a scratch
+// copy of pushd_deliveries with multi-row INSERTs of at most 2000 rows,
+// as store.Record does, each in its own transaction.
+func (d *benchDB) probe(ctx context.Context, apps []string, batch, samples int) (probeResult, error) {
+	var res probeResult
+	scratch := d.t("pushbench_scratch")
+	if _, err := d.s.db.ExecContext(ctx, "CREATE TABLE "+scratch+" LIKE "+d.t("pushd_deliveries")); err != nil {
+		return res, err
+	}
+	defer d.s.db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+scratch)
+	read := "SELECT u.id, u.push_token, u.registered_at FROM " + d.t("users") + " u LEFT JOIN " + d.t("pushd_invalid_tokens") +
+		" i ON i.user_id = u.id WHERE u.app = ? AND u.id > ? AND u.id <= ? AND " + validToken + " ORDER BY u.id LIMIT ?"
+	var reads, writes []time.Duration
+	runID := int64(0)
+	for _, app := range apps {
+		var lo, hi sql.NullInt64
+		if err := d.s.db.QueryRowContext(ctx, "SELECT MIN(id), MAX(id) FROM "+d.t("users")+" WHERE app = ?", app).Scan(&lo, &hi); err != nil {
+			return res, err
+		}
+		if !lo.Valid {
+			continue
+		}
+		span := hi.Int64 - lo.Int64 + 1
+		k := int64(max(1, samples/len(apps)))
+		k = min(k, max(1, span/int64(batch)))
+		for j := range k {
+			after := lo.Int64 - 1 + j*(span/k)
+			ids, rd, err := d.probeRead(ctx, read, app, after, hi.Int64, batch)
+			if err != nil {
+				return res, err
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			runID++
+			wr, err := d.probeWrite(ctx, scratch, runID, ids)
+			if err != nil {
+				return res, err
+			}
+			reads, writes = append(reads, rd), append(writes, wr)
+		}
+	}
+	if len(reads) == 0 {
+		return res, errors.New("probe: no users")
+	}
+	res.Batches = len(reads)
+	res.Read, res.Write = medianDuration(reads), medianDuration(writes)
+	return res, nil
+}
+
+func (d *benchDB) probeRead(ctx context.Context, q, app string, after, last int64, batch int) ([]int64, time.Duration, error) {
+	start := time.Now()
+	tx, err := d.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, q, app, after, last, batch)
+	if err != nil {
+		return nil, 0, fmt.Errorf("probe read: %w", err)
+	}
+	ids := make([]int64, 0, batch)
+	for rows.Next() {
+		var id int64
+		var tok string
+		var reg time.Time
+		if err := rows.Scan(&id, &tok, &reg); err != nil {
+			rows.Close()
+			return nil, 0, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, 0, err
+	}
+	return ids, time.Since(start), nil
+}
+
+// probeRowsPerInsert is store's rowsPerInsert.
+const probeRowsPerInsert = 2000
+
+func (d *benchDB) probeWrite(ctx context.Context, table string, runID int64, ids []int64) (time.Duration, error) {
+	start := time.Now()
+	tx, err := d.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	for len(ids) > 0 {
+		n := min(len(ids), probeRowsPerInsert)
+		var q strings.Builder
+		q.WriteString("INSERT INTO " + table + " (run_id, user_id, outcome, reason, attempts) VALUES ")
+		args := make([]any, 0, n*5)
+		for i, id := range ids[:n] {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?,?,?,?,?)")
+			args = append(args, runID, id, "sent", "", 1)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return 0, fmt.Errorf("probe write: %w", err)
+		}
+		ids = ids[n:]
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// hostPort is the server address for config.ini.
+func (s *server) hostPort() (host string, port int, socket string) {
+	if s.cfg.Net == "unix" {
+		return "", 0, s.cfg.Addr
+	}
+	h, p, err := net.SplitHostPort(s.cfg.Addr)
+	if err != nil {
+		return s.cfg.Addr, 3306, ""
+	}
+	port, _ = strconv.Atoi(p)
+	return h, port, ""
+}
