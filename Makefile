@@ -2,7 +2,7 @@
 GO ?= go
 BIN ?= bin
 
-.PHONY: build test demo db fuzz clean
+.PHONY: build test demo db fuzz bench clean
 
 ## build: bin/pushd and bin/pushsim
 build:
@@ -26,8 +26,15 @@ demo: build db
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseData$$' -fuzztime $(FUZZTIME) ./campaign/
 	$(GO) test -run '^$$' -fuzz '^FuzzPrepare$$' -fuzztime $(FUZZTIME) ./providers/apns/
 	$(GO) test -run '^$$' -fuzz '^FuzzPrepare$$' -fuzztime $(FUZZTIME) ./providers/fcm/
+
+## bench: pushd end to end against pushsim and MariaDB, with the h2load ceiling
+## (N=100k, 3 runs; e.g. BENCH_ARGS="-n 1000000 -provider both")
+BENCH_ARGS ?=
+bench: db
+	$(GO) run ./cmd/pushbench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BIN)
