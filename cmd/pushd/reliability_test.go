@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,11 +108,23 @@ func TestKillOneOfTwo(t *testing.T) {
 	a, b := e.start(), e.start()
 	id := e.campaign("IOS", time.Now().Add(time.Second), map[string]any{"batch_size": 200})
 	waitFor(t, time.Minute, "a quarter of the run", func() bool { return e.row(id).Sent >= users/4 })
+	dead := fmt.Sprintf("%%:%d#%%", a.cmd.Process.Pid)
 	a.kill9(t)
 	killed := time.Now()
+	held := e.count(`SELECT COUNT(*) FROM pushd_batches WHERE owner LIKE ? AND status = 'claimed'`, dead)
+	waitFor(t, time.Minute, "the dead instance's batches to be taken over", func() bool {
+		return e.count(`SELECT COUNT(*) FROM pushd_batches WHERE owner LIKE ? AND status = 'claimed'`, dead) == 0
+	})
+	takeover := time.Since(killed)
 	r := e.waitStatus(id, 2*time.Minute, "done", "failed", "expired")
 	took := time.Since(killed)
 	b.stop(t)
+	// lease_duration is 5 s in these tests; a claim happens at least every
+	// poll (200 ms) while batches are open.
+	if held > 0 && takeover > 5*time.Second+2*time.Second {
+		t.Errorf("the dead instance's %d batches were taken over after %v, more than one lease period", held, takeover)
+	}
+	t.Logf("dead instance held %d batches; taken over %v after the kill", held, takeover.Round(time.Millisecond))
 	if r.Status != "done" || r.Sent != users {
 		t.Fatalf("survivor left %+v, want done with %d sent", r, users)
 	}
