@@ -113,7 +113,7 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errReported
 	}
 	if err := sender.ValidateToken(tok); err != nil {
-		fmt.Fprintf(stdout, "not sent: this is not a %s device token: %v\n", kind, err)
+		fmt.Fprintf(stdout, "not sent: this is not an %s device token: %v\n", kind, err)
 		return errReported
 	}
 	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
@@ -131,7 +131,7 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "no answer from %s: %v\n", kind, err)
 		return errReported
 	}
-	verdict, ok := describeResult(kind, a.Name, cfg.Path, res, *dryRun)
+	verdict, ok := describeResult(kind, a.Name, cfg.Path, res, *dryRun && kind == providers.FCM)
 	fmt.Fprintln(stdout, verdict)
 	if !ok {
 		return errReported
@@ -259,6 +259,8 @@ var explanations = map[string]string{
 	apns.ReasonExpiredToken:           "the token has expired: open the app so that it registers a new one",
 	apns.ReasonPayloadTooLarge:        "the notification is over 4 KB: shorten the title, body or data",
 	apns.ReasonTooManyRequests:        "too many pushes to this phone in a short time: wait a minute and try again",
+	// Every `pushd send` signs a provider token of its own.
+	apns.ReasonTooManyProviderTokenUpdates: "Apple saw too many new provider tokens for this key: every pushd send signs one, and Apple wants at most one every 20 minutes; wait, and send test pushes less often",
 	// FCM.
 	"UNREGISTERED":       "the token is no longer registered: the app was uninstalled, or the token expired or was replaced",
 	"SENDER_ID_MISMATCH": "the token belongs to another Firebase project, not the one of this app's service account",
@@ -295,7 +297,10 @@ func describeResult(kind providers.Kind, app, cfgPath string, res providers.Resu
 			id = fmt.Sprintf(" (%s %s)", label, res.ID)
 		}
 		if validateOnly {
-			return fmt.Sprintf("validated: %s accepted the push and the token without delivering it (validate_only)%s", kind, id), true
+			if res.ID != "" {
+				id = "; message " + res.ID
+			}
+			return fmt.Sprintf("validated: %s accepted the push and the token without delivering it (validate_only%s)", kind, id), true
 		}
 		return fmt.Sprintf("delivered: %s accepted the push%s", kind, id), true
 	case providers.TokenInvalid:
