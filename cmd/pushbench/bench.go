@@ -219,13 +219,13 @@ func (b *bench) ceiling(ctx context.Context, dir string, r *runResult, campaignI
 	if err := b.sim.reset(ctx); err != nil {
 		return err
 	}
-	before := sampleCPU(0, b.sim.pid(), 0)
+	before := sampleCPU(0, b.sim.pid(), b.info.pid)
 	shape := ceilingShape{scheduled: at, collapse: fmt.Sprintf("pushd-%d-1", campaignID)}
 	rate, results, err := h2loadRun(ctx, b.h2load, dir, b.sim, b.o.providers(), b.o.n, b.o.connections, b.o.concurrency, shape)
 	if err != nil {
 		return err
 	}
-	after := sampleCPU(0, b.sim.pid(), 0)
+	after := sampleCPU(0, b.sim.pid(), b.info.pid)
 	st, err := b.sim.stats(ctx)
 	if err != nil {
 		return err
@@ -246,6 +246,8 @@ func (b *bench) ceiling(ctx context.Context, dir string, r *runResult, campaignI
 		h2cpu += res.CPU
 	}
 	r.CeilingH2loadCores = h2cpu.Seconds() / wall
+	c := coresBetween(before, after)
+	r.CeilingOtherCores = max(0, c.Other+c.MariaDB-r.CeilingH2loadCores)
 	if rate > 0 {
 		r.Ratio = r.UsersPerSec / rate
 	}

@@ -39,16 +39,18 @@ type runResult struct {
 	Cores cores `json:"cores"`
 	// CeilingPerSec is h2load's rate against the same pushsim, all
 	// providers at once; Ratio is UsersPerSec over it.
-	CeilingPerSec      float64        `json:"ceiling_per_s,omitempty"`
-	Ratio              float64        `json:"ratio,omitempty"`
-	CeilingSimCores    float64        `json:"ceiling_pushsim_cores,omitempty"`
-	CeilingH2loadCores float64        `json:"ceiling_h2load_cores,omitempty"`
-	H2load             []h2loadResult `json:"h2load,omitempty"`
-	SeedSeconds        float64        `json:"seed_s"`
-	WallSeconds        float64        `json:"wall_s"` // the whole run, seeding and ceiling included
-	LoadStart          float64        `json:"loadavg_start"`
-	LoadEnd            float64        `json:"loadavg_end"`
-	Problems           []string       `json:"problems,omitempty"`
+	CeilingPerSec      float64 `json:"ceiling_per_s,omitempty"`
+	Ratio              float64 `json:"ratio,omitempty"`
+	CeilingSimCores    float64 `json:"ceiling_pushsim_cores,omitempty"`
+	CeilingH2loadCores float64 `json:"ceiling_h2load_cores,omitempty"`
+	// CeilingOtherCores is the rest of the machine during the ceiling.
+	CeilingOtherCores float64        `json:"ceiling_other_cores,omitempty"`
+	H2load            []h2loadResult `json:"h2load,omitempty"`
+	SeedSeconds       float64        `json:"seed_s"`
+	WallSeconds       float64        `json:"wall_s"` // the whole run, seeding and ceiling included
+	LoadStart         float64        `json:"loadavg_start"`
+	LoadEnd           float64        `json:"loadavg_end"`
+	Problems          []string       `json:"problems,omitempty"`
 }
 
 // providerResult is one provider's rate in a run.
@@ -111,6 +113,7 @@ var metrics = []metric{
 	{"cores_other", "cores: rest of the machine", "%.2f", func(r runResult) float64 { return r.Cores.Other }, ""},
 	{"ceiling_pushsim_cores", "ceiling cores: pushsim", "%.2f", func(r runResult) float64 { return r.CeilingSimCores }, ""},
 	{"ceiling_h2load_cores", "ceiling cores: h2load", "%.2f", func(r runResult) float64 { return r.CeilingH2loadCores }, ""},
+	{"ceiling_other_cores", "ceiling cores: rest of the machine", "%.2f", func(r runResult) float64 { return r.CeilingOtherCores }, ""},
 	{"seed_s", "seed s", "%.1f", func(r runResult) float64 { return r.SeedSeconds }, ""},
 	{"wall_s", "run wall s", "%.1f", func(r runResult) float64 { return r.WallSeconds }, ""},
 	{"loadavg_start", "loadavg at start", "%.2f", func(r runResult) float64 { return r.LoadStart }, ""},
