@@ -90,28 +90,3 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]CampaignStatu
 	}
 	return out, nil
 }
-
-// CampaignStatusCounts returns how many campaigns are in each status. Statuses
-// with no campaign are absent.
-func (s *Store) CampaignStatusCounts(ctx context.Context) (map[Status]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM campaigns GROUP BY status`)
-	if err != nil {
-		return nil, fmt.Errorf("count campaigns by status: %w", err)
-	}
-	defer rows.Close()
-	out := map[Status]int{}
-	for rows.Next() {
-		var (
-			st Status
-			n  int
-		)
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, fmt.Errorf("count campaigns by status: %w", err)
-		}
-		out[st] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count campaigns by status: %w", err)
-	}
-	return out, nil
-}

@@ -140,20 +140,22 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // newDryRunAPNs is newSender's APNs client with a transport that captures
-// the request instead of sending it.
+// the request instead of sending it. Keep its options in step with
+// newSender's.
 func newDryRunAPNs(cfg *config.Config, a *config.App, log *slog.Logger, rt *captureTransport) (campaign.Sender, providers.Kind, error) {
 	c, err := apns.New(apns.Options{Endpoint: a.Endpoint, Environment: a.Environment, BundleID: a.BundleID,
 		TeamID: a.TeamID, KeyID: a.KeyID, Key: a.AuthKey, RootCAs: cfg.SSL.RootCAs, Connections: a.Connections,
-		Logger: log.With("component", "provider", "app", a.Name), Transport: rt})
+		RequestTimeout: a.RequestTimeout, Logger: log.With("component", "provider", "app", a.Name), Transport: rt})
 	return c, providers.APNs, err
 }
 
 // newValidateOnlyFCM is newSender's FCM client with validate_only set:
-// Google checks the message and the token and delivers nothing.
+// Google checks the message and the token and delivers nothing. Keep its
+// options in step with newSender's.
 func newValidateOnlyFCM(cfg *config.Config, a *config.App, log *slog.Logger) (campaign.Sender, providers.Kind, error) {
 	c, err := fcm.New(fcm.Options{Endpoint: a.Endpoint, ProjectID: a.ProjectID, ServiceAccountJSON: a.ServiceAccountJSON,
-		RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, Logger: log.With("component", "provider", "app", a.Name),
-		ValidateOnly: true})
+		RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, RequestTimeout: a.RequestTimeout,
+		Logger: log.With("component", "provider", "app", a.Name), ValidateOnly: true})
 	return c, providers.FCM, err
 }
 

@@ -62,9 +62,11 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if v.Campaigns, err = st.RecentCampaigns(qctx, *n); err != nil {
 			return nil, err
 		}
-		if v.Counts, err = st.CampaignStatusCounts(qctx); err != nil {
+		tot, err := st.CampaignTotals(qctx)
+		if err != nil {
 			return nil, err
 		}
+		v.Counts = tot.ByStatus
 		v.Now = time.Now()
 		var b bytes.Buffer
 		renderStatus(&b, v)
@@ -141,7 +143,7 @@ type statusView struct {
 	Database  string
 	Loc       *time.Location // zone of the DATETIME columns, for display
 	Now       time.Time
-	Counts    map[store.Status]int // every campaign, by status
+	Counts    map[string]int // every campaign, by status
 	Campaigns []store.CampaignStatus
 }
 
@@ -165,7 +167,7 @@ func renderStatus(w io.Writer, v statusView) {
 	var parts []string
 	total := 0
 	for _, s := range statusOrder {
-		if n := v.Counts[s]; n > 0 {
+		if n := v.Counts[string(s)]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %s", statusNum(int64(n)), s))
 			total += n
 		}

@@ -105,9 +105,11 @@ func TestStatusTable(t *testing.T) {
 	if v.Campaigns, err = st.RecentCampaigns(t.Context(), 20); err != nil {
 		t.Fatal(err)
 	}
-	if v.Counts, err = st.CampaignStatusCounts(t.Context()); err != nil {
+	tot, err := st.CampaignTotals(t.Context())
+	if err != nil {
 		t.Fatal(err)
 	}
+	v.Counts = tot.ByStatus
 	var b bytes.Buffer
 	renderStatus(&b, v)
 	want := `pushd campaigns in database pushd at 2026-03-01 12:00:00 UTC: 3 running, 2 scheduled, 1 paused, 1 failed, 1 done
