@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,10 +48,11 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	unit := string(data)
-	settings := map[string]string{}
+	// Some settings may be given more than once; each value counts.
+	settings := map[string][]string{}
 	for _, line := range strings.Split(unit, "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
-			settings[k] = v
+			settings[k] = append(settings[k], v)
 		}
 	}
 	for k, want := range map[string]string{
@@ -78,13 +80,13 @@ func TestSystemdUnit(t *testing.T) {
 		"SystemCallFilter":        "@system-service",
 		"CapabilityBoundingSet":   "",
 	} {
-		if got, ok := settings[k]; !ok || got != want {
+		if got := settings[k]; !slices.Contains(got, want) {
 			t.Errorf("%s=%q, want %q", k, got, want)
 		}
 	}
 	// The stop timeout must leave room for the default shutdown_timeout
 	// (30s) and the recording that follows it.
-	if d, err := time.ParseDuration(settings["TimeoutStopSec"]); err != nil || d < 60*time.Second {
+	if d, err := time.ParseDuration(strings.Join(settings["TimeoutStopSec"], "")); err != nil || d < 60*time.Second {
 		t.Errorf("TimeoutStopSec=%q, want at least 60s", settings["TimeoutStopSec"])
 	}
 
