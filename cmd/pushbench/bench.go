@@ -135,6 +135,12 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 		r.CPUPer10k = cpuTotal.Seconds() / float64(r.Delivered) * 10_000
 	}
 	r.Cores = coresBetween(cpu0, cpu1)
+	if r.Delivered > 0 {
+		// CPU per push moves much less than rates do when other work
+		// shares the machine.
+		r.SimMicrosPerPush = micros(cpu1.sim-cpu0.sim) / float64(r.Delivered)
+		r.DBMicrosPerPush = micros(cpu1.db-cpu0.db) / float64(r.Delivered)
+	}
 
 	probe, err := db.probe(ctx, apps, o.batch, probeSamples)
 	if err != nil {
@@ -241,6 +247,7 @@ func (b *bench) ceiling(ctx context.Context, dir string, r *runResult, campaignI
 	r.H2load = results
 	wall := after.at.Sub(before.at).Seconds()
 	r.CeilingSimCores = (after.sim - before.sim).Seconds() / wall
+	r.CeilingSimMicrosPerReq = micros(after.sim-before.sim) / float64(want)
 	var h2cpu time.Duration
 	for _, res := range results {
 		h2cpu += res.CPU
@@ -360,6 +367,8 @@ func tail(path string, n int) string {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // fromCampaign fills in the figures of the campaign itself: pushsim's first
 // and last 200 and the campaign and run rows.

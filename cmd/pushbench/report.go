@@ -37,12 +37,19 @@ type runResult struct {
 	// Cores are the cores each process used from scheduled_at until the
 	// campaign rows said done.
 	Cores cores `json:"cores"`
+	// SimMicrosPerPush and DBMicrosPerPush are pushsim's and MariaDB's CPU
+	// time in the same window per push delivered (MariaDB's includes
+	// whatever else it served).
+	SimMicrosPerPush float64 `json:"pushsim_cpu_us_per_push"`
+	DBMicrosPerPush  float64 `json:"mariadb_cpu_us_per_push"`
 	// CeilingPerSec is h2load's rate against the same pushsim, all
 	// providers at once; Ratio is UsersPerSec over it.
-	CeilingPerSec      float64 `json:"ceiling_per_s,omitempty"`
-	Ratio              float64 `json:"ratio,omitempty"`
-	CeilingSimCores    float64 `json:"ceiling_pushsim_cores,omitempty"`
-	CeilingH2loadCores float64 `json:"ceiling_h2load_cores,omitempty"`
+	CeilingPerSec   float64 `json:"ceiling_per_s,omitempty"`
+	Ratio           float64 `json:"ratio,omitempty"`
+	CeilingSimCores float64 `json:"ceiling_pushsim_cores,omitempty"`
+	// CeilingSimMicrosPerReq is pushsim's CPU time per h2load request.
+	CeilingSimMicrosPerReq float64 `json:"ceiling_pushsim_cpu_us_per_req,omitempty"`
+	CeilingH2loadCores     float64 `json:"ceiling_h2load_cores,omitempty"`
 	// CeilingOtherCores is the rest of the machine during the ceiling.
 	CeilingOtherCores float64        `json:"ceiling_other_cores,omitempty"`
 	H2load            []h2loadResult `json:"h2load,omitempty"`
@@ -107,11 +114,14 @@ var metrics = []metric{
 	{"apns_sim_per_s", "APNs pushsim first→last /s", "%.0f", func(r runResult) float64 { return r.provider(providerAPNs).SimPerSec }, providerAPNs},
 	{"fcm_run_per_s", "FCM run row sent/s", "%.0f", func(r runResult) float64 { return r.provider(providerFCM).RunPerSec }, providerFCM},
 	{"fcm_sim_per_s", "FCM pushsim first→last /s", "%.0f", func(r runResult) float64 { return r.provider(providerFCM).SimPerSec }, providerFCM},
+	{"pushsim_cpu_us_per_push", "pushsim CPU µs per push", "%.1f", func(r runResult) float64 { return r.SimMicrosPerPush }, ""},
+	{"mariadb_cpu_us_per_push", "MariaDB CPU µs per push", "%.1f", func(r runResult) float64 { return r.DBMicrosPerPush }, ""},
 	{"cores_pushd", "cores: pushd", "%.2f", func(r runResult) float64 { return r.Cores.Pushd }, ""},
 	{"cores_pushsim", "cores: pushsim", "%.2f", func(r runResult) float64 { return r.Cores.Pushsim }, ""},
 	{"cores_mariadb", "cores: MariaDB", "%.2f", func(r runResult) float64 { return r.Cores.MariaDB }, ""},
 	{"cores_other", "cores: rest of the machine", "%.2f", func(r runResult) float64 { return r.Cores.Other }, ""},
 	{"ceiling_pushsim_cores", "ceiling cores: pushsim", "%.2f", func(r runResult) float64 { return r.CeilingSimCores }, ""},
+	{"ceiling_pushsim_cpu_us_per_req", "ceiling: pushsim CPU µs per request", "%.1f", func(r runResult) float64 { return r.CeilingSimMicrosPerReq }, ""},
 	{"ceiling_h2load_cores", "ceiling cores: h2load", "%.2f", func(r runResult) float64 { return r.CeilingH2loadCores }, ""},
 	{"ceiling_other_cores", "ceiling cores: rest of the machine", "%.2f", func(r runResult) float64 { return r.CeilingOtherCores }, ""},
 	{"seed_s", "seed s", "%.1f", func(r runResult) float64 { return r.SeedSeconds }, ""},
