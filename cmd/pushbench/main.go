@@ -5,7 +5,7 @@
 //	pushbench [-n 100000] [-batch 1000] [-concurrency 1000] [-connections 2]
 //	          [-provider apns|fcm|both] [-runs 3]
 //	          [-dsn root@tcp(127.0.0.1:3306)/test] [-pushd PATH]
-//	          [-h2load=true] [-cpuprofile DIR] [-keep]
+//	          [-h2load=true] [-cpuprofile DIR] [-idle-wait 2m] [-keep]
 //
 // Each run gets a fresh database with N users seeded from MariaDB's
 // Sequence engine, a campaign due 2 s ahead, and a fresh pushd process. It
@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -51,6 +52,7 @@ type options struct {
 	n, batch, concurrency, connections, runs int
 	provider, dsn, pushd, cpuprofile         string
 	h2load, keep                             bool
+	idleWait                                 time.Duration
 }
 
 // providers lists the single providers of o.provider.
@@ -76,6 +78,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.h2load, "h2load", true, "measure the ceiling with h2load after each run")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write pushd's CPU profile of each run into this directory (PUSHD_CPUPROFILE)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the databases and the work directory")
+	fs.DurationVar(&o.idleWait, "idle-wait", 2*time.Minute, "before pushd starts and before the ceiling, wait up to this long for other work on the machine to drop below 0.3 cores (0: don't wait)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -57,7 +57,11 @@ type runResult struct {
 	WallSeconds       float64        `json:"wall_s"` // the whole run, seeding and ceiling included
 	LoadStart         float64        `json:"loadavg_start"`
 	LoadEnd           float64        `json:"loadavg_end"`
-	Problems          []string       `json:"problems,omitempty"`
+	// IdleBefore and IdleBeforeCeiling are the machine's busy cores just
+	// before pushd started and before h2load did (-1: not measured).
+	IdleBefore        float64  `json:"busy_cores_before"`
+	IdleBeforeCeiling float64  `json:"busy_cores_before_ceiling"`
+	Problems          []string `json:"problems,omitempty"`
 }
 
 // providerResult is one provider's rate in a run.
@@ -126,6 +130,8 @@ var metrics = []metric{
 	{"ceiling_other_cores", "ceiling cores: rest of the machine", "%.2f", func(r runResult) float64 { return r.CeilingOtherCores }, ""},
 	{"seed_s", "seed s", "%.1f", func(r runResult) float64 { return r.SeedSeconds }, ""},
 	{"wall_s", "run wall s", "%.1f", func(r runResult) float64 { return r.WallSeconds }, ""},
+	{"busy_cores_before", "busy cores before pushd", "%.2f", func(r runResult) float64 { return r.IdleBefore }, ""},
+	{"busy_cores_before_ceiling", "busy cores before h2load", "%.2f", func(r runResult) float64 { return r.IdleBeforeCeiling }, ""},
 	{"loadavg_start", "loadavg at start", "%.2f", func(r runResult) float64 { return r.LoadStart }, ""},
 }
 
