@@ -28,10 +28,15 @@ import (
 	"golang.org/x/oauth2/google"
 )
 
-// h2loadMaxRequests caps the requests of one ceiling measurement (and the
-// lines of its URI file): the ceiling is a rate, and at 10M users a file of
-// ten million URIs would cost h2load a gigabyte.
+// h2loadMaxRequests caps the requests of one ceiling measurement: the
+// ceiling is a rate, and ten million requests would take minutes.
 const h2loadMaxRequests = 1_000_000
+
+// h2loadMaxURIs caps the lines of the APNs URI file. h2load holds every URI
+// in memory (a million cost it 1.3 GB) and cycles through them; pushsim
+// keeps no state per ordinary token, so repeating tokens costs it nothing
+// more, and the HPACK table (4 KiB) cannot tell 100k paths from 1M.
+const h2loadMaxURIs = 100_000
 
 // findH2load returns the path of h2load, installing Debian's nghttp2-client
 // with apt-get if it is missing and we are root. note says why it is
@@ -142,8 +147,8 @@ func h2loadRun(ctx context.Context, bin, dir string, s *sim, providers []string,
 }
 
 // h2loadArgs writes the body (and for APNs the URI file, one device path per
-// token as h2load needs distinct paths for distinct tokens) and returns the
-// command line.
+// token, as h2load needs distinct paths for distinct tokens) and returns the
+// command line for n requests.
 func h2loadArgs(ctx context.Context, dir string, s *sim, provider string, n, conns, streams int, shape ceilingShape) ([]string, error) {
 	expiration := strconv.FormatInt(shape.scheduled.Add(24*time.Hour).Unix(), 10)
 	args := []string{"-n", strconv.Itoa(n), "-c", strconv.Itoa(conns), "-m", strconv.Itoa(streams), "-t", "1"}
@@ -159,7 +164,7 @@ func h2loadArgs(ctx context.Context, dir string, s *sim, provider string, n, con
 			return nil, err
 		}
 		uris := filepath.Join(dir, "apns-uris.txt")
-		if err := writeAPNsURIs(uris, s.cfg.URL, n); err != nil {
+		if err := writeAPNsURIs(uris, s.cfg.URL, min(n, h2loadMaxURIs)); err != nil {
 			return nil, err
 		}
 		args = append(args, "-d", body, "-i", uris,
