@@ -82,7 +82,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	wctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	watchStatus(wctx, stdout, statusRefresh, writerIsTerminal(stdout), func(ctx context.Context) []byte {
+	return watchStatus(wctx, stdout, statusRefresh, writerIsTerminal(stdout), func(ctx context.Context) []byte {
 		out, err := frame(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -94,22 +94,22 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return out
 	})
-	return nil
 }
 
 // ANSI escapes: cursor home, then clear the screen.
 const ansiClearScreen = "\x1b[H\x1b[2J"
 
-// watchStatus writes a frame every interval until ctx ends. On a terminal
+// watchStatus writes a frame every interval until ctx ends, which is not an
+// error, or a write fails (the reader of a pipe went away). On a terminal
 // each frame replaces the previous one; in a pipe or a file the frames
 // follow each other, so a log of them stays readable.
-func watchStatus(ctx context.Context, w io.Writer, interval time.Duration, tty bool, frame func(context.Context) []byte) {
+func watchStatus(ctx context.Context, w io.Writer, interval time.Duration, tty bool, frame func(context.Context) []byte) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for first := true; ; first = false {
 		out := frame(ctx)
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		var b bytes.Buffer
 		if tty {
@@ -118,10 +118,12 @@ func watchStatus(ctx context.Context, w io.Writer, interval time.Duration, tty b
 			b.WriteByte('\n')
 		}
 		b.Write(out)
-		w.Write(b.Bytes())
+		if _, err := w.Write(b.Bytes()); err != nil {
+			return err
+		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -206,7 +207,7 @@ func TestStatusWatch(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			watchStatus(ctx, &out, 5*time.Millisecond, tty, func(context.Context) []byte {
+			if err := watchStatus(ctx, &out, 5*time.Millisecond, tty, func(context.Context) []byte {
 				mu.Lock()
 				defer mu.Unlock()
 				frames++
@@ -214,7 +215,9 @@ func TestStatusWatch(t *testing.T) {
 					cancel()
 				}
 				return []byte("frame\n")
-			})
+			}); err != nil {
+				t.Errorf("watchStatus = %v, want nil after an interrupt", err)
+			}
 		}()
 		select {
 		case <-done:
@@ -230,6 +233,21 @@ func TestStatusWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusWatchWriteError checks that a watch into a closed pipe ends.
+func TestStatusWatchWriteError(t *testing.T) {
+	t.Parallel()
+	err := watchStatus(t.Context(), failingWriter{}, time.Millisecond, false, func(context.Context) []byte { return []byte("x\n") })
+	if !errors.Is(err, errClosedPipe) {
+		t.Errorf("watchStatus into a failing writer = %v, want its error", err)
+	}
+}
+
+var errClosedPipe = errors.New("closed pipe")
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errClosedPipe }
 
 // TestStatusFormatting pins the small formatters the table relies on.
 func TestStatusFormatting(t *testing.T) {
