@@ -60,6 +60,9 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	if *appName == "" {
 		fmt.Fprintf(stderr, "pushd send: -app is required: one of %s\n", strings.Join(cfg.AppNames(), ", "))
 		return errReported
