@@ -33,7 +33,9 @@ func NewHealth(apps AppSource, poll time.Duration, clock func() time.Time) *Heal
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Health{apps: apps, clock: clock, stale: max(10*poll, 30*time.Second), lastTick: clock()}
+	// A pass can wait on the database for up to its read timeout (60 s);
+	// only a loop silent for longer than that is hung.
+	return &Health{apps: apps, clock: clock, stale: max(10*poll, 3*time.Minute), lastTick: clock()}
 }
 
 // Tick records a scheduler pass and whether the database answered.

@@ -122,14 +122,7 @@ func (d *pushd) start(ctx context.Context) error {
 	d.sched = scheduler.New(st, d.apps, scheduler.Options{
 		Owner: owner(d.cfg.Server.InstanceID), Poll: d.cfg.Server.PollInterval, Lease: d.cfg.Server.LeaseDuration,
 		Logger: d.log, Observer: d.metrics,
-		OnTick: func(err error, running int) {
-			d.health.Tick(err, running)
-			// The loop is alive even when the database is not; restarting
-			// pushd would not bring the database back.
-			if watchdog > 0 {
-				notify(daemon.SdNotifyWatchdog)
-			}
-		},
+		OnTick: d.health.Tick,
 	})
 	if addr := d.cfg.Server.Listen; addr != "" {
 		ln, err := net.Listen("tcp", addr)
@@ -141,10 +134,34 @@ func (d *pushd) start(ctx context.Context) error {
 	}
 	d.sched.Start(ctx)
 	go d.statusLoop(ctx)
+	if watchdog > 0 {
+		go d.watchdogLoop(ctx, watchdog)
+	}
 	d.log.Info("pushd started", "component", "daemon", "version", version, "instance", d.cfg.Server.InstanceID,
 		"apps", len(d.apps), "config", d.path, "listen", d.cfg.Server.Listen)
 	notify(daemon.SdNotifyReady)
 	return nil
+}
+
+// watchdogLoop pets systemd's watchdog while the scheduler loop is alive,
+// independently of poll_interval. A pass that waits on an unreachable
+// database still counts as alive: restarting pushd would not bring the
+// database back.
+func (d *pushd) watchdogLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every / 3)
+	defer t.Stop()
+	for {
+		if d.health.Live() {
+			notify(daemon.SdNotifyWatchdog)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.stopped:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // statusLoop publishes campaign totals to the metrics and systemd's status

@@ -166,12 +166,14 @@ func TestDeadlineMidRun(t *testing.T) {
 	if l := e.count(`SELECT COUNT(*) FROM pushd_deliveries`); l != n+50 {
 		t.Errorf("ledger has %d outcomes, want %d", l, n+50)
 	}
-	// pushsim stamps a delivery when it answers, Latency after the request
-	// arrived, so a request sent just before the deadline is stamped up to
-	// 40 ms after it.
+	// pushsim stamps a delivery when it answers, Latency (40 ms) after the
+	// request arrived, so a request sent just before the deadline is stamped
+	// after it; allow that plus scheduling noise on a loaded machine. A send
+	// started late would be stamped at least a retry backoff (≥250 ms)
+	// later still, and no retry starts past the deadline.
 	late := 0
 	for _, dl := range e.sim.Deliveries() {
-		if dl.At.After(deadline.Add(40*time.Millisecond + 50*time.Millisecond)) {
+		if dl.At.After(deadline.Add(40*time.Millisecond + 200*time.Millisecond)) {
 			late++
 		}
 	}
