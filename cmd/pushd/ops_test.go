@@ -84,7 +84,9 @@ func TestNotifySequence(t *testing.T) {
 	d := e.startWith([]string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=2000000"})
 	expect("READY=1", is("READY=1"))
 	expect("WATCHDOG=1", is("WATCHDOG=1"))
-	expect("STATUS", func(m string) bool { return regexp.MustCompile(`^STATUS=\d+ campaigns running, [\d,]+/[\d,]+ sent$`).MatchString(m) })
+	expect("STATUS", func(m string) bool {
+		return regexp.MustCompile(`^STATUS=\d+ campaigns running, [\d,]+/[\d,]+ sent$`).MatchString(m)
+	})
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	expect("RELOADING=1", func(m string) bool { return strings.HasPrefix(m, "RELOADING=1\nMONOTONIC_USEC=") })
 	expect("READY=1 after reload", is("READY=1"))
