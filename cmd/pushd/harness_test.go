@@ -181,6 +181,12 @@ func (e *env) startWith(environ []string) *proc {
 func (d *proc) stop(t *testing.T) {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.wait(t)
+}
+
+// wait waits for a clean exit after a signal already sent.
+func (d *proc) wait(t *testing.T) {
+	t.Helper()
 	select {
 	case err := <-d.exited:
 		d.exited <- err

@@ -92,7 +92,7 @@ func TestNotifySequence(t *testing.T) {
 	expect("READY=1 after reload", is("READY=1"))
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	expect("STOPPING=1", is("STOPPING=1"))
-	d.stop(t)
+	d.wait(t)
 }
 
 // TestReload: a new app becomes usable, an invalid config is rejected whole
