@@ -204,3 +204,28 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadChangedAppMidRun changes a running app's settings: its run goes
+// on with the new client, nobody is lost or sent twice.
+func TestReloadChangedAppMidRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", pushsim.Options{Faults: pushsim.Faults{Latency: 40 * time.Millisecond}})
+	const n = 15000
+	e.users("IOS", n, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
+	d := e.start()
+	id := e.campaign("IOS", time.Now(), map[string]any{"batch_size": 100})
+	waitFor(t, time.Minute, "the run to be under way", func() bool { return e.row(id).Sent > n/5 })
+	e.setKey("IOS", "connections", "1")
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	r := e.waitStatus(id, 2*time.Minute, "done", "failed", "expired")
+	d.stop(t)
+	if !strings.Contains(d.log.String(), `changed=1`) {
+		t.Errorf("the reload did not replace the changed app's client")
+	}
+	if r.Status != "done" || r.Sent != n {
+		t.Fatalf("row %+v, want done with %d sent", r, n)
+	}
+	if dups := e.duplicates(n); dups != 0 {
+		t.Fatalf("%d duplicates across a reload, want 0", dups)
+	}
+}
