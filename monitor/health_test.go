@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -35,11 +36,8 @@ func TestReadiness(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer res.Body.Close()
-		b := new(strings.Builder)
-		_, _ = strings.NewReader("").WriteTo(b)
-		buf := make([]byte, 4096)
-		n, _ := res.Body.Read(buf)
-		return res.StatusCode, string(buf[:n])
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
 	}
 
 	h.Tick(nil, 2)
