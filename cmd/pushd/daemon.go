@@ -27,11 +27,7 @@ import (
 
 // cmdRun runs the daemon until SIGTERM or SIGINT. SIGHUP reloads config.ini.
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
-	path, err := parseFlags("run", args, stderr)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(path, stderr)
+	path, cfg, err := configFromArgs("run", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -267,11 +263,7 @@ func (d *pushd) close() {
 
 // cmdMigrate creates or upgrades the tables.
 func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	path, err := parseFlags("migrate", args, stderr)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(path, stderr)
+	_, cfg, err := configFromArgs("migrate", args, stderr)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,17 @@ func parseFlags(name string, args []string, stderr io.Writer) (string, error) {
 	return *path, nil
 }
 
+// configFromArgs parses -config and loads that file, printing every problem
+// on failure.
+func configFromArgs(name string, args []string, stderr io.Writer) (string, *config.Config, error) {
+	path, err := parseFlags(name, args, stderr)
+	if err != nil {
+		return "", nil, err
+	}
+	cfg, err := loadConfig(path, stderr)
+	return path, cfg, err
+}
+
 // loadConfig loads the config, printing every problem on failure.
 func loadConfig(path string, stderr io.Writer) (*config.Config, error) {
 	cfg, err := config.Load(path)
