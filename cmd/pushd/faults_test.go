@@ -214,9 +214,13 @@ func TestSecondSignalAborts(t *testing.T) {
 // tries, the rest of the audience is not held up.
 func TestProviderSlowAnswers(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "", pushsim.Options{SlowDelay: 5 * time.Second})
-	e.setKey("IOS", "request_timeout", "1s")
+	// pushsim runs inside this -race test binary beside other end-to-end
+	// tests, so a healthy answer can take a while: keep the timeout well
+	// clear of that and the slow answers well clear of the timeout.
+	e := newEnv(t, "", pushsim.Options{SlowDelay: 10 * time.Second})
+	e.setKey("IOS", "request_timeout", "2s")
 	e.setKey("IOS", "max_attempts", "2")
+	e.setKey("IOS", "concurrency", "100")
 	const n, slow = 2000, 20
 	e.users("IOS", n, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
 	e.users("IOS", slow, func(i int) string { return iosToken("0510", i) }, "NOW(3) - INTERVAL 1 DAY")
@@ -234,9 +238,8 @@ func TestProviderSlowAnswers(t *testing.T) {
 	if reason != "Timeout after 2 tries" {
 		t.Errorf("slow push failed with %q, want a timeout", reason)
 	}
-	// Two tries of 1 s plus a backoff; without the timeout each try would
-	// take the 5 s the simulator holds the answer.
-	if took > 9*time.Second {
+	// Without the timeout, two tries would take at least 2 × 10 s.
+	if took > 18*time.Second {
 		t.Errorf("run took %v; slow answers were not cut off", took)
 	}
 	t.Logf("slow answers: run took %v with %d pushes timing out", took.Round(time.Millisecond), slow)
