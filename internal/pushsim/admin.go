@@ -2,6 +2,7 @@ package pushsim
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,9 @@ import (
 // and everything else is APNs (which answers BadPath off /3/device/).
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	f := s.faults.Load()
+	if s.delivery != nil {
+		r = r.WithContext(context.WithValue(r.Context(), arrivalKey{}, s.now()))
+	}
 	if c := connFrom(r); c != nil && c.countRequest(f.GoAwayAfter) {
 		// Go's HTTP/2 server turns this into a graceful GOAWAY for the
 		// connection once the response is written.
@@ -30,6 +34,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.serveAPNs(w, r, f)
 	}
+}
+
+// arrivalKey keys a request's arrival time in its context.
+type arrivalKey struct{}
+
+// arrival is when the request reached the handler, before any injected
+// latency; zero without a delivery log.
+func arrival(ctx context.Context) time.Time {
+	t, _ := ctx.Value(arrivalKey{}).(time.Time)
+	return t
 }
 
 // faultsJSON is the admin form of Faults.

@@ -274,6 +274,7 @@ func (s *Server) sendAPNs(ctx context.Context, req apnsRequest, f *faultState) a
 			CollapseID: req.collapseID,
 			Payload:    req.body,
 			At:         s.now(),
+			Received:   arrival(ctx),
 		})
 	}
 	return apnsResult{status: http.StatusOK}

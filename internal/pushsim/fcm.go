@@ -322,6 +322,7 @@ func (s *Server) sendFCM(ctx context.Context, req *sendRequest, f *faultState) f
 			Provider: ProviderFCM,
 			Payload:  req.messageRaw,
 			At:       s.now(),
+			Received: arrival(ctx),
 		}
 		if a := m.Android; a != nil {
 			d.Priority = a.Priority.value

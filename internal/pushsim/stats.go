@@ -214,6 +214,9 @@ type Delivery struct {
 	// Payload is the APNs request body, or the FCM "message" object.
 	Payload json.RawMessage `json:"payload"`
 	At      time.Time       `json:"at"`
+	// Received is when the last delivered request arrived, before any
+	// injected latency or slowness.
+	Received time.Time `json:"received"`
 }
 
 const deliveryShards = 64
