@@ -93,6 +93,15 @@ func (e *RunStopped) Error() string { return "run is " + string(e.Status) }
 
 const validToken = `(i.user_id IS NULL OR i.push_token <> u.push_token OR u.registered_at > i.invalid_since)`
 
+// sameApp selects one app's users for an id range. It is written as a
+// range, not "u.app = ?", on purpose: given an equality on app, MariaDB
+// reads a large app's audience with "ref" access from its first index
+// entry and filters the ids, so every batch re-read everything before the
+// cursor (349 ms per batch at 750k of 1M users; O(N^2) per campaign). As a
+// range it reads only the id window (1 ms), and it needs no index hint,
+// which a users view could not take.
+const sameApp = `u.app >= ? AND u.app <= ?`
+
 // ActiveRuns lists the runs in status running.
 func (s *Store) ActiveRuns(ctx context.Context) ([]Run, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, campaign_id, occurrence, app, status, notification,
@@ -288,8 +297,8 @@ func readRecipients(ctx context.Context, tx *sql.Tx, app string, runID, after, l
 		q += ` LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = u.id`
 		args = append(args, runID)
 	}
-	q += ` WHERE u.app = ? AND u.id > ? AND u.id <= ? AND ` + validToken
-	args = append(args, app, after, last)
+	q += ` WHERE ` + sameApp + ` AND u.id > ? AND u.id <= ? AND ` + validToken
+	args = append(args, app, app, after, last)
 	if unrecorded {
 		q += ` AND d.user_id IS NULL`
 	}
@@ -635,8 +644,8 @@ func (s *Store) expireBatch(ctx context.Context, app string, campaignID int64, b
 	for lo < b.Last {
 		hi := b.Last
 		var bound sql.NullInt64
-		if err := s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE app = ? AND id > ? AND id <= ?
-			ORDER BY id LIMIT 1 OFFSET ?`, app, lo, b.Last, expireChunk-1).Scan(&bound); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if err := s.db.QueryRowContext(ctx, `SELECT u.id FROM users u WHERE `+sameApp+` AND u.id > ? AND u.id <= ?
+			ORDER BY u.id LIMIT 1 OFFSET ?`, app, app, lo, b.Last, expireChunk-1).Scan(&bound); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return total, err
 		}
 		if bound.Valid {
@@ -665,8 +674,8 @@ func (s *Store) expireBatch(ctx context.Context, app string, campaignID int64, b
 				SELECT ?, u.id, 'expired', 'deadline reached', 0 FROM users u
 				LEFT JOIN pushd_invalid_tokens i ON i.user_id = u.id
 				LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = u.id
-				WHERE u.app = ? AND u.id > ? AND u.id <= ? AND `+validToken+` AND d.user_id IS NULL`,
-				b.RunID, b.RunID, app, lo, hi)
+				WHERE `+sameApp+` AND u.id > ? AND u.id <= ? AND `+validToken+` AND d.user_id IS NULL`,
+				b.RunID, b.RunID, app, app, lo, hi)
 			if err != nil {
 				return fmt.Errorf("record expired users of run %d: %w", b.RunID, err)
 			}
