@@ -83,10 +83,10 @@ func (r *Runner) work(ctx context.Context, b *store.Batch) {
 			break
 		}
 		wg.Add(1)
-		go func() {
+		r.app.run(func() {
 			defer wg.Done()
 			w.deliver(sendCtx, rc, l)
-		}()
+		})
 	}
 	wg.Wait()
 	close(w.results)
