@@ -306,7 +306,7 @@ func (d *benchDB) probe(ctx context.Context, apps []string, batch, samples int) 
 	}
 	defer d.s.db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+scratch)
 	read := "SELECT u.id, u.push_token, u.registered_at FROM " + d.t("users") + " u LEFT JOIN " + d.t("pushd_invalid_tokens") +
-		" i ON i.user_id = u.id WHERE u.app = ? AND u.id > ? AND u.id <= ? AND " + validToken + " ORDER BY u.id LIMIT ?"
+		" i ON i.user_id = u.id WHERE u.app >= ? AND u.app <= ? AND u.id > ? AND u.id <= ? AND " + validToken + " ORDER BY u.id LIMIT ?"
 	var reads, writes []time.Duration
 	runID := int64(0)
 	for _, app := range apps {
@@ -352,7 +352,8 @@ func (d *benchDB) probeRead(ctx context.Context, q, app string, after, last int6
 		return nil, 0, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, q, app, after, last, batch)
+	// The same form as store's audience read (see store.sameApp).
+	rows, err := tx.QueryContext(ctx, q, app, app, after, last, batch)
 	if err != nil {
 		return nil, 0, fmt.Errorf("probe read: %w", err)
 	}
