@@ -81,7 +81,7 @@ func TestTransportReason(t *testing.T) {
 	for err, want := range map[error]string{
 		fmt.Errorf("post: %w", context.DeadlineExceeded): "Timeout",
 		fmt.Errorf("read: %w", timeoutErr{}):             "Timeout",
-		errors.New("connection refused"):                  "NetworkError",
+		errors.New("connection refused"):                 "NetworkError",
 	} {
 		if got := transportReason(err); got != want {
 			t.Errorf("transportReason(%v) = %q, want %q", err, got, want)
