@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -74,8 +73,3 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
-
-// scanner is what Scan needs from *sql.Row and *sql.Rows.
-type scanner interface{ Scan(dest ...any) error }
-
-var _ scanner = (*sql.Row)(nil)

@@ -11,10 +11,8 @@ package transport
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -100,21 +98,4 @@ func (p *Pool) CloseIdleConnections() {
 	for _, t := range p.transports {
 		t.CloseIdleConnections()
 	}
-}
-
-// LoadCAFile reads a PEM bundle and returns the system pool with the bundle's
-// certificates added.
-func LoadCAFile(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("no PEM certificate found")
-	}
-	return pool, nil
 }
