@@ -378,4 +378,3 @@ func (e *env) sendFCM(accessToken, body string) (response, fcmAnswer) {
 func fcmToken(token string) string {
 	return `{"message":{"token":"` + token + `","notification":{"title":"Hi","body":"there"}}}`
 }
-
