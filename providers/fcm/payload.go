@@ -64,6 +64,11 @@ func (c *Client) Prepare(n providers.Notification) (providers.Prepared, error) {
 	if n.Title == "" && n.Body == "" {
 		return nil, errors.New("fcm prepare: the notification has neither a title nor a body; FCM needs at least one")
 	}
+	// Invalid UTF-8 would be sent as U+FFFD, three bytes each, and could
+	// push the id past the limit after this check.
+	if !utf8.ValidString(n.CollapseID) {
+		return nil, errors.New("fcm prepare: collapse id is not valid UTF-8")
+	}
 	if len(n.CollapseID) > maxCollapseID {
 		return nil, fmt.Errorf("fcm prepare: collapse id is %d bytes; at most %d are allowed", len(n.CollapseID), maxCollapseID)
 	}
