@@ -297,7 +297,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log := slog.New(slog.DiscardHandler)
 	for _, name := range cfg.AppNames() {
 		a := cfg.Apps[name]
-		s, _, err := newSender(cfg, a, log)
+		s, _, err := newSender(cfg, a, log, senderOptions{})
 		if err != nil {
 			fmt.Fprintf(stdout, "error: %s [%s]: %v\n", cfg.Path, name, err)
 			problems++

@@ -91,15 +91,15 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		kind    providers.Kind
 		capture *captureTransport
 	)
+	var o senderOptions
 	switch {
 	case *dryRun && a.PushType == config.APNs:
 		capture = &captureTransport{}
-		sender, kind, err = newDryRunAPNs(cfg, a, log, capture)
+		o.transport = capture
 	case *dryRun && a.PushType == config.FCM:
-		sender, kind, err = newValidateOnlyFCM(cfg, a, log)
-	default:
-		sender, kind, err = newSender(cfg, a, log)
+		o.validateOnly = true
 	}
+	sender, kind, err = newSender(cfg, a, log, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "pushd send: %s [%s]: %v\n", cfg.Path, a.Name, err)
 		return errReported
@@ -140,26 +140,6 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errReported
 	}
 	return nil
-}
-
-// newDryRunAPNs is newSender's APNs client with a transport that captures
-// the request instead of sending it. Keep its options in step with
-// newSender's.
-func newDryRunAPNs(cfg *config.Config, a *config.App, log *slog.Logger, rt *captureTransport) (campaign.Sender, providers.Kind, error) {
-	c, err := apns.New(apns.Options{Endpoint: a.Endpoint, Environment: a.Environment, BundleID: a.BundleID,
-		TeamID: a.TeamID, KeyID: a.KeyID, Key: a.AuthKey, RootCAs: cfg.SSL.RootCAs, Connections: a.Connections,
-		RequestTimeout: a.RequestTimeout, Logger: log.With("component", "provider", "app", a.Name), Transport: rt})
-	return c, providers.APNs, err
-}
-
-// newValidateOnlyFCM is newSender's FCM client with validate_only set:
-// Google checks the message and the token and delivers nothing. Keep its
-// options in step with newSender's.
-func newValidateOnlyFCM(cfg *config.Config, a *config.App, log *slog.Logger) (campaign.Sender, providers.Kind, error) {
-	c, err := fcm.New(fcm.Options{Endpoint: a.Endpoint, ProjectID: a.ProjectID, ServiceAccountJSON: a.ServiceAccountJSON,
-		RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, RequestTimeout: a.RequestTimeout,
-		Logger: log.With("component", "provider", "app", a.Name), ValidateOnly: true})
-	return c, providers.FCM, err
 }
 
 // errDryRun is what captureTransport answers instead of sending.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime/debug"
 
@@ -76,17 +77,27 @@ func storeOptions(cfg *config.Config) store.Options {
 // closer is a provider client.
 type closer interface{ Close() }
 
+// senderOptions are what `pushd send` changes about a client.
+type senderOptions struct {
+	// transport replaces the provider connections (APNs dry run).
+	transport http.RoundTripper
+	// validateOnly makes FCM check without delivering (FCM dry run).
+	validateOnly bool
+}
+
 // newSender builds the provider client of one app section.
-func newSender(cfg *config.Config, a *config.App, log *slog.Logger) (campaign.Sender, providers.Kind, error) {
+func newSender(cfg *config.Config, a *config.App, log *slog.Logger, o senderOptions) (campaign.Sender, providers.Kind, error) {
 	log = log.With("component", "provider", "app", a.Name)
 	switch a.PushType {
 	case config.APNs:
 		c, err := apns.New(apns.Options{Endpoint: a.Endpoint, Environment: a.Environment, BundleID: a.BundleID,
-			TeamID: a.TeamID, KeyID: a.KeyID, Key: a.AuthKey, RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, RequestTimeout: a.RequestTimeout, Logger: log})
+			TeamID: a.TeamID, KeyID: a.KeyID, Key: a.AuthKey, RootCAs: cfg.SSL.RootCAs, Connections: a.Connections,
+			RequestTimeout: a.RequestTimeout, Logger: log, Transport: o.transport})
 		return c, providers.APNs, err
 	case config.FCM:
 		c, err := fcm.New(fcm.Options{Endpoint: a.Endpoint, ProjectID: a.ProjectID, ServiceAccountJSON: a.ServiceAccountJSON,
-			RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, RequestTimeout: a.RequestTimeout, Logger: log})
+			RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, RequestTimeout: a.RequestTimeout, Logger: log,
+			Transport: o.transport, ValidateOnly: o.validateOnly})
 		return c, providers.FCM, err
 	}
 	return nil, "", fmt.Errorf("push_type %q", a.PushType)
@@ -94,7 +105,7 @@ func newSender(cfg *config.Config, a *config.App, log *slog.Logger) (campaign.Se
 
 // newApp builds a campaign.App for one app section.
 func newApp(cfg *config.Config, a *config.App, log *slog.Logger) (*campaign.App, error) {
-	s, kind, err := newSender(cfg, a, log)
+	s, kind, err := newSender(cfg, a, log, senderOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("%s [%s]: %w", cfg.Path, a.Name, err)
 	}
