@@ -258,8 +258,10 @@ func (w *batchWork) record(ctx context.Context) bool {
 	dbCtx := context.WithoutCancel(ctx)
 	ticker := time.NewTicker(r.o.FlushInterval)
 	defer ticker.Stop()
+	// f accumulates what the next flush records; its slices are reused
+	// once a flush succeeds.
+	f := store.Flush{RunID: r.run.ID, CampaignID: r.run.CampaignID, BatchID: w.b.ID, Epoch: w.b.Epoch, Lease: r.o.Lease}
 	var (
-		pending  []outcome
 		recorded int
 		renewed  = time.Now()
 		failing  bool
@@ -269,15 +271,8 @@ func (w *batchWork) record(ctx context.Context) bool {
 		if w.lost.Load() {
 			return true
 		}
-		done := recorded+len(pending) == total
-		f := store.Flush{RunID: r.run.ID, CampaignID: r.run.CampaignID, BatchID: w.b.ID, Epoch: w.b.Epoch,
-			Done: final && done, Lease: r.o.Lease, Now: r.o.Clock()}
-		for _, o := range pending {
-			f.Deliveries = append(f.Deliveries, o.d)
-			if o.inv != nil {
-				f.Invalid = append(f.Invalid, *o.inv)
-			}
-		}
+		f.Done = final && recorded+len(f.Deliveries) == total
+		f.Now = r.o.Clock()
 		start := time.Now()
 		cctx, cancel := context.WithTimeout(dbCtx, 10*time.Second)
 		err := r.store.Record(cctx, f)
@@ -289,15 +284,15 @@ func (w *batchWork) record(ctx context.Context) bool {
 				r.log.Info("recording outcomes again", "batch_id", w.b.ID)
 				failing = false
 			}
-			recorded += len(pending)
-			pending = pending[:0]
+			recorded += len(f.Deliveries)
+			f.Deliveries, f.Invalid = f.Deliveries[:0], f.Invalid[:0]
 			renewed = start
 			w.leaseMu.Lock()
 			w.leaseUntil = start.Add(r.o.Lease - leaseMargin(r.o.Lease))
 			w.leaseMu.Unlock()
 			return true
 		case errors.Is(err, store.ErrLeaseLost):
-			r.log.Warn("batch taken over by another instance; dropping it", "batch_id", w.b.ID, "unrecorded", len(pending))
+			r.log.Warn("batch taken over by another instance; dropping it", "batch_id", w.b.ID, "unrecorded", len(f.Deliveries))
 			w.lost.Store(true)
 			return true
 		default:
@@ -312,8 +307,11 @@ func (w *batchWork) record(ctx context.Context) bool {
 		select {
 		case o, ok := <-w.results:
 			if ok {
-				pending = append(pending, o)
-				if len(pending) >= 1000 {
+				f.Deliveries = append(f.Deliveries, o.d)
+				if o.inv != nil {
+					f.Invalid = append(f.Invalid, *o.inv)
+				}
+				if len(f.Deliveries) >= 1000 {
 					flush(false)
 				}
 				continue
@@ -322,7 +320,7 @@ func (w *batchWork) record(ctx context.Context) bool {
 			// the database is away (the lease is fenced, so a late write
 			// after a takeover is refused, never duplicated).
 			for !flush(true) {
-				if !sleepCtx(ctx, time.Second) && ctx.Err() != nil {
+				if !r.sleep(ctx, nil, time.Second) {
 					// Hard stop: what is unrecorded will be sent again by the
 					// next owner; the collapse id keeps that harmless.
 					return false
@@ -336,20 +334,9 @@ func (w *batchWork) record(ctx context.Context) bool {
 			}
 			return complete
 		case <-ticker.C:
-			if len(pending) > 0 || time.Since(renewed) > r.o.Lease/3 {
+			if len(f.Deliveries) > 0 || time.Since(renewed) > r.o.Lease/3 {
 				flush(false)
 			}
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

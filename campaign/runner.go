@@ -131,11 +131,14 @@ func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
 	if r.o.CountAudience {
 		go r.countAudience(ctx)
 	}
+	returned := make(chan struct{})
+	defer close(returned)
 	go func() {
 		select {
 		case <-drain:
 			r.stop.Store(true)
 		case <-ctx.Done():
+		case <-returned:
 		}
 	}()
 
@@ -223,6 +226,8 @@ func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (store.St
 	}
 }
 
+// sleep waits d, reporting false when drain closes or ctx ends first. A nil
+// drain never closes.
 func (r *Runner) sleep(ctx context.Context, drain <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -260,7 +265,7 @@ func (r *Runner) expire(ctx context.Context, drain <-chan struct{}) error {
 				return r.finish(ctx)
 			}
 			reason := fmt.Sprintf("deadline reached: %d of %d users were not reached before expires_at (%s); %d were sent",
-				counts.Expired, max(counts.Targeted, counts.Sent+counts.Failed+counts.Invalid+counts.Expired),
+				counts.Expired, max(counts.Targeted, counts.Outcomes()),
 				r.run.Deadline.Format(time.DateTime), counts.Sent)
 			_, err = r.store.FinishRun(ctx, r.run.ID, store.Expired, reason, r.o.Clock())
 			if err == nil {
@@ -287,7 +292,7 @@ func (r *Runner) finish(ctx context.Context) error {
 	}
 	reason := ""
 	if counts.Failed > 0 {
-		reason = fmt.Sprintf("%d of %d pushes failed", counts.Failed, counts.Sent+counts.Failed+counts.Invalid+counts.Expired)
+		reason = fmt.Sprintf("%d of %d pushes failed", counts.Failed, counts.Outcomes())
 		for i, t := range top {
 			sep := ", "
 			if i == 0 {

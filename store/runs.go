@@ -486,6 +486,9 @@ type RunCounts struct {
 	Targeted, Sent, Failed, Invalid, Expired int64
 }
 
+// Outcomes is how many users of the run have an outcome.
+func (c RunCounts) Outcomes() int64 { return c.Sent + c.Failed + c.Invalid + c.Expired }
+
 // ReasonCount is how many deliveries failed for one reason.
 type ReasonCount struct {
 	Reason string
