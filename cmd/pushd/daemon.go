@@ -201,28 +201,30 @@ func (d *pushd) reload() {
 	log := d.log.With("component", "daemon")
 	notify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
 	defer notify(daemon.SdNotifyReady)
-	cfg, err := config.Load(d.path)
-	if err != nil {
-		log.Error("reload rejected: config.ini is invalid; the previous config stays in force", "error", err)
+	reject := func(err error) {
+		log.Error("reload rejected: the previous config stays in force", "error", err)
 		d.health.ConfigRejected(err)
 		d.metrics.Reloaded(false)
+	}
+	cfg, err := config.Load(d.path)
+	if err != nil {
+		reject(err)
 		return
 	}
-	if !reflect.DeepEqual(cfg.Database, d.cfg.Database) || cfg.Server.TimeZone.String() != d.cfg.Server.TimeZone.String() {
-		log.Warn("reload: [Database] and [Server] timezone changes take effect on restart only")
+	if restartOnly(d.cfg, cfg) {
+		log.Warn("reload: changes to [Database] and to [Server] keys other than shutdown_timeout take effect on restart only")
 	}
+	sameCA := cfg.SSL.CAFile == d.cfg.SSL.CAFile
 	apps := map[string]*campaign.App{}
 	var fresh []*campaign.App
 	for name, a := range cfg.Apps {
-		if old, ok := d.cfg.Apps[name]; ok && reflect.DeepEqual(old, a) && reflect.DeepEqual(cfg.SSL.CAFile, d.cfg.SSL.CAFile) {
+		if old, ok := d.cfg.Apps[name]; ok && sameCA && reflect.DeepEqual(old, a) {
 			apps[name] = d.apps[name]
 			continue
 		}
 		app, err := newApp(cfg, a, d.log)
 		if err != nil {
-			log.Error("reload rejected; the previous config stays in force", "error", err)
-			d.health.ConfigRejected(err)
-			d.metrics.Reloaded(false)
+			reject(err)
 			for _, f := range fresh {
 				closeApp(f)
 			}
@@ -244,6 +246,17 @@ func (d *pushd) reload() {
 	d.health.ConfigRejected(nil)
 	d.metrics.Reloaded(true)
 	log.Info("config reloaded", "apps", len(apps), "changed", len(fresh))
+}
+
+// restartOnly reports whether next changes settings that a reload does not
+// apply: the database connection and the [Server] keys the daemon reads
+// once at start. shutdown_timeout is read at shutdown, so it does apply.
+func restartOnly(cur, next *config.Config) bool {
+	a, b := cur.Server, next.Server
+	a.ShutdownTimeout, b.ShutdownTimeout = 0, 0
+	return !reflect.DeepEqual(cur.Database, next.Database) || a.TimeZone.String() != b.TimeZone.String() ||
+		a.Listen != b.Listen || a.PollInterval != b.PollInterval || a.LeaseDuration != b.LeaseDuration ||
+		a.LogFormat != b.LogFormat || a.LogLevel != b.LogLevel || a.InstanceID != b.InstanceID
 }
 
 func (d *pushd) close() {

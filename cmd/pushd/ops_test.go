@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -185,23 +184,26 @@ func TestMetrics(t *testing.T) {
 		`pushd_campaigns{status="done"} 1`,
 		`pushd_ledger_write_seconds_count{app="IOS"}`,
 	}
-	var body string
-	waitFor(t, 15*time.Second, "the metrics", func() bool {
-		_, body = get(t, "http://"+addr+"/metrics")
+	// The campaigns gauge is refreshed every 5 s, so poll until everything
+	// is there; on timeout, say which lines are missing.
+	var missing []string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, body := get(t, "http://"+addr+"/metrics")
+		missing = missing[:0]
 		for _, w := range want {
 			if !strings.Contains(body, w) {
-				return false
+				missing = append(missing, w)
 			}
 		}
-		return true
-	})
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	d.stop(t)
-	if t.Failed() {
-		for _, w := range want {
-			if !strings.Contains(body, w) {
-				fmt.Println("missing:", w)
-			}
-		}
+	if len(missing) > 0 {
+		t.Fatalf("/metrics lacks:\n%s", strings.Join(missing, "\n"))
 	}
 }
 
