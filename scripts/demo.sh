@@ -89,6 +89,8 @@ for i in $(seq 1 120); do
   left=$(sql -N "$db" -e "SELECT COUNT(*) FROM campaigns WHERE status IN ('scheduled', 'running')")
   [ "$left" = 0 ] && break
 done
+echo "== final campaign rows =="
+sql -t "$db" -e "SELECT id, app, status, targeted, sent, failed, invalid_tokens, expired, status_reason FROM campaigns"
 echo "== pushsim's own count =="
 curl -s http://127.0.0.1:18444/stats 2>/dev/null | head -c 600 || true
 echo
