@@ -83,6 +83,7 @@ type Client struct {
 	scheme, host string
 	topic        string
 	timeout      time.Duration
+	ownTimer     bool // the transport does not enforce timeout itself
 	now          func() time.Time
 	rt           http.RoundTripper
 	tokens       *tokenSource
@@ -158,20 +159,28 @@ func New(opts Options) (*Client, error) {
 		opts.Now = time.Now
 	}
 	rt := opts.Transport
+	poolTimeout := false // the pool enforces RequestTimeout without a timer per request
 	if rt == nil {
-		pool, err := transport.New(transport.Options{Connections: opts.Connections, RootCAs: opts.RootCAs})
+		pool, err := transport.New(transport.Options{
+			Connections:    opts.Connections,
+			RootCAs:        opts.RootCAs,
+			RequestTimeout: opts.RequestTimeout,
+			UniquePaths:    true,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("apns: %w", err)
 		}
 		rt = pool
+		poolTimeout = true
 	}
 	c := &Client{
-		scheme:  u.Scheme,
-		host:    u.Host,
-		topic:   opts.BundleID,
-		timeout: opts.RequestTimeout,
-		now:     opts.Now,
-		rt:      rt,
+		scheme:   u.Scheme,
+		host:     u.Host,
+		topic:    opts.BundleID,
+		timeout:  opts.RequestTimeout,
+		ownTimer: !poolTimeout,
+		now:      opts.Now,
+		rt:       rt,
 		tokens: &tokenSource{
 			teamID:  opts.TeamID,
 			keyID:   opts.KeyID,
@@ -294,9 +303,10 @@ func (c *Client) post(ctx context.Context, p *prepared, token string, tok *provi
 	if err := ctx.Err(); err != nil {
 		return providers.Result{}, err
 	}
-	// Skip the timer when the caller's deadline is already the tighter one:
-	// a timeout context costs several allocations on the hot path.
-	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
+	// Skip the timer when the transport enforces the timeout, or the
+	// caller's deadline is already the tighter one: a timeout context costs
+	// several allocations on the hot path.
+	if dl, ok := ctx.Deadline(); c.ownTimer && (!ok || time.Until(dl) > c.timeout) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()

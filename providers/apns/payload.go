@@ -80,6 +80,9 @@ func (r *payloadBody) Read(p []byte) (int, error) {
 
 func (r *payloadBody) Close() error { return nil }
 
+// Payload lets transport.Pool send the body without copying it.
+func (r *payloadBody) Payload() []byte { return r.b[r.off:] }
+
 // Prepare renders n once for a campaign run: the JSON payload
 //
 //	{"aps":{"alert":{"title":..,"body":..},"badge":N,"sound":".."}, <custom keys>}

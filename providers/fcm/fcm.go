@@ -73,6 +73,7 @@ type Client struct {
 	rt           http.RoundTripper
 	auth         *auth
 	timeout      time.Duration
+	ownTimer     bool // the transport does not enforce timeout itself
 	validateOnly bool
 	now          func() time.Time
 	log          *slog.Logger
@@ -117,6 +118,7 @@ func New(opts Options) (*Client, error) {
 
 	c := &Client{
 		timeout:      opts.RequestTimeout,
+		ownTimer:     true,
 		validateOnly: opts.ValidateOnly,
 		now:          opts.Now,
 		log:          log,
@@ -124,11 +126,16 @@ func New(opts Options) (*Client, error) {
 
 	sendRT, tokenRT := opts.Transport, opts.Transport
 	if sendRT == nil {
-		pool, err := transport.New(transport.Options{Connections: opts.Connections, RootCAs: opts.RootCAs})
+		pool, err := transport.New(transport.Options{
+			Connections:    opts.Connections,
+			RootCAs:        opts.RootCAs,
+			RequestTimeout: opts.RequestTimeout,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("fcm: %w", err)
 		}
 		sendRT = pool
+		c.ownTimer = false // the pool enforces RequestTimeout without a timer per request
 		// Tokens are fetched about once an hour: a plain transport that lets
 		// its connection go idle suits that better than pinged HTTP/2.
 		tokenRT = &http.Transport{

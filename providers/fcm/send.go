@@ -112,7 +112,7 @@ func (c *Client) post(ctx context.Context, m *message, token string, cred *crede
 	if err != nil {
 		return providers.Result{}, err
 	}
-	if d, ok := ctx.Deadline(); !ok || time.Until(d) > c.timeout {
+	if d, ok := ctx.Deadline(); c.ownTimer && (!ok || time.Until(d) > c.timeout) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
@@ -158,6 +158,9 @@ type requestBody struct {
 }
 
 func (*requestBody) Close() error { return nil }
+
+// Payload lets transport.Pool send the body without copying it.
+func (b *requestBody) Payload() []byte { return b.data }
 
 func (b *requestBody) replay() (io.ReadCloser, error) {
 	r := &requestBody{data: b.data}

@@ -6,17 +6,27 @@
 // stale unless it is pinged. A Pool keeps a fixed number of connections to one
 // provider host, health-checks them with PINGs, reconnects after GOAWAY and
 // never opens more streams than the server's SETTINGS allow.
+//
+// The HTTP/2 client is purpose-built rather than golang.org/x/net/http2's
+// Transport, whose per-request goroutine, timer and header processing cost
+// more CPU than everything else pushd does per push (docs/performance.md).
+// It does only what a push provider needs: POSTs with small bodies, whole
+// answers of at most 64 KiB, and no server push. golang.org/x/net/http2
+// still frames and HPACK-codes every byte.
 package transport
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // Options configures a Pool. The zero value of each field selects its default.
@@ -32,21 +42,55 @@ type Options struct {
 	// PingTimeout is how long a PING may go unanswered before the connection
 	// is closed and replaced (default 10 s).
 	PingTimeout time.Duration
-	// DialTimeout bounds the TCP and TLS handshake (default 10 s).
+	// DialTimeout bounds the TCP and TLS handshake and the wait for the
+	// server's SETTINGS (default 10 s).
 	DialTimeout time.Duration
 	// Certificates are client certificates to present (certificate auth).
 	Certificates []tls.Certificate
-	// NoCoalesce turns off write coalescing (see coalescingConn); for
-	// benchmarks that measure what it gains.
-	NoCoalesce bool
+	// RequestTimeout bounds one request from its first frame to the end of
+	// the answer, to within 100 ms; 0 leaves only the request's context. The
+	// error is a net.Error whose Timeout is true and which matches
+	// context.DeadlineExceeded. Enforcing it here costs no timer per request.
+	RequestTimeout time.Duration
+	// UniquePaths says that every request has its own :path (APNs puts the
+	// device token there). The path is then sent as an HPACK literal that is
+	// never indexed, sparing both ends a table insert and eviction per
+	// request.
+	UniquePaths bool
 }
 
 // Pool is an http.RoundTripper that spreads requests over a fixed number of
 // HTTP/2 connections to one host. It is safe for concurrent use.
+//
+// A request is retried on another connection only when the server
+// certainly did not process it: refused with REFUSED_STREAM, above a
+// GOAWAY's last stream id, or never written. Anything else that cuts a
+// request off is an error, since the push may have gone out.
 type Pool struct {
-	transports []*http2.Transport
-	next       atomic.Uint32
+	opts    Options
+	tlsConf *tls.Config
+	slots   []slot
+	next    atomic.Uint32
+
+	addrOnce sync.Once
+	addr     string // host:port, fixed by the first request
+	host     string
 }
+
+type slot struct {
+	cc      atomic.Pointer[clientConn]
+	mu      sync.Mutex // held while dialling
+	failed  time.Time  // last failed dial
+	failErr error
+}
+
+// redialAfter is how long a failed dial is reported to further requests
+// instead of dialling again, so a thousand waiting requests do not dial one
+// after another.
+const redialAfter = time.Second
+
+// maxAttempts bounds the transparent retries of unprocessed requests.
+const maxAttempts = 5
 
 var _ http.RoundTripper = (*Pool)(nil)
 
@@ -55,47 +99,119 @@ func New(opts Options) (*Pool, error) {
 	if opts.Connections < 0 {
 		return nil, fmt.Errorf("transport: connections must be positive, got %d", opts.Connections)
 	}
+	if opts.RequestTimeout < 0 {
+		return nil, fmt.Errorf("transport: request timeout must not be negative, got %s", opts.RequestTimeout)
+	}
 	if opts.Connections == 0 {
 		opts.Connections = 2
 	}
-	if opts.ReadIdleTimeout == 0 {
+	if opts.ReadIdleTimeout <= 0 {
 		opts.ReadIdleTimeout = 15 * time.Second
 	}
-	if opts.PingTimeout == 0 {
+	if opts.PingTimeout <= 0 {
 		opts.PingTimeout = 10 * time.Second
 	}
-	if opts.DialTimeout == 0 {
+	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = 10 * time.Second
 	}
-	p := &Pool{}
-	for range opts.Connections {
-		p.transports = append(p.transports, &http2.Transport{
-			TLSClientConfig: &tls.Config{
-				RootCAs:      opts.RootCAs,
-				MinVersion:   tls.VersionTLS12,
-				Certificates: opts.Certificates,
-			},
-			// Each Transport holds one connection per host; with strict
-			// stream limits it waits for a free stream rather than dialling
-			// more connections than configured.
-			StrictMaxConcurrentStreams: true,
-			ReadIdleTimeout:            opts.ReadIdleTimeout,
-			PingTimeout:                opts.PingTimeout,
-			DialTLSContext:             dialTLS(opts.DialTimeout, !opts.NoCoalesce),
-		})
-	}
-	return p, nil
+	return &Pool{
+		opts: opts,
+		tlsConf: &tls.Config{
+			RootCAs:      opts.RootCAs,
+			MinVersion:   tls.VersionTLS12,
+			Certificates: opts.Certificates,
+			NextProtos:   []string{"h2"},
+		},
+		slots: make([]slot, opts.Connections),
+	}, nil
 }
 
-// RoundTrip sends req on the next connection, round robin.
+// payloader is a request body whose bytes can be sent without a copy; the
+// provider clients' bodies are.
+type payloader interface{ Payload() []byte }
+
+// RoundTrip sends req on the next connection, round robin, and returns
+// once the whole answer has arrived.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
-	i := p.next.Add(1) % uint32(len(p.transports))
-	return p.transports[i].RoundTrip(req)
+	body, err := requestBody(req)
+	if err != nil {
+		return nil, err
+	}
+	if req.URL == nil || req.URL.Scheme != "https" || req.URL.Host == "" {
+		return nil, fmt.Errorf("transport: %v is not an https URL", req.URL)
+	}
+	p.addrOnce.Do(func() {
+		p.host = req.URL.Host
+		p.addr = req.URL.Host
+		if req.URL.Port() == "" {
+			p.addr = net.JoinHostPort(req.URL.Hostname(), "443")
+		}
+	})
+	if req.URL.Host != p.host {
+		return nil, fmt.Errorf("transport: the pool for %s got a request for %s", p.host, req.URL.Host)
+	}
+	for attempt := 1; ; attempt++ {
+		cc, err := p.conn(req.Context())
+		if err != nil {
+			return nil, err
+		}
+		resp, err := cc.roundTrip(req, body)
+		var ue unprocessedError
+		if err == nil || !errors.As(err, &ue) {
+			return resp, err
+		}
+		if attempt == maxAttempts || req.Context().Err() != nil {
+			return nil, ue.err
+		}
+	}
+}
+
+// requestBody returns the bytes of req's body and closes it, as a
+// RoundTripper must.
+func requestBody(req *http.Request) ([]byte, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, nil
+	}
+	defer req.Body.Close()
+	if pl, ok := req.Body.(payloader); ok {
+		return pl.Payload(), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(req.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("transport: read request body: %w", err)
+	}
+	return b, nil
+}
+
+// conn returns the next slot's connection, dialling it if it is missing,
+// dead or draining.
+func (p *Pool) conn(ctx context.Context) (*clientConn, error) {
+	s := &p.slots[p.next.Add(1)%uint32(len(p.slots))]
+	if cc := s.cc.Load(); cc != nil && !cc.unusable.Load() {
+		return cc, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cc := s.cc.Load(); cc != nil && !cc.unusable.Load() {
+		return cc, nil
+	}
+	if time.Since(s.failed) < redialAfter {
+		return nil, s.failErr
+	}
+	cc, err := p.dial(ctx)
+	if err != nil {
+		s.failed, s.failErr = time.Now(), fmt.Errorf("transport: %w", err)
+		return nil, s.failErr
+	}
+	s.cc.Store(cc)
+	return cc, nil
 }
 
 // CloseIdleConnections closes connections that carry no request.
 func (p *Pool) CloseIdleConnections() {
-	for _, t := range p.transports {
-		t.CloseIdleConnections()
+	for i := range p.slots {
+		if cc := p.slots[i].cc.Load(); cc != nil {
+			cc.closeIfIdle()
+		}
 	}
 }

@@ -1,0 +1,742 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Limits of the client side of a connection.
+const (
+	// maxResponseBody bounds the body kept per stream. Push providers
+	// answer with at most a few hundred bytes; a larger answer is an error,
+	// not something to hold in memory for a thousand streams at once.
+	maxResponseBody = 64 << 10
+	// maxResponseHeaders bounds a decoded response header list.
+	maxResponseHeaders = 64 << 10
+	// connWindow is the connection receive window opened at the start and
+	// topped up after every half of it is consumed.
+	connWindow = 1 << 20
+	// maxPending bounds the bytes queued for the socket before senders wait.
+	maxPending = 256 << 10
+	// sweepEvery is how often a connection checks request deadlines, waiters'
+	// contexts and its PING health. It is the resolution of RequestTimeout.
+	sweepEvery = 100 * time.Millisecond
+	// maxStreamID is the last stream id a client may use (RFC 9113 5.1.1).
+	maxStreamID = 1<<31 - 1
+)
+
+var clientPreface = []byte(http2.ClientPreface)
+
+// timeoutError is a request that outlived Options.RequestTimeout. It is a
+// net.Error with Timeout() true and also matches context.DeadlineExceeded.
+type timeoutError struct{ after time.Duration }
+
+func (e timeoutError) Error() string {
+	return fmt.Sprintf("no answer within the request timeout of %s", e.after)
+}
+func (timeoutError) Timeout() bool        { return true }
+func (timeoutError) Temporary() bool      { return true }
+func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// unprocessedError marks a request the server certainly did not process: it
+// was never written, refused with REFUSED_STREAM, or above a GOAWAY's last
+// stream id. Only these are retried, on another connection.
+type unprocessedError struct{ err error }
+
+func (e unprocessedError) Error() string { return e.err.Error() }
+func (e unprocessedError) Unwrap() error { return e.err }
+
+// stream is one request in flight. Its fields are guarded by clientConn.mu
+// until done is closed; after that only the waiting RoundTrip reads them.
+type stream struct {
+	id       uint32
+	deadline time.Time // zero: none
+	window   int32     // send window
+	status   int
+	header   http.Header
+	body     []byte
+	gotHead  bool
+	err      error
+	done     chan struct{}
+}
+
+// clientConn is one HTTP/2 connection. Requests run on their callers'
+// goroutines; besides them a connection has three: the frame reader, the
+// socket writer and the sweeper.
+//
+// Writes are coalesced: a request appends its frames to wbuf under mu and
+// the writer goroutine sends whatever has accumulated in one TLS record and
+// one syscall, so under load many requests share a write.
+type clientConn struct {
+	p  *Pool
+	nc net.Conn
+	fr *http2.Framer // reads in readLoop; writes into wbuf under mu
+
+	mu      sync.Mutex
+	cond    *sync.Cond // stream slots, send windows, queue space
+	wcond   *sync.Cond // wbuf has bytes, or the connection failed
+	wbuf    []byte
+	hbuf    bytes.Buffer
+	henc    *hpack.Encoder
+	streams map[uint32]*stream
+	nextID  uint32
+	waiters int // callers blocked on cond
+
+	// Peer settings.
+	maxStreams    uint32
+	initialWindow int32
+	maxFrame      uint32
+	sendWindow    int32 // connection send window
+
+	recvUnacked int32 // DATA bytes received since the last WINDOW_UPDATE
+
+	draining bool        // GOAWAY received or stream ids used up: no new streams
+	unusable atomic.Bool // draining or dead, for Pool.conn without mu
+	goAway   error       // why draining, for the error of refused streams
+	err      error       // sticky: the connection is dead
+	closed   chan struct{}
+
+	lastRead   atomic.Int64 // unix nanos of the last frame read
+	pingSent   time.Time    // zero: no PING outstanding
+	pingData   [8]byte
+	settingsOK chan struct{} // closed at the server's first SETTINGS
+	canon      map[string]string
+}
+
+// dial opens a connection and waits for the server's first SETTINGS.
+func (p *Pool) dial(ctx context.Context) (*clientConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.DialTimeout)
+	defer cancel()
+	d := &tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 30 * time.Second}, Config: p.tlsConf}
+	nc, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := nc.(*tls.Conn)
+	if proto := tc.ConnectionState().NegotiatedProtocol; proto != "h2" {
+		tc.Close()
+		return nil, fmt.Errorf("dial %s: server did not negotiate HTTP/2 (ALPN %q)", p.addr, proto)
+	}
+	cc := &clientConn{
+		p:             p,
+		nc:            tc,
+		streams:       make(map[uint32]*stream),
+		nextID:        1,
+		maxStreams:    maxStreamID, // until SETTINGS say otherwise; we wait for them anyway
+		initialWindow: 65535,
+		maxFrame:      16384,
+		sendWindow:    65535,
+		closed:        make(chan struct{}),
+		settingsOK:    make(chan struct{}),
+		canon:         make(map[string]string),
+	}
+	cc.cond = sync.NewCond(&cc.mu)
+	cc.wcond = sync.NewCond(&cc.mu)
+	cc.henc = hpack.NewEncoder(&cc.hbuf)
+	cc.fr = http2.NewFramer((*wbufWriter)(cc), tc)
+	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	cc.fr.MaxHeaderListSize = maxResponseHeaders
+	cc.lastRead.Store(time.Now().UnixNano())
+
+	cc.mu.Lock()
+	cc.wbuf = append(cc.wbuf, clientPreface...)
+	cc.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxResponseHeaders},
+	)
+	cc.fr.WriteWindowUpdate(0, connWindow-65535)
+	cc.mu.Unlock()
+
+	go cc.writeLoop()
+	go cc.readLoop()
+	select {
+	case <-cc.settingsOK:
+	case <-cc.closed:
+		return nil, cc.deadErr()
+	case <-ctx.Done():
+		cc.fail(fmt.Errorf("dial %s: no SETTINGS from the server: %w", p.addr, ctx.Err()))
+		return nil, cc.deadErr()
+	}
+	go cc.sweepLoop()
+	return cc, nil
+}
+
+// wbufWriter lets the framer write into wbuf; the caller holds mu.
+type wbufWriter clientConn
+
+func (w *wbufWriter) Write(b []byte) (int, error) {
+	cc := (*clientConn)(w)
+	cc.wbuf = append(cc.wbuf, b...)
+	cc.wcond.Signal()
+	return len(b), nil
+}
+
+func (cc *clientConn) writeLoop() {
+	var spare []byte
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for {
+		for len(cc.wbuf) == 0 && cc.err == nil {
+			cc.wcond.Wait()
+		}
+		if cc.err != nil {
+			return
+		}
+		out := cc.wbuf
+		cc.wbuf = spare[:0]
+		cc.mu.Unlock()
+		_, err := cc.nc.Write(out)
+		cc.mu.Lock()
+		spare = out[:0]
+		if err != nil {
+			cc.failLocked(fmt.Errorf("write to %s: %w", cc.p.addr, err))
+			return
+		}
+		if cc.waiters > 0 {
+			cc.cond.Broadcast() // queue space for senders
+		}
+	}
+}
+
+// fail closes the connection with err; every stream in flight fails.
+func (cc *clientConn) fail(err error) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.failLocked(err)
+}
+
+func (cc *clientConn) failLocked(err error) {
+	if cc.err != nil {
+		return
+	}
+	cc.err = err
+	cc.unusable.Store(true)
+	for id, s := range cc.streams {
+		s.err = err
+		close(s.done)
+		delete(cc.streams, id)
+	}
+	close(cc.closed)
+	cc.cond.Broadcast()
+	cc.wcond.Broadcast()
+	cc.nc.Close()
+}
+
+func (cc *clientConn) deadErr() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.err
+}
+
+// closeIfIdle closes the connection if it carries no stream.
+func (cc *clientConn) closeIfIdle() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if len(cc.streams) == 0 {
+		cc.failLocked(errors.New("connection closed as idle"))
+	}
+}
+
+// roundTrip sends req on a new stream and waits for the whole answer.
+func (cc *clientConn) roundTrip(req *http.Request, body []byte) (*http.Response, error) {
+	ctx := req.Context()
+	s := &stream{done: make(chan struct{})}
+	if t := cc.p.opts.RequestTimeout; t > 0 {
+		s.deadline = time.Now().Add(t)
+	}
+
+	cc.mu.Lock()
+	// A slot, and room in the write queue.
+	for {
+		if cc.err != nil {
+			err := cc.err
+			cc.mu.Unlock()
+			return nil, unprocessedError{err}
+		}
+		if cc.draining {
+			err := cc.goAway
+			cc.mu.Unlock()
+			return nil, unprocessedError{err}
+		}
+		if err := s.expired(ctx, cc.p.opts.RequestTimeout); err != nil {
+			cc.mu.Unlock()
+			return nil, err
+		}
+		if uint32(len(cc.streams)) < cc.maxStreams && len(cc.wbuf) < maxPending {
+			break
+		}
+		cc.wait()
+	}
+	s.id = cc.nextID
+	cc.nextID += 2
+	if cc.nextID > maxStreamID {
+		cc.draining = true
+		cc.unusable.Store(true)
+		cc.goAway = errors.New("stream ids used up")
+	}
+	s.window = cc.initialWindow
+	cc.streams[s.id] = s
+	cc.writeHeaders(req, s.id, len(body) == 0)
+
+	// The body, as the windows allow.
+	for len(body) > 0 {
+		n := min(int32(len(body)), cc.sendWindow, s.window, int32(cc.maxFrame))
+		if n <= 0 || len(cc.wbuf) >= maxPending {
+			if cc.err != nil || s.isDone() {
+				break
+			}
+			if err := s.expired(ctx, cc.p.opts.RequestTimeout); err != nil {
+				cc.resetLocked(s, http2.ErrCodeCancel, err)
+				break
+			}
+			cc.wait()
+			continue
+		}
+		cc.fr.WriteData(s.id, int(n) == len(body), body[:n])
+		body = body[n:]
+		cc.sendWindow -= n
+		s.window -= n
+	}
+	cc.mu.Unlock()
+
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		cc.mu.Lock()
+		cc.resetLocked(s, http2.ErrCodeCancel, ctx.Err())
+		cc.mu.Unlock()
+		<-s.done
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	return &http.Response{
+		Status:        statusLine(s.status),
+		StatusCode:    s.status,
+		Proto:         "HTTP/2.0",
+		ProtoMajor:    2,
+		Header:        s.header,
+		Body:          &responseBody{b: s.body},
+		ContentLength: int64(len(s.body)),
+		Request:       req,
+	}, nil
+}
+
+// wait blocks on cond; the sweeper wakes waiters so they see their
+// contexts end.
+func (cc *clientConn) wait() {
+	cc.waiters++
+	cc.cond.Wait()
+	cc.waiters--
+}
+
+func (s *stream) isDone() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// expired returns why s must give up before it is answered, if it must.
+func (s *stream) expired(ctx context.Context, timeout time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !s.deadline.IsZero() && time.Now().After(s.deadline) {
+		return timeoutError{timeout}
+	}
+	return nil
+}
+
+// resetLocked ends s with err and tells the server with RST_STREAM, unless
+// s is already done.
+func (cc *clientConn) resetLocked(s *stream, code http2.ErrCode, err error) {
+	if s.isDone() {
+		return
+	}
+	delete(cc.streams, s.id)
+	s.err = err
+	close(s.done)
+	if cc.err == nil {
+		cc.fr.WriteRSTStream(s.id, code)
+	}
+	cc.cond.Broadcast()
+}
+
+// writeHeaders encodes req's header block and writes HEADERS and any
+// CONTINUATION frames. The caller holds mu, so the block's HPACK state and
+// the stream id order match the order on the wire.
+func (cc *clientConn) writeHeaders(req *http.Request, id uint32, endStream bool) {
+	cc.hbuf.Reset()
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	cc.field(":method", req.Method)
+	cc.field(":scheme", "https")
+	cc.field(":authority", host)
+	if path := req.URL.RequestURI(); cc.p.opts.UniquePaths {
+		writeNeverIndexedPath(&cc.hbuf, path)
+	} else {
+		cc.field(":path", path)
+	}
+	for k, vv := range req.Header {
+		name, ok := cc.lower(k)
+		if !ok {
+			continue
+		}
+		for _, v := range vv {
+			cc.field(name, v)
+		}
+	}
+	if req.ContentLength > 0 {
+		cc.field("content-length", strconv.FormatInt(req.ContentLength, 10))
+	}
+	block := cc.hbuf.Bytes()
+	first := true
+	for first || len(block) > 0 {
+		n := min(len(block), int(cc.maxFrame))
+		frag := block[:n]
+		block = block[n:]
+		if first {
+			cc.fr.WriteHeaders(http2.HeadersFrameParam{
+				StreamID:      id,
+				BlockFragment: frag,
+				EndStream:     endStream,
+				EndHeaders:    len(block) == 0,
+			})
+			first = false
+		} else {
+			cc.fr.WriteContinuation(id, len(block) == 0, frag)
+		}
+	}
+}
+
+func (cc *clientConn) field(name, value string) {
+	cc.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
+}
+
+// lower returns the HTTP/2 spelling of a header name, cached because the
+// same few names repeat on every request. Connection-specific headers,
+// which HTTP/2 forbids, are dropped.
+func (cc *clientConn) lower(k string) (string, bool) {
+	if v, ok := cc.canon[k]; ok {
+		return v, v != ""
+	}
+	v := strings.ToLower(k)
+	switch v {
+	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length", "te":
+		v = ""
+	}
+	if len(cc.canon) < 256 {
+		cc.canon[k] = v
+	}
+	return v, v != ""
+}
+
+// writeNeverIndexedPath appends :path as a literal never indexed, with the
+// static table's name index and a raw (not Huffman) value. A path that
+// differs on every request (APNs puts the device token in it) would
+// otherwise be inserted into, and soon evicted from, both ends' dynamic
+// tables on every request, and Huffman-coded and decoded for nothing.
+func writeNeverIndexedPath(w *bytes.Buffer, path string) {
+	const pathIndex = 4 // ":path" in the static table (RFC 7541 appendix A)
+	w.WriteByte(0x10 | pathIndex)
+	appendVarint(w, 7, 0, uint64(len(path)))
+	w.WriteString(path)
+}
+
+// appendVarint writes an HPACK integer with an n-bit prefix (RFC 7541 5.1).
+func appendVarint(w *bytes.Buffer, n uint, flags byte, v uint64) {
+	limit := uint64(1)<<n - 1
+	if v < limit {
+		w.WriteByte(flags | byte(v))
+		return
+	}
+	w.WriteByte(flags | byte(limit))
+	v -= limit
+	for v >= 128 {
+		w.WriteByte(byte(v&0x7f) | 0x80)
+		v >>= 7
+	}
+	w.WriteByte(byte(v))
+}
+
+func (cc *clientConn) readLoop() {
+	for {
+		f, err := cc.fr.ReadFrame()
+		if err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				cc.mu.Lock()
+				if s := cc.streams[se.StreamID]; s != nil {
+					cc.resetLocked(s, se.Code, fmt.Errorf("answer from %s: %w", cc.p.addr, se))
+				}
+				cc.mu.Unlock()
+				continue
+			}
+			cc.fail(fmt.Errorf("read from %s: %w", cc.p.addr, err))
+			return
+		}
+		cc.lastRead.Store(time.Now().UnixNano())
+		if err := cc.handle(f); err != nil {
+			cc.mu.Lock()
+			if cc.err == nil {
+				cc.fr.WriteGoAway(0, http2.ErrCodeProtocol, nil)
+			}
+			cc.mu.Unlock()
+			cc.fail(fmt.Errorf("from %s: %w", cc.p.addr, err))
+			return
+		}
+	}
+}
+
+// handle processes one frame. A returned error is a connection error.
+func (cc *clientConn) handle(f http2.Frame) error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		s := cc.streams[f.StreamID]
+		if s == nil {
+			return nil // a stream we reset
+		}
+		if f.Truncated {
+			cc.resetLocked(s, http2.ErrCodeCancel, fmt.Errorf("answer from %s: header list over %d bytes", cc.p.addr, maxResponseHeaders))
+			return nil
+		}
+		if !s.gotHead {
+			status, err := strconv.Atoi(f.PseudoValue("status"))
+			if err != nil || status < 100 || status > 999 {
+				cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("answer from %s: bad :status %q", cc.p.addr, f.PseudoValue("status")))
+				return nil
+			}
+			if status < 200 {
+				return nil // informational; the real answer follows
+			}
+			s.gotHead = true
+			s.status = status
+			s.header = make(http.Header, len(f.Fields))
+			for _, hf := range f.RegularFields() {
+				k := cc.canonical(hf.Name)
+				s.header[k] = append(s.header[k], hf.Value)
+			}
+		}
+		if f.StreamEnded() {
+			cc.finishLocked(s)
+		}
+	case *http2.DataFrame:
+		cc.recvUnacked += int32(f.Length)
+		if cc.recvUnacked >= connWindow/2 {
+			cc.fr.WriteWindowUpdate(0, uint32(cc.recvUnacked))
+			cc.recvUnacked = 0
+		}
+		s := cc.streams[f.StreamID]
+		if s == nil {
+			return nil
+		}
+		if !s.gotHead {
+			return errors.New("DATA before HEADERS")
+		}
+		if len(s.body)+len(f.Data()) > maxResponseBody {
+			cc.resetLocked(s, http2.ErrCodeCancel, fmt.Errorf("answer from %s: body over %d bytes", cc.p.addr, maxResponseBody))
+			return nil
+		}
+		s.body = append(s.body, f.Data()...)
+		if f.StreamEnded() {
+			cc.finishLocked(s)
+		}
+	case *http2.RSTStreamFrame:
+		s := cc.streams[f.StreamID]
+		if s == nil {
+			return nil
+		}
+		var err error = fmt.Errorf("%s reset the stream: %v", cc.p.addr, f.ErrCode)
+		if f.ErrCode == http2.ErrCodeRefusedStream {
+			err = unprocessedError{err}
+		}
+		delete(cc.streams, s.id)
+		s.err = err
+		close(s.done)
+		cc.cond.Broadcast()
+	case *http2.SettingsFrame:
+		if f.IsAck() {
+			return nil
+		}
+		if err := f.ForeachSetting(cc.applySetting); err != nil {
+			return err
+		}
+		cc.fr.WriteSettingsAck()
+		select {
+		case <-cc.settingsOK:
+		default:
+			close(cc.settingsOK)
+		}
+		cc.cond.Broadcast()
+	case *http2.WindowUpdateFrame:
+		if f.StreamID == 0 {
+			if int64(cc.sendWindow)+int64(f.Increment) > maxStreamID {
+				return errors.New("connection send window over 2^31-1")
+			}
+			cc.sendWindow += int32(f.Increment)
+		} else if s := cc.streams[f.StreamID]; s != nil {
+			if int64(s.window)+int64(f.Increment) > maxStreamID {
+				cc.resetLocked(s, http2.ErrCodeFlowControl, errors.New("stream send window over 2^31-1"))
+				return nil
+			}
+			s.window += int32(f.Increment)
+		}
+		cc.cond.Broadcast()
+	case *http2.PingFrame:
+		if !f.IsAck() {
+			cc.fr.WritePing(true, f.Data)
+		} else if f.Data == cc.pingData {
+			cc.pingSent = time.Time{}
+		}
+	case *http2.GoAwayFrame:
+		cc.draining = true
+		cc.unusable.Store(true)
+		cc.goAway = fmt.Errorf("%s sent GOAWAY (%v, last stream %d, %q)", cc.p.addr, f.ErrCode, f.LastStreamID, f.DebugData())
+		for id, s := range cc.streams {
+			if id > f.LastStreamID {
+				delete(cc.streams, id)
+				s.err = unprocessedError{cc.goAway}
+				close(s.done)
+			}
+		}
+		cc.cond.Broadcast()
+		if len(cc.streams) == 0 {
+			cc.failLocked(cc.goAway)
+		}
+	case *http2.PushPromiseFrame:
+		return errors.New("PUSH_PROMISE although push is disabled")
+	}
+	return nil
+}
+
+func (cc *clientConn) applySetting(s http2.Setting) error {
+	if err := s.Valid(); err != nil {
+		return err
+	}
+	switch s.ID {
+	case http2.SettingMaxConcurrentStreams:
+		cc.maxStreams = s.Val
+	case http2.SettingInitialWindowSize:
+		delta := int32(s.Val) - cc.initialWindow
+		for _, st := range cc.streams {
+			if int64(st.window)+int64(delta) > maxStreamID {
+				return errors.New("stream send window over 2^31-1")
+			}
+			st.window += delta
+		}
+		cc.initialWindow = int32(s.Val)
+	case http2.SettingMaxFrameSize:
+		cc.maxFrame = s.Val
+	case http2.SettingHeaderTableSize:
+		cc.henc.SetMaxDynamicTableSizeLimit(s.Val)
+	}
+	return nil
+}
+
+// finishLocked completes s with its answer.
+func (cc *clientConn) finishLocked(s *stream) {
+	delete(cc.streams, s.id)
+	close(s.done)
+	cc.cond.Broadcast()
+	if cc.draining && len(cc.streams) == 0 {
+		cc.failLocked(cc.goAway)
+	}
+}
+
+func (cc *clientConn) canonical(name string) string {
+	if v, ok := cc.canon[name]; ok && v != "" {
+		return v
+	}
+	v := http.CanonicalHeaderKey(name)
+	if len(cc.canon) < 256 {
+		cc.canon[name] = v
+	}
+	return v
+}
+
+// sweepLoop enforces request deadlines, wakes waiters to check their
+// contexts, and health-checks a silent connection with PING.
+func (cc *clientConn) sweepLoop() {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-cc.closed:
+			return
+		case now := <-t.C:
+			cc.sweep(now)
+		}
+	}
+}
+
+func (cc *clientConn) sweep(now time.Time) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.err != nil {
+		return
+	}
+	for _, s := range cc.streams {
+		if !s.deadline.IsZero() && now.After(s.deadline) {
+			cc.resetLocked(s, http2.ErrCodeCancel, timeoutError{cc.p.opts.RequestTimeout})
+		}
+	}
+	if cc.waiters > 0 {
+		cc.cond.Broadcast()
+	}
+	if !cc.pingSent.IsZero() {
+		if now.Sub(cc.pingSent) > cc.p.opts.PingTimeout {
+			cc.failLocked(fmt.Errorf("%s did not answer a PING within %s", cc.p.addr, cc.p.opts.PingTimeout))
+		}
+		return
+	}
+	if now.Sub(time.Unix(0, cc.lastRead.Load())) > cc.p.opts.ReadIdleTimeout {
+		cc.pingSent = now
+		cc.pingData[0]++
+		cc.fr.WritePing(false, cc.pingData)
+	}
+}
+
+// responseBody is an answer already read in full.
+type responseBody struct {
+	b   []byte
+	off int
+}
+
+func (r *responseBody) Read(p []byte) (int, error) {
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *responseBody) Close() error { return nil }
+
+func statusLine(code int) string {
+	if code == http.StatusOK {
+		return "200 OK"
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
+}
