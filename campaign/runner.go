@@ -16,7 +16,7 @@ import (
 
 // Store is the part of the store a runner uses.
 type Store interface {
-	ClaimBatch(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (*store.Batch, error)
+	ClaimBatch(ctx context.Context, runID int64, owner string, held []int64, lease time.Duration, now time.Time) (*store.Batch, error)
 	Record(ctx context.Context, f store.Flush) error
 	ReleaseBatch(ctx context.Context, batchID, epoch int64) error
 	FailRun(ctx context.Context, runID int64, reason string, now time.Time) error
@@ -33,6 +33,9 @@ var _ Store = (*store.Store)(nil)
 type Options struct {
 	// Owner names this instance in batch leases.
 	Owner string
+	// Held is the set of batches this process is working on, shared by all
+	// its runners (nil: the runner's own). See store.ClaimBatch.
+	Held *Held
 	// Lease is how long a claimed batch stays ours without renewal (30 s).
 	Lease time.Duration
 	// Poll is the wait before claiming again while other instances hold the
@@ -67,6 +70,37 @@ type nopObserver struct{}
 func (nopObserver) Sent(string, providers.Kind, providers.Result, error, time.Duration) {}
 func (nopObserver) Recorded(string, int, time.Duration, error)                          {}
 
+// Held is a set of batch ids, safe for concurrent use.
+type Held struct {
+	mu  sync.Mutex
+	ids map[int64]struct{}
+}
+
+// NewHeld returns an empty set.
+func NewHeld() *Held { return &Held{ids: make(map[int64]struct{})} }
+
+func (h *Held) add(id int64) {
+	h.mu.Lock()
+	h.ids[id] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *Held) remove(id int64) {
+	h.mu.Lock()
+	delete(h.ids, id)
+	h.mu.Unlock()
+}
+
+func (h *Held) list() []int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ids := make([]int64, 0, len(h.ids))
+	for id := range h.ids {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // Runner works on one run until it is finished, stopped, or drained.
 type Runner struct {
 	run   store.Run
@@ -96,6 +130,9 @@ func NewRunner(r store.Run, app *App, st Store, o Options) *Runner {
 	}
 	if o.Outstanding <= 0 {
 		o.Outstanding = 2
+	}
+	if o.Held == nil {
+		o.Held = NewHeld()
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
@@ -178,16 +215,18 @@ func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (store.St
 			<-slots
 			return "", nil
 		}
-		b, err := r.store.ClaimBatch(ctx, r.run.ID, r.o.Owner, r.o.Lease, r.o.Clock())
+		b, err := r.store.ClaimBatch(ctx, r.run.ID, r.o.Owner, r.o.Held.list(), r.o.Lease, r.o.Clock())
 		if err == nil {
 			if dbDown {
 				r.log.Info("database reachable again, resuming")
 				dbDown = false
 			}
+			r.o.Held.add(b.ID)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
+				defer r.o.Held.remove(b.ID)
 				r.work(ctx, b)
 			}()
 			continue

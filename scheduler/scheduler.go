@@ -53,6 +53,9 @@ type Scheduler struct {
 	o    Options
 	log  *slog.Logger
 	apps atomic.Pointer[map[string]*campaign.App]
+	// held is shared by all runners: no run's runner takes over a batch
+	// that a runner of this process still works on.
+	held *campaign.Held
 
 	mu      sync.Mutex
 	runners map[int64]*runner
@@ -80,7 +83,7 @@ func New(st Store, apps map[string]*campaign.App, o Options) *Scheduler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Scheduler{st: st, o: o, log: o.Logger.With("component", "scheduler"), runners: map[int64]*runner{}}
+	s := &Scheduler{st: st, o: o, log: o.Logger.With("component", "scheduler"), runners: map[int64]*runner{}, held: campaign.NewHeld()}
 	s.apps.Store(&apps)
 	return s
 }
@@ -247,7 +250,7 @@ func (s *Scheduler) ensureRunner(ctx, hardCtx context.Context, r store.Run, apps
 	s.runners[r.ID] = h
 	s.wg.Add(1)
 	run := campaign.NewRunner(r, app, s.st, campaign.Options{
-		Owner: s.o.Owner, Lease: s.o.Lease, Poll: s.o.Poll, CountAudience: fresh,
+		Owner: s.o.Owner, Held: s.held, Lease: s.o.Lease, Poll: s.o.Poll, CountAudience: fresh,
 		Clock: s.o.Clock, Logger: s.o.Logger, Observer: s.o.Observer,
 	})
 	go func() {

@@ -150,9 +150,15 @@ func (s *Store) SetTargeted(ctx context.Context, r Run, n int64) error {
 // ClaimBatch leases the next share of the run's audience to owner: first a
 // batch an earlier owner released or abandoned (lease expired), else the
 // next batch_size users after the run's cursor. owner must be unique per
-// process start, so that a restarted instance takes over what it abandoned. It also notices staff
-// pausing or cancelling the campaign and stops the run.
-func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (*Batch, error) {
+// process start, so that a restarted instance takes over what it abandoned.
+// held lists the batches this process is still working on: they are never
+// taken over, even with their lease run out, since their workers may hold
+// answers they could not record yet (database away) and a second worker
+// would send them again. A batch of ours that is not held, because the
+// claim committed but its answer was lost, is taken over like any other.
+// ClaimBatch also notices staff pausing or cancelling the campaign and
+// stops the run.
+func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held []int64, lease time.Duration, now time.Time) (*Batch, error) {
 	var (
 		b *Batch
 		// verdict is the claim's answer when it is not a batch; the
@@ -213,14 +219,18 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, lease
 			return nil
 		}
 		leaseMicros := lease.Microseconds()
+		notHeld, args := "", []any{runID}
+		if len(held) > 0 {
+			notHeld = " AND id NOT IN (?" + strings.Repeat(", ?", len(held)-1) + ")"
+			for _, id := range held {
+				args = append(args, id)
+			}
+		}
 		for {
 			var cand Batch
-			// Never our own claimed batch: its worker may still hold answers
-			// it could not record yet (database away), and a second worker
-			// would send them again.
 			err := tx.QueryRowContext(ctx, `SELECT id, after_user_id, last_user_id, epoch FROM pushd_batches
-				WHERE run_id = ? AND (status = 'pending' OR (status = 'claimed' AND lease_expires_at < NOW(3) AND owner <> ?))
-				ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`, runID, owner).Scan(&cand.ID, &cand.After, &cand.Last, &cand.Epoch)
+				WHERE run_id = ? AND (status = 'pending' OR (status = 'claimed' AND lease_expires_at < NOW(3)`+notHeld+`))
+				ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`, args...).Scan(&cand.ID, &cand.After, &cand.Last, &cand.Epoch)
 			if errors.Is(err, sql.ErrNoRows) {
 				break
 			}

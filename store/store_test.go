@@ -98,7 +98,7 @@ func TestUsersView(t *testing.T) {
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	run := startRun(t, st, insertCampaign(t, st, "A", now), now, 10)
-	b, err := st.ClaimBatch(ctx, run, "me", time.Minute, now)
+	b, err := st.ClaimBatch(ctx, run, "me", nil, time.Minute, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestClaimRecordFenceAndTakeover(t *testing.T) {
 	cid := insertCampaign(t, st, "A", now)
 	run := startRun(t, st, cid, now, 1000)
 
-	b1, err := st.ClaimBatch(ctx, run, "one", time.Minute, now)
+	b1, err := st.ClaimBatch(ctx, run, "one", nil, time.Minute, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestClaimRecordFenceAndTakeover(t *testing.T) {
 	if err := st.ReleaseBatch(ctx, b1.ID, b1.Epoch); err != nil {
 		t.Fatal(err)
 	}
-	b2, err := st.ClaimBatch(ctx, run, "two", time.Minute, now)
+	b2, err := st.ClaimBatch(ctx, run, "two", nil, time.Minute, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,25 +166,43 @@ func TestClaimRecordFenceAndTakeover(t *testing.T) {
 		t.Fatalf("campaign sent = %d, want 500 (a fenced write must leave no trace)", sent)
 	}
 
-	// An instance never takes over its own batch, even with the lease run
-	// out: its worker may still hold answers it could not record.
-	own, err := st.ClaimBatch(ctx, run, "solo", time.Millisecond, now)
+	// A batch this process still holds is never taken over, even with the
+	// lease run out: its worker may hold answers it could not record. One
+	// it does not hold (the claim committed but its answer was lost) is.
+	own, err := st.ClaimBatch(ctx, run, "solo", nil, time.Millisecond, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	again, err := st.ClaimBatch(ctx, run, "solo", time.Minute, now)
+	again, err := st.ClaimBatch(ctx, run, "solo", []int64{own.ID}, time.Minute, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again.ID == own.ID {
-		t.Fatal("an instance took over its own batch")
+		t.Fatal("an instance took over a batch it still holds")
 	}
 	st.ReleaseBatch(ctx, again.ID, again.Epoch)
 	st.ReleaseBatch(ctx, own.ID, own.Epoch)
+	orphan, err := st.ClaimBatch(ctx, run, "solo", nil, time.Millisecond, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	found := false
+	for i := 0; i < 3 && !found; i++ {
+		b, err := st.ClaimBatch(ctx, run, "solo", nil, time.Minute, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found = b.ID == orphan.ID
+		st.ReleaseBatch(ctx, b.ID, b.Epoch)
+	}
+	if !found {
+		t.Fatal("an instance never took back its own batch that it no longer holds")
+	}
 
 	// A lease that runs out is taken over by another instance.
-	b3, err := st.ClaimBatch(ctx, run, "one", 50*time.Millisecond, now)
+	b3, err := st.ClaimBatch(ctx, run, "one", nil, 50*time.Millisecond, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +211,7 @@ func TestClaimRecordFenceAndTakeover(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		b4, err := st.ClaimBatch(ctx, run, "two", time.Minute, now)
+		b4, err := st.ClaimBatch(ctx, run, "two", nil, time.Minute, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +251,7 @@ func TestConcurrentClaimsPartitionTheAudience(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				b, err := st.ClaimBatch(ctx, run, owner, time.Minute, now)
+				b, err := st.ClaimBatch(ctx, run, owner, nil, time.Minute, now)
 				if errors.Is(err, store.ErrNoWork) || errors.Is(err, store.ErrDrained) {
 					return
 				}
@@ -274,7 +292,7 @@ func TestConcurrentClaimsPartitionTheAudience(t *testing.T) {
 	if len(owners) < 2 {
 		t.Errorf("one claimer took everything (%v); claims did not interleave", owners)
 	}
-	if _, err := st.ClaimBatch(ctx, run, "w0", time.Minute, now); !errors.Is(err, store.ErrDrained) {
+	if _, err := st.ClaimBatch(ctx, run, "w0", nil, time.Minute, now); !errors.Is(err, store.ErrDrained) {
 		t.Fatalf("claim after the end = %v, want ErrDrained", err)
 	}
 	if ok, err := st.FinishRun(ctx, run, store.Done, "", now); err != nil || !ok {
@@ -308,7 +326,7 @@ func TestInvalidTokensAreSkippedUntilReRegistered(t *testing.T) {
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	run := startRun(t, st, insertCampaign(t, st, "A", now), now, 10)
-	b, err := st.ClaimBatch(ctx, run, "me", time.Minute, now)
+	b, err := st.ClaimBatch(ctx, run, "me", nil, time.Minute, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +342,7 @@ func TestExpireRemainingRecordsEveryUnreachedUser(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	cid := insertCampaign(t, st, "A", now)
 	run := startRun(t, st, cid, now, 1000)
-	b, err := st.ClaimBatch(ctx, run, "me", time.Minute, now)
+	b, err := st.ClaimBatch(ctx, run, "me", nil, time.Minute, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +351,7 @@ func TestExpireRemainingRecordsEveryUnreachedUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another instance with a live lease blocks the sweep.
-	other, err := st.ClaimBatch(ctx, run, "other", time.Minute, now)
+	other, err := st.ClaimBatch(ctx, run, "other", nil, time.Minute, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +394,7 @@ func TestPauseAndCancelAreNoticedAtClaim(t *testing.T) {
 		if _, err := st.DB().Exec(`UPDATE campaigns SET status = ? WHERE id = ?`, status, cid); err != nil {
 			t.Fatal(err)
 		}
-		_, err := st.ClaimBatch(ctx, run, "me", time.Minute, now)
+		_, err := st.ClaimBatch(ctx, run, "me", nil, time.Minute, now)
 		var stopped *store.RunStopped
 		if !errors.As(err, &stopped) || stopped.Status != status {
 			t.Fatalf("claim on a %s campaign = %v", status, err)

@@ -168,6 +168,16 @@ func (e *env) startWith(environ []string) *proc {
 	}
 	go func() { d.exited <- d.cmd.Wait() }()
 	e.t.Cleanup(func() {
+		if e.t.Failed() {
+			// A still-running pushd dumps its goroutines on SIGQUIT: the
+			// first thing to read when a campaign hangs.
+			d.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case err := <-d.exited:
+				d.exited <- err
+			case <-time.After(5 * time.Second):
+			}
+		}
 		d.cmd.Process.Kill()
 		<-d.exited
 		if e.t.Failed() {
