@@ -70,6 +70,7 @@ type stream struct {
 	header   http.Header
 	body     []byte
 	gotHead  bool
+	sentAll  bool // END_STREAM written: the stream no longer counts as ours to close
 	err      error
 	done     chan struct{}
 }
@@ -150,6 +151,7 @@ func (p *Pool) dial(ctx context.Context) (*clientConn, error) {
 	cc.fr = http2.NewFramer((*wbufWriter)(cc), tc)
 	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.fr.MaxHeaderListSize = maxResponseHeaders
+	cc.fr.SetMaxReadFrameSize(16384) // we never raise SETTINGS_MAX_FRAME_SIZE
 	cc.lastRead.Store(time.Now().UnixNano())
 
 	cc.mu.Lock()
@@ -157,6 +159,9 @@ func (p *Pool) dial(ctx context.Context) (*clientConn, error) {
 	cc.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxResponseHeaders},
+		// Above maxResponseBody, so an oversized answer is refused by the
+		// size check rather than stalled by flow control.
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 2 * maxResponseBody},
 	)
 	cc.fr.WriteWindowUpdate(0, connWindow-65535)
 	cc.mu.Unlock()
@@ -194,6 +199,16 @@ func (cc *clientConn) writeLoop() {
 			cc.wcond.Wait()
 		}
 		if cc.err != nil {
+			// Last frames, such as a GOAWAY explaining a protocol error,
+			// go out before the close; failLocked set a write deadline.
+			out := cc.wbuf
+			cc.wbuf = nil
+			cc.mu.Unlock()
+			if len(out) > 0 {
+				cc.nc.Write(out)
+			}
+			cc.nc.Close()
+			cc.mu.Lock()
 			return
 		}
 		out := cc.wbuf
@@ -204,7 +219,7 @@ func (cc *clientConn) writeLoop() {
 		spare = out[:0]
 		if err != nil {
 			cc.failLocked(fmt.Errorf("write to %s: %w", cc.p.addr, err))
-			return
+			cc.wbuf = nil
 		}
 		if cc.waiters > 0 {
 			cc.cond.Broadcast() // queue space for senders
@@ -232,8 +247,10 @@ func (cc *clientConn) failLocked(err error) {
 	}
 	close(cc.closed)
 	cc.cond.Broadcast()
+	// The writer flushes what is queued and closes the socket; the
+	// deadline keeps a peer that stopped reading from holding it.
+	cc.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	cc.wcond.Broadcast()
-	cc.nc.Close()
 }
 
 func (cc *clientConn) deadErr() error {
@@ -291,14 +308,12 @@ func (cc *clientConn) roundTrip(req *http.Request, body []byte) (*http.Response,
 	s.window = cc.initialWindow
 	cc.streams[s.id] = s
 	cc.writeHeaders(req, s.id, len(body) == 0)
+	s.sentAll = len(body) == 0
 
 	// The body, as the windows allow.
-	for len(body) > 0 {
+	for len(body) > 0 && cc.err == nil && !s.isDone() {
 		n := min(int32(len(body)), cc.sendWindow, s.window, int32(cc.maxFrame))
 		if n <= 0 || len(cc.wbuf) >= maxPending {
-			if cc.err != nil || s.isDone() {
-				break
-			}
 			if err := s.expired(ctx, cc.p.opts.RequestTimeout); err != nil {
 				cc.resetLocked(s, http2.ErrCodeCancel, err)
 				break
@@ -307,6 +322,7 @@ func (cc *clientConn) roundTrip(req *http.Request, body []byte) (*http.Response,
 			continue
 		}
 		cc.fr.WriteData(s.id, int(n) == len(body), body[:n])
+		s.sentAll = int(n) == len(body)
 		body = body[n:]
 		cc.sendWindow -= n
 		s.window -= n
@@ -357,6 +373,11 @@ func (s *stream) isDone() bool {
 func (s *stream) expired(ctx context.Context, timeout time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	// The context's own timer may run late on a busy machine; nothing is
+	// written after its deadline all the same.
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
 	}
 	if !s.deadline.IsZero() && time.Now().After(s.deadline) {
 		return timeoutError{timeout}
@@ -491,7 +512,23 @@ func (cc *clientConn) readLoop() {
 				cc.mu.Unlock()
 				continue
 			}
-			cc.fail(fmt.Errorf("read from %s: %w", cc.p.addr, err))
+			cc.mu.Lock()
+			// Tell the server about a protocol error before closing.
+			var ce http2.ConnectionError
+			switch {
+			case errors.As(err, &ce):
+				cc.fr.WriteGoAway(0, http2.ErrCode(ce), nil)
+			case errors.Is(err, http2.ErrFrameTooLarge):
+				cc.fr.WriteGoAway(0, http2.ErrCodeFrameSize, nil)
+			}
+			if cc.goAway != nil {
+				// The server said why it is closing; that is the news.
+				err = fmt.Errorf("%w; then the connection closed: %v", cc.goAway, err)
+			} else {
+				err = fmt.Errorf("read from %s: %w", cc.p.addr, err)
+			}
+			cc.failLocked(err)
+			cc.mu.Unlock()
 			return
 		}
 		cc.lastRead.Store(time.Now().UnixNano())
@@ -656,6 +693,12 @@ func (cc *clientConn) applySetting(s http2.Setting) error {
 
 // finishLocked completes s with its answer.
 func (cc *clientConn) finishLocked(s *stream) {
+	if !s.sentAll {
+		// Answered before the whole request went out (RFC 9113 8.1):
+		// stop sending and close our side, or the stream stays open.
+		cc.fr.WriteRSTStream(s.id, http2.ErrCodeCancel)
+		s.sentAll = true
+	}
 	delete(cc.streams, s.id)
 	close(s.done)
 	cc.cond.Broadcast()

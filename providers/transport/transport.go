@@ -79,8 +79,9 @@ type Pool struct {
 
 type slot struct {
 	cc      atomic.Pointer[clientConn]
-	mu      sync.Mutex // held while dialling
-	failed  time.Time  // last failed dial
+	mu      sync.Mutex
+	dialing chan struct{} // closed when the dial in progress ends; nil if none
+	failed  time.Time     // last failed dial
 	failErr error
 }
 
@@ -88,6 +89,9 @@ type slot struct {
 // instead of dialling again, so a thousand waiting requests do not dial one
 // after another.
 const redialAfter = time.Second
+
+// maxRequestBody bounds a request body; push payloads are at most a few KiB.
+const maxRequestBody = 1 << 20
 
 // maxAttempts bounds the transparent retries of unprocessed requests.
 const maxAttempts = 5
@@ -176,35 +180,60 @@ func requestBody(req *http.Request) ([]byte, error) {
 	if pl, ok := req.Body.(payloader); ok {
 		return pl.Payload(), nil
 	}
-	b, err := io.ReadAll(io.LimitReader(req.Body, 16<<20))
+	b, err := io.ReadAll(io.LimitReader(req.Body, maxRequestBody+1))
 	if err != nil {
 		return nil, fmt.Errorf("transport: read request body: %w", err)
+	}
+	if len(b) > maxRequestBody {
+		return nil, fmt.Errorf("transport: request body over %d bytes", maxRequestBody)
 	}
 	return b, nil
 }
 
 // conn returns the next slot's connection, dialling it if it is missing,
-// dead or draining.
+// dead or draining. One dial per slot runs at a time, for all the requests
+// that wait for it; each stops waiting when its own context ends, and the
+// dial does not depend on any one request's context.
 func (p *Pool) conn(ctx context.Context) (*clientConn, error) {
 	s := &p.slots[p.next.Add(1)%uint32(len(p.slots))]
-	if cc := s.cc.Load(); cc != nil && !cc.unusable.Load() {
-		return cc, nil
+	for {
+		if cc := s.cc.Load(); cc != nil && !cc.unusable.Load() {
+			return cc, nil
+		}
+		s.mu.Lock()
+		if cc := s.cc.Load(); cc != nil && !cc.unusable.Load() {
+			s.mu.Unlock()
+			return cc, nil
+		}
+		if time.Since(s.failed) < redialAfter {
+			err := s.failErr
+			s.mu.Unlock()
+			return nil, err
+		}
+		done := s.dialing
+		if done == nil {
+			done = make(chan struct{})
+			s.dialing = done
+			go func() {
+				cc, err := p.dial(context.Background())
+				s.mu.Lock()
+				if err != nil {
+					s.failed, s.failErr = time.Now(), fmt.Errorf("transport: %w", err)
+				} else {
+					s.cc.Store(cc)
+				}
+				s.dialing = nil
+				s.mu.Unlock()
+				close(done)
+			}()
+		}
+		s.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if cc := s.cc.Load(); cc != nil && !cc.unusable.Load() {
-		return cc, nil
-	}
-	if time.Since(s.failed) < redialAfter {
-		return nil, s.failErr
-	}
-	cc, err := p.dial(ctx)
-	if err != nil {
-		s.failed, s.failErr = time.Now(), fmt.Errorf("transport: %w", err)
-		return nil, s.failErr
-	}
-	s.cc.Store(cc)
-	return cc, nil
 }
 
 // CloseIdleConnections closes connections that carry no request.
