@@ -89,6 +89,8 @@ type Client struct {
 	tokens       *tokenSource
 	closed       atomic.Bool
 	closeOnce    sync.Once
+	// reqTemplate holds what every request shares.
+	reqTemplate *http.Request
 	// bodyBufs holds buffers for reading error bodies.
 	bodyBufs sync.Pool
 }
@@ -190,6 +192,7 @@ func New(opts Options) (*Client, error) {
 			logger:  opts.Logger,
 		},
 	}
+	c.reqTemplate = &http.Request{Method: http.MethodPost, Proto: "HTTP/2.0", ProtoMajor: 2, Host: u.Host, Header: http.Header{}}
 	c.bodyBufs.New = func() any { return new([maxResponseBody]byte) }
 	if _, err := c.tokens.current(); err != nil {
 		return nil, fmt.Errorf("apns: %w", err)
@@ -316,18 +319,14 @@ func (c *Client) post(ctx context.Context, p *prepared, token string, tok *provi
 		url:  url.URL{Scheme: c.scheme, Host: c.host, Path: "/3/device/" + token},
 		body: payloadBody{b: p.payload},
 	}
-	req := &http.Request{
-		Method:        http.MethodPost,
-		URL:           &st.url,
-		Proto:         "HTTP/2.0",
-		ProtoMajor:    2,
-		Header:        p.headers(tok),
-		Body:          &st.body,
-		GetBody:       p.getBody,
-		ContentLength: int64(len(p.payload)),
-		Host:          c.host,
-	}
-	resp, err := c.rt.RoundTrip(req.WithContext(ctx))
+	// WithContext's copy is the request's one allocation.
+	req := c.reqTemplate.WithContext(ctx)
+	req.URL = &st.url
+	req.Header = p.headers(tok)
+	req.Body = &st.body
+	req.GetBody = p.getBody
+	req.ContentLength = int64(len(p.payload))
+	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
 		return providers.Result{}, fmt.Errorf("apns: post to %s: %w", c.host, err)
 	}
