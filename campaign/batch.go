@@ -40,9 +40,8 @@ func leaseMargin(lease time.Duration) time.Duration { return lease / 5 }
 
 // work sends one batch and records its outcomes. Users left without an
 // outcome (shutdown, pause, lost lease) stay unrecorded; the batch is then
-// released so that whoever takes it sends to exactly them. dispatched is
-// called once every send has been handed to a sender.
-func (r *Runner) work(ctx context.Context, b *store.Batch, dispatched func()) {
+// released so that whoever takes it sends to exactly them.
+func (r *Runner) work(ctx context.Context, b *store.Batch) {
 	w := &batchWork{r: r, b: b, results: make(chan outcome, len(b.Recipients))}
 	w.leaseUntil = time.Now().Add(r.o.Lease - leaseMargin(r.o.Lease))
 	recorded := make(chan bool, 1)
@@ -89,7 +88,6 @@ func (r *Runner) work(ctx context.Context, b *store.Batch, dispatched func()) {
 			w.deliver(sendCtx, rc, l)
 		})
 	}
-	dispatched()
 	wg.Wait()
 	close(w.results)
 	<-recorded

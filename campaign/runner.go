@@ -44,11 +44,8 @@ type Options struct {
 	// FlushInterval is the longest an outcome waits before it is recorded
 	// (100 ms), which bounds the duplicates a hard kill can cause.
 	FlushInterval time.Duration
-	// Outstanding is how many batches one runner has claimed and not yet
-	// handed out to senders (2), so the next batch is read while the
-	// current one is sent. A batch whose sends are all under way no longer
-	// counts: otherwise the senders it frees would idle while it records
-	// its last outcomes and the next batch is claimed.
+	// Outstanding is how many batches one runner works on at once (2), so
+	// the next batch is read while the current one is sent.
 	Outstanding int
 	// CountAudience makes the runner count the audience and store it as
 	// targeted; only the instance that started the run does.
@@ -228,11 +225,9 @@ func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (store.St
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var once sync.Once
-				dispatched := func() { once.Do(func() { <-slots }) }
-				defer dispatched()
+				defer func() { <-slots }()
 				defer r.o.Held.remove(b.ID)
-				r.work(ctx, b, dispatched)
+				r.work(ctx, b)
 			}()
 			continue
 		}
