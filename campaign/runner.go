@@ -44,8 +44,12 @@ type Options struct {
 	// FlushInterval is the longest an outcome waits before it is recorded
 	// (100 ms), which bounds the duplicates a hard kill can cause.
 	FlushInterval time.Duration
-	// Outstanding is how many batches one runner works on at once (2), so
-	// the next batch is read while the current one is sent.
+	// Outstanding is how many batches one runner works on at once (3): one
+	// finishing (its last answers and final record), one being sent, and
+	// the next, already read, waiting for senders. With two, the senders
+	// that the finishing batch freed sat idle while it recorded and the
+	// next one was claimed. It also bounds the duplicates a kill -9 can
+	// cause: at most the users of this many batches.
 	Outstanding int
 	// CountAudience makes the runner count the audience and store it as
 	// targeted; only the instance that started the run does.
@@ -129,7 +133,7 @@ func NewRunner(r store.Run, app *App, st Store, o Options) *Runner {
 		o.FlushInterval = 100 * time.Millisecond
 	}
 	if o.Outstanding <= 0 {
-		o.Outstanding = 2
+		o.Outstanding = 3
 	}
 	if o.Held == nil {
 		o.Held = NewHeld()
