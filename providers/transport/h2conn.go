@@ -404,10 +404,15 @@ func (s *stream) expired(ctx context.Context, timeout time.Duration) error {
 	}
 	// The context's own timer may run late on a busy machine; nothing is
 	// written after its deadline all the same.
-	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+	dl, ok := ctx.Deadline()
+	if !ok && s.deadline.IsZero() {
+		return nil
+	}
+	now := time.Now()
+	if ok && !now.Before(dl) {
 		return context.DeadlineExceeded
 	}
-	if !s.deadline.IsZero() && time.Now().After(s.deadline) {
+	if !s.deadline.IsZero() && now.After(s.deadline) {
 		return timeoutError{timeout}
 	}
 	return nil
