@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // knownBug skips a test that demonstrates a bug not yet fixed; set
@@ -449,3 +450,72 @@ type payload []byte
 func (b payload) Read([]byte) (int, error) { return 0, io.EOF }
 func (b payload) Close() error             { return nil }
 func (b payload) Payload() []byte          { return b }
+
+// A WINDOW_UPDATE that takes the connection send window past 2^31-1, and
+// a SETTINGS_INITIAL_WINDOW_SIZE change that takes an open stream's window
+// past it, are connection errors of type FLOW_CONTROL_ERROR (RFC 9113
+// 6.9.1, 6.9.2). handle's errors all become GOAWAY(PROTOCOL_ERROR).
+func TestReviewFlowControlErrorCode(t *testing.T) {
+	knownBug(t, "flow-control violations are answered with GOAWAY(PROTOCOL_ERROR), not FLOW_CONTROL_ERROR")
+	cases := []struct {
+		name string
+		send func(c *fakeConn, s *fakeStream) error
+	}{
+		{"connection window overflow", func(c *fakeConn, _ *fakeStream) error { return c.WindowUpdate(0, maxStreamID) }},
+		{"stream window overflow by SETTINGS", func(c *fakeConn, s *fakeStream) error {
+			if err := c.WindowUpdate(s.ID, maxStreamID-65535); err != nil {
+				return err
+			}
+			return c.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65536})
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) { <-s.Gone() }})
+			p := newTestPool(t, fs, Options{Connections: 1})
+			done := make(chan result, 1)
+			go func() { done <- roundTrip(ctxT(t, 5*time.Second), p, "GET", fs.URL("/a"), nil) }()
+			c := fs.WaitConns(t, 1)[0]
+			if !waitUntil(5*time.Second, func() bool { return len(c.Streams()) == 1 }) {
+				t.Fatal("the request did not arrive")
+			}
+			if err := tc.send(c, c.Streams()[0]); err != nil {
+				t.Fatal(err)
+			}
+			if r := <-done; r.err == nil {
+				t.Error("the request succeeded")
+			}
+			select {
+			case <-c.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("the client kept the connection")
+			}
+			ga := c.ClientGoAways()
+			if len(ga) != 1 || ga[0].Code != http2.ErrCodeFlowControl {
+				t.Errorf("client sent GOAWAY %+v, want one with FLOW_CONTROL_ERROR", ga)
+			}
+		})
+	}
+}
+
+// A HEADERS frame with END_STREAM that carries an informational (1xx)
+// status is malformed (RFC 9113 8.1). handle skips every 1xx block before
+// looking at END_STREAM, so the stream is never finished: the request hangs
+// until its timeout or context ends (forever without either) and keeps its
+// stream slot.
+func TestReviewInformationalWithEndStream(t *testing.T) {
+	knownBug(t, "a 1xx HEADERS with END_STREAM is ignored; the request hangs instead of failing")
+	t.Parallel()
+	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+		_ = s.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "103"}}, true)
+	}})
+	p := newTestPool(t, fs, Options{Connections: 1})
+	r := roundTrip(ctxT(t, 2*time.Second), p, "GET", fs.URL("/a"), nil)
+	if r.err == nil {
+		t.Fatalf("a 1xx-only answer succeeded with status %d", r.status)
+	}
+	if r.elapsed > time.Second {
+		t.Errorf("request failed only after %v (%v); a malformed answer should fail it at once", r.elapsed, r.err)
+	}
+}
