@@ -1,8 +1,8 @@
 package transport
 
 // Review tests: each one pins down a bug found by reading h2conn.go and
-// transport.go (skipped with "BUG:" until fixed), or a subtle invariant
-// that holds and is worth keeping.
+// transport.go, now fixed, or a subtle invariant that holds and is worth
+// keeping.
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,15 +18,6 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
-
-// knownBug skips a test that demonstrates a bug not yet fixed; set
-// PUSHD_REVIEW_BUGS=1 to run it.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("PUSHD_REVIEW_BUGS") == "" {
-		t.Skip("BUG: " + what)
-	}
-}
 
 // poolConn is the connection in slot i of p (nil if none).
 func poolConn(p *Pool, i int) *clientConn { return p.slots[i].cc.Load() }
@@ -50,7 +40,6 @@ func connDead(cc *clientConn) bool {
 // close it, and its reader, writer and sweeper (which keeps PINGing)
 // live as long as the server keeps the TCP connection.
 func TestReviewDrainingConnClosedWhenLastStreamResets(t *testing.T) {
-	knownBug(t, "a draining connection whose last stream ends by RST_STREAM, cancellation or timeout is never closed (goroutine and socket leak)")
 	cases := []struct {
 		name    string
 		timeout time.Duration                                  // Options.RequestTimeout
@@ -97,7 +86,6 @@ func TestReviewDrainingConnClosedWhenLastStreamResets(t *testing.T) {
 // The same leak when the connection drains because its stream ids are used
 // up: the last stream times out and the connection stays open.
 func TestReviewStreamIDExhaustionThenTimeoutClosesConn(t *testing.T) {
-	knownBug(t, "a connection out of stream ids whose last stream times out is never closed")
 	t.Parallel()
 	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
 		if s.Path() == "/hang" {
@@ -160,7 +148,6 @@ func TestReviewStreamIDExhaustionAnswered(t *testing.T) {
 // whole new timeout, up to maxAttempts times: RoundTrip can take five times
 // RequestTimeout. The timeout should run from RoundTrip's start.
 func TestReviewRequestTimeoutSpansRetries(t *testing.T) {
-	knownBug(t, "each retry of an unprocessed request gets a fresh RequestTimeout; RoundTrip can take 5x RequestTimeout")
 	t.Parallel()
 	const timeout = 500 * time.Millisecond
 	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
@@ -186,7 +173,6 @@ func TestReviewRequestTimeoutSpansRetries(t *testing.T) {
 // DialTimeout. The same happens mid-life: once a connection fails, every
 // request waits for the redial.
 func TestReviewRequestTimeoutCoversDial(t *testing.T) {
-	knownBug(t, "RoundTrip waits up to DialTimeout for a connection, ignoring RequestTimeout")
 	const timeout = 300 * time.Millisecond
 	check := func(t *testing.T, p *Pool, url string) {
 		r := roundTrip(context.Background(), p, "GET", url, nil)
@@ -226,7 +212,6 @@ func TestReviewRequestTimeoutCoversDial(t *testing.T) {
 // when its context ends, after opening connections in a tight loop (which
 // Apple treats as abuse).
 func TestReviewImmediateGoAwayDoesNotDialInALoop(t *testing.T) {
-	knownBug(t, "Pool.conn redials without bound or backoff when every new connection is GOAWAYed at once")
 	t.Parallel()
 	fs := newFakeServer(t, fakeOptions{
 		NoSettings: true,
@@ -260,7 +245,6 @@ func TestReviewImmediateGoAwayDoesNotDialInALoop(t *testing.T) {
 // an upper-case field name that makes the request malformed (RFC 9113
 // 8.2.1).
 func TestReviewHeaderNameCacheDirections(t *testing.T) {
-	knownBug(t, "lower() and canonical() share cc.canon; a lower-case request key and a response field of the same name poison each other")
 	t.Run("request first", func(t *testing.T) {
 		t.Parallel()
 		fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
@@ -317,7 +301,6 @@ func TestReviewHeaderNameCacheDirections(t *testing.T) {
 // about 1 ms after the deadline, so the bug shows unless a sweep falls in
 // that millisecond.
 func TestReviewNoBodyDataAfterDeadline(t *testing.T) {
-	knownBug(t, "request body DATA (and END_STREAM) is written after the context's deadline when window opens just after it")
 	t.Parallel()
 	var deadline atomic.Int64
 	fs := newFakeServer(t, fakeOptions{
@@ -456,7 +439,6 @@ func (b payload) Payload() []byte          { return b }
 // past it, are connection errors of type FLOW_CONTROL_ERROR (RFC 9113
 // 6.9.1, 6.9.2). handle's errors all become GOAWAY(PROTOCOL_ERROR).
 func TestReviewFlowControlErrorCode(t *testing.T) {
-	knownBug(t, "flow-control violations are answered with GOAWAY(PROTOCOL_ERROR), not FLOW_CONTROL_ERROR")
 	cases := []struct {
 		name string
 		send func(c *fakeConn, s *fakeStream) error
@@ -505,7 +487,6 @@ func TestReviewFlowControlErrorCode(t *testing.T) {
 // until its timeout or context ends (forever without either) and keeps its
 // stream slot.
 func TestReviewInformationalWithEndStream(t *testing.T) {
-	knownBug(t, "a 1xx HEADERS with END_STREAM is ignored; the request hangs instead of failing")
 	t.Parallel()
 	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
 		_ = s.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "103"}}, true)

@@ -57,6 +57,11 @@ func (timeoutError) Timeout() bool        { return true }
 func (timeoutError) Temporary() bool      { return true }
 func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
 
+// flowControlError is a connection error of code FLOW_CONTROL_ERROR.
+type flowControlError string
+
+func (e flowControlError) Error() string { return string(e) }
+
 // unprocessedError marks a request the server certainly did not process: it
 // was never written, refused with REFUSED_STREAM, or above a GOAWAY's last
 // stream id. Only these are retried, on another connection.
@@ -120,6 +125,7 @@ type clientConn struct {
 
 	draining bool        // GOAWAY received or stream ids used up: no new streams
 	unusable atomic.Bool // draining or dead, for Pool.conn without mu
+	used     atomic.Bool // a stream was ever opened
 	goAway   error       // why draining, for the error of refused streams
 	err      error       // sticky: the connection is dead
 	closed   chan struct{}
@@ -127,8 +133,9 @@ type clientConn struct {
 	lastRead   atomic.Int64 // unix nanos of the last frame read
 	pingSent   time.Time    // zero: no PING outstanding
 	pingData   [8]byte
-	settingsOK chan struct{} // closed at the server's first SETTINGS
-	canon      map[string]string
+	settingsOK chan struct{}     // closed at the server's first SETTINGS
+	lowerNames map[string]string // request header key -> wire name ("" to drop)
+	canonNames map[string]string // response field name -> http.Header key
 }
 
 // dial opens a connection and waits for the server's first SETTINGS.
@@ -156,7 +163,8 @@ func (p *Pool) dial(ctx context.Context) (*clientConn, error) {
 		sendWindow:    65535,
 		closed:        make(chan struct{}),
 		settingsOK:    make(chan struct{}),
-		canon:         make(map[string]string),
+		lowerNames:    make(map[string]string),
+		canonNames:    make(map[string]string),
 	}
 	cc.cond = sync.NewCond(&cc.mu)
 	cc.wcond = sync.NewCond(&cc.mu)
@@ -278,6 +286,19 @@ func (cc *clientConn) failLocked(err error) {
 	cc.wcond.Broadcast()
 }
 
+// why says why the connection takes no new streams.
+func (cc *clientConn) why() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.goAway != nil {
+		return cc.goAway
+	}
+	if cc.err != nil {
+		return cc.err
+	}
+	return errors.New("connection unusable")
+}
+
 func (cc *clientConn) deadErr() error {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
@@ -294,13 +315,12 @@ func (cc *clientConn) closeIfIdle() {
 }
 
 // roundTrip sends req on a new stream and waits for the whole answer.
-func (cc *clientConn) roundTrip(req *http.Request, body []byte) (*http.Response, error) {
+// deadline is the request's RequestTimeout deadline (zero: none), fixed
+// by Pool.RoundTrip so that it spans retries.
+func (cc *clientConn) roundTrip(req *http.Request, body []byte, deadline time.Time) (*http.Response, error) {
 	ctx := req.Context()
-	x := &exchange{stream: stream{done: make(chan struct{})}}
+	x := &exchange{stream: stream{done: make(chan struct{}), deadline: deadline}}
 	s := &x.stream
-	if t := cc.p.opts.RequestTimeout; t > 0 {
-		s.deadline = time.Now().Add(t)
-	}
 
 	cc.mu.Lock()
 	// A slot, and room in the write queue.
@@ -333,19 +353,26 @@ func (cc *clientConn) roundTrip(req *http.Request, body []byte) (*http.Response,
 	}
 	s.window = cc.initialWindow
 	cc.streams[s.id] = s
-	cc.writeHeaders(req, s.id, len(body) == 0)
+	cc.used.Store(true)
+	cc.writeHeaders(req, s.id, len(body))
 	s.sentAll = len(body) == 0
 
-	// The body, as the windows allow.
+	// The body, as the windows allow. After a wait, the deadline is checked
+	// again before anything more is written: a request completed after it
+	// could still be processed.
+	waited := false
 	for len(body) > 0 && cc.err == nil && !s.isDone() {
 		n := min(int32(len(body)), cc.sendWindow, s.window, int32(cc.maxFrame))
-		if n <= 0 || len(cc.wbuf) >= maxPending {
+		if n <= 0 || len(cc.wbuf) >= maxPending || waited {
 			if err := s.expired(ctx, cc.p.opts.RequestTimeout); err != nil {
 				cc.resetLocked(s, http2.ErrCodeCancel, err)
 				break
 			}
-			cc.wait()
-			continue
+			if n <= 0 || len(cc.wbuf) >= maxPending {
+				cc.wait()
+				waited = true
+				continue
+			}
 		}
 		cc.fr.WriteData(s.id, int(n) == len(body), body[:n])
 		s.sentAll = int(n) == len(body)
@@ -424,19 +451,17 @@ func (cc *clientConn) resetLocked(s *stream, code http2.ErrCode, err error) {
 	if s.isDone() {
 		return
 	}
-	delete(cc.streams, s.id)
-	s.err = err
-	close(s.done)
 	if cc.err == nil {
 		cc.fr.WriteRSTStream(s.id, code)
 	}
-	cc.cond.Broadcast()
+	cc.endLocked(s, err)
 }
 
 // writeHeaders encodes req's header block and writes HEADERS and any
 // CONTINUATION frames. The caller holds mu, so the block's HPACK state and
 // the stream id order match the order on the wire.
-func (cc *clientConn) writeHeaders(req *http.Request, id uint32, endStream bool) {
+func (cc *clientConn) writeHeaders(req *http.Request, id uint32, bodyLen int) {
+	endStream := bodyLen == 0
 	cc.hbuf.Reset()
 	host := req.Host
 	if host == "" {
@@ -459,8 +484,8 @@ func (cc *clientConn) writeHeaders(req *http.Request, id uint32, endStream bool)
 			cc.field(name, v)
 		}
 	}
-	if req.ContentLength > 0 {
-		cc.field("content-length", strconv.FormatInt(req.ContentLength, 10))
+	if bodyLen > 0 {
+		cc.field("content-length", strconv.Itoa(bodyLen))
 	}
 	block := cc.hbuf.Bytes()
 	first := true
@@ -490,7 +515,7 @@ func (cc *clientConn) field(name, value string) {
 // same few names repeat on every request. Connection-specific headers,
 // which HTTP/2 forbids, are dropped.
 func (cc *clientConn) lower(k string) (string, bool) {
-	if v, ok := cc.canon[k]; ok {
+	if v, ok := cc.lowerNames[k]; ok {
 		return v, v != ""
 	}
 	v := strings.ToLower(k)
@@ -498,8 +523,8 @@ func (cc *clientConn) lower(k string) (string, bool) {
 	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length", "te":
 		v = ""
 	}
-	if len(cc.canon) < 256 {
-		cc.canon[k] = v
+	if len(cc.lowerNames) < 256 {
+		cc.lowerNames[k] = v
 	}
 	return v, v != ""
 }
@@ -566,9 +591,14 @@ func (cc *clientConn) readLoop() {
 		}
 		cc.lastRead.Store(time.Now().UnixNano())
 		if err := cc.handle(f); err != nil {
+			code := http2.ErrCodeProtocol
+			var fe flowControlError
+			if errors.As(err, &fe) {
+				code = http2.ErrCodeFlowControl
+			}
 			cc.mu.Lock()
 			if cc.err == nil {
-				cc.fr.WriteGoAway(0, http2.ErrCodeProtocol, nil)
+				cc.fr.WriteGoAway(0, code, nil)
 			}
 			cc.mu.Unlock()
 			cc.fail(fmt.Errorf("from %s: %w", cc.p.addr, err))
@@ -598,6 +628,9 @@ func (cc *clientConn) handle(f http2.Frame) error {
 				return nil
 			}
 			if status < 200 {
+				if f.StreamEnded() {
+					cc.resetLocked(s, http2.ErrCodeProtocol, fmt.Errorf("answer from %s: informational %d ends the stream", cc.p.addr, status))
+				}
 				return nil // informational; the real answer follows
 			}
 			s.gotHead = true
@@ -641,10 +674,7 @@ func (cc *clientConn) handle(f http2.Frame) error {
 		if f.ErrCode == http2.ErrCodeRefusedStream {
 			err = unprocessedError{err}
 		}
-		delete(cc.streams, s.id)
-		s.err = err
-		close(s.done)
-		cc.cond.Broadcast()
+		cc.endLocked(s, err)
 	case *http2.SettingsFrame:
 		if f.IsAck() {
 			return nil
@@ -662,7 +692,7 @@ func (cc *clientConn) handle(f http2.Frame) error {
 	case *http2.WindowUpdateFrame:
 		if f.StreamID == 0 {
 			if int64(cc.sendWindow)+int64(f.Increment) > maxStreamID {
-				return errors.New("connection send window over 2^31-1")
+				return flowControlError("connection send window over 2^31-1")
 			}
 			cc.sendWindow += int32(f.Increment)
 		} else if s := cc.streams[f.StreamID]; s != nil {
@@ -711,7 +741,7 @@ func (cc *clientConn) applySetting(s http2.Setting) error {
 		delta := int32(s.Val) - cc.initialWindow
 		for _, st := range cc.streams {
 			if int64(st.window)+int64(delta) > maxStreamID {
-				return errors.New("stream send window over 2^31-1")
+				return flowControlError("stream send window over 2^31-1")
 			}
 			st.window += delta
 		}
@@ -732,7 +762,15 @@ func (cc *clientConn) finishLocked(s *stream) {
 		cc.fr.WriteRSTStream(s.id, http2.ErrCodeCancel)
 		s.sentAll = true
 	}
+	cc.endLocked(s, nil)
+}
+
+// endLocked removes s, completing it with err (nil: its answer), and
+// closes a draining connection once its last stream is gone: the pool has
+// already replaced it, so nothing else would.
+func (cc *clientConn) endLocked(s *stream, err error) {
 	delete(cc.streams, s.id)
+	s.err = err
 	close(s.done)
 	cc.cond.Broadcast()
 	if cc.draining && len(cc.streams) == 0 {
@@ -741,12 +779,12 @@ func (cc *clientConn) finishLocked(s *stream) {
 }
 
 func (cc *clientConn) canonical(name string) string {
-	if v, ok := cc.canon[name]; ok && v != "" {
+	if v, ok := cc.canonNames[name]; ok {
 		return v
 	}
 	v := http.CanonicalHeaderKey(name)
-	if len(cc.canon) < 256 {
-		cc.canon[name] = v
+	if len(cc.canonNames) < 256 {
+		cc.canonNames[name] = v
 	}
 	return v
 }
@@ -772,10 +810,15 @@ func (cc *clientConn) sweep(now time.Time) {
 	if cc.err != nil {
 		return
 	}
+	timedOut := false
 	for _, s := range cc.streams {
 		if !s.deadline.IsZero() && now.After(s.deadline) {
 			cc.resetLocked(s, http2.ErrCodeCancel, timeoutError{cc.p.opts.RequestTimeout})
+			timedOut = true
 		}
+	}
+	if cc.err != nil {
+		return // the last stream of a draining connection
 	}
 	if cc.waiters > 0 {
 		cc.cond.Broadcast()
@@ -786,7 +829,9 @@ func (cc *clientConn) sweep(now time.Time) {
 		}
 		return
 	}
-	if now.Sub(time.Unix(0, cc.lastRead.Load())) > cc.p.opts.ReadIdleTimeout {
+	// A request that timed out may mean a dead connection: check now
+	// rather than after ReadIdleTimeout of silence.
+	if timedOut || now.Sub(time.Unix(0, cc.lastRead.Load())) > cc.p.opts.ReadIdleTimeout {
 		cc.pingSent = now
 		cc.pingData[0]++
 		cc.fr.WritePing(false, cc.pingData)

@@ -154,12 +154,17 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Host != p.host {
 		return nil, fmt.Errorf("transport: the pool for %s got a request for %s", p.host, req.URL.Host)
 	}
+	// One deadline for the dial, the retries and the answer.
+	var deadline time.Time
+	if p.opts.RequestTimeout > 0 {
+		deadline = time.Now().Add(p.opts.RequestTimeout)
+	}
 	for attempt := 1; ; attempt++ {
-		cc, err := p.conn(req.Context())
+		cc, err := p.conn(req.Context(), deadline)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := cc.roundTrip(req, body)
+		resp, err := cc.roundTrip(req, body, deadline)
 		var ue unprocessedError
 		if err == nil || !errors.As(err, &ue) {
 			return resp, err
@@ -192,18 +197,29 @@ func requestBody(req *http.Request) ([]byte, error) {
 
 // conn returns the next slot's connection, dialling it if it is missing,
 // dead or draining. One dial per slot runs at a time, for all the requests
-// that wait for it; each stops waiting when its own context ends, and the
-// dial does not depend on any one request's context.
-func (p *Pool) conn(ctx context.Context) (*clientConn, error) {
+// that wait for it; each stops waiting when its own context ends or its
+// deadline (zero: none) passes, and the dial does not depend on any one
+// request's context.
+//
+// A connection that the server closed or GOAWAYed before it carried a
+// single request counts as a failed dial, so that a server refusing every
+// new connection is not redialled in a tight loop.
+func (p *Pool) conn(ctx context.Context, deadline time.Time) (*clientConn, error) {
 	s := &p.slots[p.next.Add(1)%uint32(len(p.slots))]
+	var timeout <-chan time.Time
 	for {
 		if cc := s.cc.Load(); cc != nil && !cc.unusable.Load() {
 			return cc, nil
 		}
 		s.mu.Lock()
-		if cc := s.cc.Load(); cc != nil && !cc.unusable.Load() {
+		cc := s.cc.Load()
+		if cc != nil && !cc.unusable.Load() {
 			s.mu.Unlock()
 			return cc, nil
+		}
+		if cc != nil && !cc.used.Load() {
+			s.failed, s.failErr = time.Now(), fmt.Errorf("transport: %s ended a new connection before any request: %w", p.addr, cc.why())
+			s.cc.Store(nil)
 		}
 		if time.Since(s.failed) < redialAfter {
 			err := s.failErr
@@ -228,10 +244,17 @@ func (p *Pool) conn(ctx context.Context) (*clientConn, error) {
 			}()
 		}
 		s.mu.Unlock()
+		if timeout == nil && !deadline.IsZero() {
+			t := time.NewTimer(time.Until(deadline))
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-timeout:
+			return nil, fmt.Errorf("transport: waiting for a connection to %s: %w", p.addr, timeoutError{p.opts.RequestTimeout})
 		}
 	}
 }
