@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -393,7 +392,7 @@ func (cc *clientConn) roundTrip(req *http.Request, body []byte, deadline time.Ti
 	if s.err != nil {
 		return nil, s.err
 	}
-	x.body.b = s.body
+	x.body.Reset(s.body)
 	x.resp = http.Response{
 		Status:        statusLine(s.status),
 		StatusCode:    s.status,
@@ -839,21 +838,9 @@ func (cc *clientConn) sweep(now time.Time) {
 }
 
 // responseBody is an answer already read in full.
-type responseBody struct {
-	b   []byte
-	off int
-}
+type responseBody struct{ bytes.Reader }
 
-func (r *responseBody) Read(p []byte) (int, error) {
-	if r.off >= len(r.b) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b[r.off:])
-	r.off += n
-	return n, nil
-}
-
-func (r *responseBody) Close() error { return nil }
+func (*responseBody) Close() error { return nil }
 
 func statusLine(code int) string {
 	if code == http.StatusOK {
