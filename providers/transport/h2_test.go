@@ -1708,6 +1708,9 @@ func TestH2CloseIdleConnections(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Errorf("idle connection still open 5s after CloseIdleConnections")
 	}
+	if g := c.ClientGoAways(); len(g) != 1 || g[0].Code != http2.ErrCodeNo {
+		t.Errorf("client GOAWAYs before the idle close: %+v, want one NO_ERROR", g)
+	}
 	checkEcho(t, roundTrip(ctx, p, "GET", fs.URL("/b"), nil), "/b", nil)
 	if n := fs.NumConns(); n != 2 {
 		t.Errorf("%d connections, want 2", n)

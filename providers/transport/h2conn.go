@@ -308,7 +308,9 @@ func (cc *clientConn) deadErr() error {
 func (cc *clientConn) closeIfIdle() {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if len(cc.streams) == 0 {
+	if len(cc.streams) == 0 && cc.err == nil {
+		// Say goodbye (RFC 9113 6.8); the writer flushes it before closing.
+		cc.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
 		cc.failLocked(errors.New("connection closed as idle"))
 	}
 }
