@@ -161,7 +161,6 @@ func New(opts Options) (*Client, error) {
 		opts.Now = time.Now
 	}
 	rt := opts.Transport
-	poolTimeout := false // the pool enforces RequestTimeout without a timer per request
 	if rt == nil {
 		pool, err := transport.New(transport.Options{
 			Connections:    opts.Connections,
@@ -173,14 +172,13 @@ func New(opts Options) (*Client, error) {
 			return nil, fmt.Errorf("apns: %w", err)
 		}
 		rt = pool
-		poolTimeout = true
 	}
 	c := &Client{
 		scheme:   u.Scheme,
 		host:     u.Host,
 		topic:    opts.BundleID,
 		timeout:  opts.RequestTimeout,
-		ownTimer: !poolTimeout,
+		ownTimer: opts.Transport != nil, // our pool enforces RequestTimeout itself
 		now:      opts.Now,
 		rt:       rt,
 		tokens: &tokenSource{
@@ -192,7 +190,7 @@ func New(opts Options) (*Client, error) {
 			logger:  opts.Logger,
 		},
 	}
-	c.reqTemplate = &http.Request{Method: http.MethodPost, Proto: "HTTP/2.0", ProtoMajor: 2, Host: u.Host, Header: http.Header{}}
+	c.reqTemplate = &http.Request{Method: http.MethodPost, Proto: "HTTP/2.0", ProtoMajor: 2, Host: u.Host}
 	c.bodyBufs.New = func() any { return new([maxResponseBody]byte) }
 	if _, err := c.tokens.current(); err != nil {
 		return nil, fmt.Errorf("apns: %w", err)

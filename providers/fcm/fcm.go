@@ -118,7 +118,7 @@ func New(opts Options) (*Client, error) {
 
 	c := &Client{
 		timeout:      opts.RequestTimeout,
-		ownTimer:     true,
+		ownTimer:     opts.Transport != nil, // our pool enforces RequestTimeout itself
 		validateOnly: opts.ValidateOnly,
 		now:          opts.Now,
 		log:          log,
@@ -135,7 +135,6 @@ func New(opts Options) (*Client, error) {
 			return nil, fmt.Errorf("fcm: %w", err)
 		}
 		sendRT = pool
-		c.ownTimer = false // the pool enforces RequestTimeout without a timer per request
 		// Tokens are fetched about once an hour: a plain transport that lets
 		// its connection go idle suits that better than pinged HTTP/2.
 		tokenRT = &http.Transport{

@@ -450,6 +450,9 @@ func TestReviewFlowControlErrorCode(t *testing.T) {
 			}
 			return c.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65536})
 		}},
+		{"INITIAL_WINDOW_SIZE over 2^31-1", func(c *fakeConn, _ *fakeStream) error {
+			return c.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 31})
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -192,10 +192,10 @@ func (p *Pool) dial(ctx context.Context) (*clientConn, error) {
 	select {
 	case <-cc.settingsOK:
 	case <-cc.closed:
-		return nil, cc.deadErr()
+		return nil, cc.why()
 	case <-ctx.Done():
 		cc.fail(fmt.Errorf("dial %s: no SETTINGS from the server: %w", p.addr, ctx.Err()))
-		return nil, cc.deadErr()
+		return nil, cc.why()
 	}
 	go cc.sweepLoop()
 	return cc, nil
@@ -298,12 +298,6 @@ func (cc *clientConn) why() error {
 	return errors.New("connection unusable")
 }
 
-func (cc *clientConn) deadErr() error {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	return cc.err
-}
-
 // closeIfIdle closes the connection if it carries no stream.
 func (cc *clientConn) closeIfIdle() {
 	cc.mu.Lock()
@@ -361,19 +355,15 @@ func (cc *clientConn) roundTrip(req *http.Request, body []byte, deadline time.Ti
 	// The body, as the windows allow. After a wait, the deadline is checked
 	// again before anything more is written: a request completed after it
 	// could still be processed.
-	waited := false
 	for len(body) > 0 && cc.err == nil && !s.isDone() {
 		n := min(int32(len(body)), cc.sendWindow, s.window, int32(cc.maxFrame))
-		if n <= 0 || len(cc.wbuf) >= maxPending || waited {
+		if n <= 0 || len(cc.wbuf) >= maxPending {
+			cc.wait()
 			if err := s.expired(ctx, cc.p.opts.RequestTimeout); err != nil {
 				cc.resetLocked(s, http2.ErrCodeCancel, err)
 				break
 			}
-			if n <= 0 || len(cc.wbuf) >= maxPending {
-				cc.wait()
-				waited = true
-				continue
-			}
+			continue
 		}
 		cc.fr.WriteData(s.id, int(n) == len(body), body[:n])
 		s.sentAll = int(n) == len(body)
@@ -538,18 +528,19 @@ func (cc *clientConn) lower(k string) (string, bool) {
 func writeNeverIndexedPath(w *bytes.Buffer, path string) {
 	const pathIndex = 4 // ":path" in the static table (RFC 7541 appendix A)
 	w.WriteByte(0x10 | pathIndex)
-	appendVarint(w, 7, 0, uint64(len(path)))
+	appendVarint(w, 7, uint64(len(path))) // H bit 0: raw
 	w.WriteString(path)
 }
 
-// appendVarint writes an HPACK integer with an n-bit prefix (RFC 7541 5.1).
-func appendVarint(w *bytes.Buffer, n uint, flags byte, v uint64) {
+// appendVarint writes an HPACK integer with an n-bit prefix whose other
+// bits are 0 (RFC 7541 5.1).
+func appendVarint(w *bytes.Buffer, n uint, v uint64) {
 	limit := uint64(1)<<n - 1
 	if v < limit {
-		w.WriteByte(flags | byte(v))
+		w.WriteByte(byte(v))
 		return
 	}
-	w.WriteByte(flags | byte(limit))
+	w.WriteByte(byte(limit))
 	v -= limit
 	for v >= 128 {
 		w.WriteByte(byte(v&0x7f) | 0x80)
@@ -573,12 +564,8 @@ func (cc *clientConn) readLoop() {
 			}
 			cc.mu.Lock()
 			// Tell the server about a protocol error before closing.
-			var ce http2.ConnectionError
-			switch {
-			case errors.As(err, &ce):
-				cc.fr.WriteGoAway(0, http2.ErrCode(ce), nil)
-			case errors.Is(err, http2.ErrFrameTooLarge):
-				cc.fr.WriteGoAway(0, http2.ErrCodeFrameSize, nil)
+			if code, ok := goAwayCode(err); ok {
+				cc.fr.WriteGoAway(0, code, nil)
 			}
 			if cc.goAway != nil {
 				// The server said why it is closing; that is the news.
@@ -592,20 +579,37 @@ func (cc *clientConn) readLoop() {
 		}
 		cc.lastRead.Store(time.Now().UnixNano())
 		if err := cc.handle(f); err != nil {
-			code := http2.ErrCodeProtocol
-			var fe flowControlError
-			if errors.As(err, &fe) {
-				code = http2.ErrCodeFlowControl
+			code, ok := goAwayCode(err)
+			if !ok {
+				code = http2.ErrCodeProtocol
 			}
 			cc.mu.Lock()
 			if cc.err == nil {
 				cc.fr.WriteGoAway(0, code, nil)
 			}
+			cc.failLocked(fmt.Errorf("from %s: %w", cc.p.addr, err))
 			cc.mu.Unlock()
-			cc.fail(fmt.Errorf("from %s: %w", cc.p.addr, err))
 			return
 		}
 	}
+}
+
+// goAwayCode is the GOAWAY error code for a connection error, if err is
+// one that the server should hear about (not a plain read failure).
+func goAwayCode(err error) (http2.ErrCode, bool) {
+	var (
+		fe flowControlError
+		ce http2.ConnectionError
+	)
+	switch {
+	case errors.As(err, &fe):
+		return http2.ErrCodeFlowControl, true
+	case errors.As(err, &ce):
+		return http2.ErrCode(ce), true
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		return http2.ErrCodeFrameSize, true
+	}
+	return 0, false
 }
 
 // handle processes one frame. A returned error is a connection error.
@@ -716,12 +720,9 @@ func (cc *clientConn) handle(f http2.Frame) error {
 		cc.goAway = fmt.Errorf("%s sent GOAWAY (%v, last stream %d, %q)", cc.p.addr, f.ErrCode, f.LastStreamID, f.DebugData())
 		for id, s := range cc.streams {
 			if id > f.LastStreamID {
-				delete(cc.streams, id)
-				s.err = unprocessedError{cc.goAway}
-				close(s.done)
+				cc.endLocked(s, unprocessedError{cc.goAway})
 			}
 		}
-		cc.cond.Broadcast()
 		if len(cc.streams) == 0 {
 			cc.failLocked(cc.goAway)
 		}
