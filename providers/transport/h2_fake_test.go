@@ -997,6 +997,7 @@ func (c *fakeConn) onHeaderBlock(hb *headerBlock) bool {
 		ID:            id,
 		Fields:        fields,
 		BlockSize:     len(hb.frag),
+		Block:         hb.frag,
 		Continuations: hb.conts,
 		HeadersEnd:    hb.end,
 		sendWin:       c.clientInitWin,
@@ -1285,9 +1286,10 @@ type fakeStream struct {
 	c             *fakeConn
 	ID            uint32
 	Fields        []hpack.HeaderField
-	BlockSize     int  // bytes of the request's HPACK block
-	Continuations int  // CONTINUATION frames after its HEADERS
-	HeadersEnd    bool // END_STREAM was on HEADERS
+	BlockSize     int    // bytes of the request's HPACK block
+	Block         []byte // the request's HPACK block as sent
+	Continuations int    // CONTINUATION frames after its HEADERS
+	HeadersEnd    bool   // END_STREAM was on HEADERS
 
 	// guarded by c.mu
 	ignored       bool

@@ -81,8 +81,9 @@ type exchange struct {
 // until done is closed; after that only the waiting RoundTrip reads them.
 type stream struct {
 	id       uint32
-	deadline time.Time // zero: none
-	window   int32     // send window
+	ctx      context.Context // the request's; the sweeper checks it
+	deadline time.Time       // zero: none
+	window   int32           // send window
 	status   int
 	header   http.Header
 	body     []byte
@@ -129,11 +130,15 @@ type clientConn struct {
 	err      error       // sticky: the connection is dead
 	closed   chan struct{}
 
-	lastRead   atomic.Int64 // unix nanos of the last frame read
-	pingSent   time.Time    // zero: no PING outstanding
+	readSome   atomic.Bool // a frame was read since the last sweep
+	lastRead   time.Time   // the last sweep that found readSome; guarded by mu
+	pingSent   time.Time   // zero: no PING outstanding
 	pingData   [8]byte
 	settingsOK chan struct{}     // closed at the server's first SETTINGS
 	lowerNames map[string]string // request header key -> wire name ("" to drop)
+	blocks     []hblock          // recent header sets' encodings (hblock.go)
+	nextBlock  int               // the entry to replace next
+	tableGen   uint64            // bumped whenever the HPACK table may change
 	canonNames map[string]string // response field name -> http.Header key
 }
 
@@ -173,7 +178,7 @@ func (p *Pool) dial(ctx context.Context) (*clientConn, error) {
 	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	cc.fr.MaxHeaderListSize = maxResponseHeaders
 	cc.fr.SetMaxReadFrameSize(16384) // we never raise SETTINGS_MAX_FRAME_SIZE
-	cc.lastRead.Store(time.Now().UnixNano())
+	cc.lastRead = time.Now()
 
 	cc.mu.Lock()
 	cc.wbuf = append(cc.wbuf, clientPreface...)
@@ -314,7 +319,7 @@ func (cc *clientConn) closeIfIdle() {
 // by Pool.RoundTrip so that it spans retries.
 func (cc *clientConn) roundTrip(req *http.Request, body []byte, deadline time.Time) (*http.Response, error) {
 	ctx := req.Context()
-	x := &exchange{stream: stream{done: make(chan struct{}), deadline: deadline}}
+	x := &exchange{stream: stream{done: make(chan struct{}), deadline: deadline, ctx: ctx}}
 	s := &x.stream
 
 	cc.mu.Lock()
@@ -373,14 +378,9 @@ func (cc *clientConn) roundTrip(req *http.Request, body []byte, deadline time.Ti
 	}
 	cc.mu.Unlock()
 
-	select {
-	case <-s.done:
-	case <-ctx.Done():
-		cc.mu.Lock()
-		cc.resetLocked(s, http2.ErrCodeCancel, ctx.Err())
-		cc.mu.Unlock()
-		<-s.done
-	}
+	// The sweeper ends the stream if ctx ends first: a plain receive costs
+	// much less than a select, and only shutdown cancels a push.
+	<-s.done
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -454,30 +454,7 @@ func (cc *clientConn) resetLocked(s *stream, code http2.ErrCode, err error) {
 func (cc *clientConn) writeHeaders(req *http.Request, id uint32, bodyLen int) {
 	endStream := bodyLen == 0
 	cc.hbuf.Reset()
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
-	cc.field(":method", req.Method)
-	cc.field(":scheme", "https")
-	cc.field(":authority", host)
-	if path := req.URL.RequestURI(); cc.p.opts.UniquePaths {
-		writeNeverIndexedPath(&cc.hbuf, path)
-	} else {
-		cc.field(":path", path)
-	}
-	for k, vv := range req.Header {
-		name, ok := cc.lower(k)
-		if !ok {
-			continue
-		}
-		for _, v := range vv {
-			cc.field(name, v)
-		}
-	}
-	if bodyLen > 0 {
-		cc.field("content-length", strconv.Itoa(bodyLen))
-	}
+	cc.encodeHeaders(req, bodyLen)
 	block := cc.hbuf.Bytes()
 	first := true
 	for first || len(block) > 0 {
@@ -520,35 +497,6 @@ func (cc *clientConn) lower(k string) (string, bool) {
 	return v, v != ""
 }
 
-// writeNeverIndexedPath appends :path as a literal never indexed, with the
-// static table's name index and a raw (not Huffman) value. A path that
-// differs on every request (APNs puts the device token in it) would
-// otherwise be inserted into, and soon evicted from, both ends' dynamic
-// tables on every request, and Huffman-coded and decoded for nothing.
-func writeNeverIndexedPath(w *bytes.Buffer, path string) {
-	const pathIndex = 4 // ":path" in the static table (RFC 7541 appendix A)
-	w.WriteByte(0x10 | pathIndex)
-	appendVarint(w, 7, uint64(len(path))) // H bit 0: raw
-	w.WriteString(path)
-}
-
-// appendVarint writes an HPACK integer with an n-bit prefix whose other
-// bits are 0 (RFC 7541 5.1).
-func appendVarint(w *bytes.Buffer, n uint, v uint64) {
-	limit := uint64(1)<<n - 1
-	if v < limit {
-		w.WriteByte(byte(v))
-		return
-	}
-	w.WriteByte(byte(limit))
-	v -= limit
-	for v >= 128 {
-		w.WriteByte(byte(v&0x7f) | 0x80)
-		v >>= 7
-	}
-	w.WriteByte(byte(v))
-}
-
 func (cc *clientConn) readLoop() {
 	for {
 		f, err := cc.fr.ReadFrame()
@@ -577,7 +525,10 @@ func (cc *clientConn) readLoop() {
 			cc.mu.Unlock()
 			return
 		}
-		cc.lastRead.Store(time.Now().UnixNano())
+		// A flag, not a clock read per frame: the sweeper dates it.
+		if !cc.readSome.Load() {
+			cc.readSome.Store(true)
+		}
 		if err := cc.handle(f); err != nil {
 			code, ok := goAwayCode(err)
 			if !ok {
@@ -752,6 +703,7 @@ func (cc *clientConn) applySetting(s http2.Setting) error {
 		cc.maxFrame = s.Val
 	case http2.SettingHeaderTableSize:
 		cc.henc.SetMaxDynamicTableSizeLimit(s.Val)
+		cc.tableGen++ // the next block must start with the size update
 	}
 	return nil
 }
@@ -814,9 +766,12 @@ func (cc *clientConn) sweep(now time.Time) {
 	}
 	timedOut := false
 	for _, s := range cc.streams {
-		if !s.deadline.IsZero() && now.After(s.deadline) {
+		switch {
+		case !s.deadline.IsZero() && now.After(s.deadline):
 			cc.resetLocked(s, http2.ErrCodeCancel, timeoutError{cc.p.opts.RequestTimeout})
 			timedOut = true
+		case s.ctx.Err() != nil:
+			cc.resetLocked(s, http2.ErrCodeCancel, s.ctx.Err())
 		}
 	}
 	if cc.err != nil {
@@ -824,6 +779,9 @@ func (cc *clientConn) sweep(now time.Time) {
 	}
 	if cc.waiters > 0 {
 		cc.cond.Broadcast()
+	}
+	if cc.readSome.Swap(false) {
+		cc.lastRead = now
 	}
 	if !cc.pingSent.IsZero() {
 		if now.Sub(cc.pingSent) > cc.p.opts.PingTimeout {
@@ -833,7 +791,7 @@ func (cc *clientConn) sweep(now time.Time) {
 	}
 	// A request that timed out may mean a dead connection: check now
 	// rather than after ReadIdleTimeout of silence.
-	if timedOut || now.Sub(time.Unix(0, cc.lastRead.Load())) > cc.p.opts.ReadIdleTimeout {
+	if timedOut || now.Sub(cc.lastRead) > cc.p.opts.ReadIdleTimeout {
 		cc.pingSent = now
 		cc.pingData[0]++
 		cc.fr.WritePing(false, cc.pingData)

@@ -135,7 +135,9 @@ func New(opts Options) (*Pool, error) {
 type payloader interface{ Payload() []byte }
 
 // RoundTrip sends req on the next connection, round robin, and returns
-// once the whole answer has arrived.
+// once the whole answer has arrived. A request whose context ends while it
+// waits for its answer is reset within 100 ms, at the connection's next
+// sweep; nothing is written for it after its context has ended.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	body, err := requestBody(req)
 	if err != nil {
