@@ -70,15 +70,22 @@ func (e unprocessedError) Error() string { return e.err.Error() }
 func (e unprocessedError) Unwrap() error { return e.err }
 
 // exchange is everything one request needs, in one allocation: the
-// stream while it is in flight, then the response and its body.
+// request and its completion, the stream while it is in flight, then the
+// response and its body.
 type exchange struct {
 	stream
-	resp http.Response
-	body responseBody
+	pool    *Pool
+	req     *http.Request
+	reqBody []byte
+	attempt int
+	done    func(*http.Response, error)
+	next    *exchange // in clientConn.ended
+	resp    http.Response
+	rbody   responseBody
 }
 
 // stream is one request in flight. Its fields are guarded by clientConn.mu
-// until done is closed; after that only the waiting RoundTrip reads them.
+// until it has ended; after that only its completion reads them.
 type stream struct {
 	id       uint32
 	ctx      context.Context // the request's; the sweeper checks it
@@ -90,7 +97,7 @@ type stream struct {
 	gotHead  bool
 	sentAll  bool // END_STREAM written: the stream no longer counts as ours to close
 	err      error
-	done     chan struct{}
+	ended    bool
 }
 
 // clientConn is one HTTP/2 connection. Requests run on their callers'
@@ -111,7 +118,8 @@ type clientConn struct {
 	wbuf    []byte
 	hbuf    bytes.Buffer
 	henc    *hpack.Encoder
-	streams map[uint32]*stream
+	streams map[uint32]*exchange
+	ended   *exchange // ended streams whose completion unlock runs
 	nextID  uint32
 	waiters int // callers blocked on cond
 
@@ -159,7 +167,7 @@ func (p *Pool) dial(ctx context.Context) (*clientConn, error) {
 	cc := &clientConn{
 		p:             p,
 		nc:            tc,
-		streams:       make(map[uint32]*stream),
+		streams:       make(map[uint32]*exchange),
 		nextID:        1,
 		maxStreams:    maxStreamID, // until SETTINGS say otherwise; we wait for them anyway
 		initialWindow: 65535,
@@ -190,7 +198,7 @@ func (p *Pool) dial(ctx context.Context) (*clientConn, error) {
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 2 * maxResponseBody},
 	)
 	cc.fr.WriteWindowUpdate(0, connWindow-65535)
-	cc.mu.Unlock()
+	cc.unlock()
 
 	go cc.writeLoop()
 	go cc.readLoop()
@@ -219,7 +227,7 @@ func (w *wbufWriter) Write(b []byte) (int, error) {
 func (cc *clientConn) writeLoop() {
 	var spare []byte
 	cc.mu.Lock()
-	defer cc.mu.Unlock()
+	defer cc.unlock()
 	for {
 		for len(cc.wbuf) == 0 && cc.err == nil {
 			cc.wcond.Wait()
@@ -229,7 +237,7 @@ func (cc *clientConn) writeLoop() {
 			// go out before the close; failLocked set a write deadline.
 			out := cc.wbuf
 			cc.wbuf = nil
-			cc.mu.Unlock()
+			cc.unlock()
 			if len(out) > 0 {
 				cc.nc.Write(out)
 			}
@@ -241,7 +249,7 @@ func (cc *clientConn) writeLoop() {
 			// Let senders that are already runnable add their frames
 			// first: a yield costs far less than the write syscall and
 			// TLS record that it saves them.
-			cc.mu.Unlock()
+			cc.unlock()
 			runtime.Gosched()
 			cc.mu.Lock()
 			if cc.err != nil {
@@ -250,7 +258,7 @@ func (cc *clientConn) writeLoop() {
 		}
 		out := cc.wbuf
 		cc.wbuf = spare[:0]
-		cc.mu.Unlock()
+		cc.unlock()
 		_, err := cc.nc.Write(out)
 		cc.mu.Lock()
 		spare = out[:0]
@@ -267,7 +275,7 @@ func (cc *clientConn) writeLoop() {
 // fail closes the connection with err; every stream in flight fails.
 func (cc *clientConn) fail(err error) {
 	cc.mu.Lock()
-	defer cc.mu.Unlock()
+	defer cc.unlock()
 	cc.failLocked(err)
 }
 
@@ -277,10 +285,9 @@ func (cc *clientConn) failLocked(err error) {
 	}
 	cc.err = err
 	cc.unusable.Store(true)
-	for id, s := range cc.streams {
-		s.err = err
-		close(s.done)
+	for id, x := range cc.streams {
 		delete(cc.streams, id)
+		cc.completeLocked(x, err)
 	}
 	close(cc.closed)
 	cc.cond.Broadcast()
@@ -293,7 +300,7 @@ func (cc *clientConn) failLocked(err error) {
 // why says why the connection takes no new streams.
 func (cc *clientConn) why() error {
 	cc.mu.Lock()
-	defer cc.mu.Unlock()
+	defer cc.unlock()
 	if cc.goAway != nil {
 		return cc.goAway
 	}
@@ -306,7 +313,7 @@ func (cc *clientConn) why() error {
 // closeIfIdle closes the connection if it carries no stream.
 func (cc *clientConn) closeIfIdle() {
 	cc.mu.Lock()
-	defer cc.mu.Unlock()
+	defer cc.unlock()
 	if len(cc.streams) == 0 && cc.err == nil {
 		// Say goodbye (RFC 9113 6.8); the writer flushes it before closing.
 		cc.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
@@ -314,88 +321,116 @@ func (cc *clientConn) closeIfIdle() {
 	}
 }
 
-// roundTrip sends req on a new stream and waits for the whole answer.
-// deadline is the request's RequestTimeout deadline (zero: none), fixed
-// by Pool.RoundTrip so that it spans retries.
-func (cc *clientConn) roundTrip(req *http.Request, body []byte, deadline time.Time) (*http.Response, error) {
-	ctx := req.Context()
-	x := &exchange{stream: stream{done: make(chan struct{}), deadline: deadline, ctx: ctx}}
-	s := &x.stream
-
+// start opens a stream for x and writes its request, unless the request
+// cannot go out on this connection, which it then returns as an error
+// (unprocessedError if another connection may take it). Once started, x
+// is completed when its stream ends. The deadline (zero: none) is the
+// request's RequestTimeout deadline, fixed by Pool.Go to span retries.
+func (cc *clientConn) start(x *exchange) error {
+	ctx := x.req.Context()
+	body := x.reqBody
 	cc.mu.Lock()
 	// A slot, and room in the write queue.
 	for {
 		if cc.err != nil {
 			err := cc.err
-			cc.mu.Unlock()
-			return nil, unprocessedError{err}
+			cc.unlock()
+			return unprocessedError{err}
 		}
 		if cc.draining {
 			err := cc.goAway
-			cc.mu.Unlock()
-			return nil, unprocessedError{err}
+			cc.unlock()
+			return unprocessedError{err}
 		}
-		if err := s.expired(ctx, cc.p.opts.RequestTimeout); err != nil {
-			cc.mu.Unlock()
-			return nil, err
+		if err := x.expired(ctx, cc.p.opts.RequestTimeout); err != nil {
+			cc.unlock()
+			return err
 		}
 		if uint32(len(cc.streams)) < cc.maxStreams && len(cc.wbuf) < maxPending {
 			break
 		}
 		cc.wait()
 	}
-	s.id = cc.nextID
+	x.id = cc.nextID
 	cc.nextID += 2
 	if cc.nextID > maxStreamID {
 		cc.draining = true
 		cc.unusable.Store(true)
 		cc.goAway = errors.New("stream ids used up")
 	}
-	s.window = cc.initialWindow
-	cc.streams[s.id] = s
+	x.window = cc.initialWindow
+	cc.streams[x.id] = x
 	cc.used.Store(true)
-	cc.writeHeaders(req, s.id, len(body))
-	s.sentAll = len(body) == 0
+	cc.writeHeaders(x.req, x.id, len(body))
+	x.sentAll = len(body) == 0
 
 	// The body, as the windows allow. After a wait, the deadline is checked
 	// again before anything more is written: a request completed after it
 	// could still be processed.
-	for len(body) > 0 && cc.err == nil && !s.isDone() {
-		n := min(int32(len(body)), cc.sendWindow, s.window, int32(cc.maxFrame))
+	for len(body) > 0 && cc.err == nil && !x.ended {
+		n := min(int32(len(body)), cc.sendWindow, x.window, int32(cc.maxFrame))
 		if n <= 0 || len(cc.wbuf) >= maxPending {
 			cc.wait()
-			if err := s.expired(ctx, cc.p.opts.RequestTimeout); err != nil {
-				cc.resetLocked(s, http2.ErrCodeCancel, err)
+			if err := x.expired(ctx, cc.p.opts.RequestTimeout); err != nil {
+				cc.resetLocked(x, http2.ErrCodeCancel, err)
 				break
 			}
 			continue
 		}
-		cc.fr.WriteData(s.id, int(n) == len(body), body[:n])
-		s.sentAll = int(n) == len(body)
+		cc.fr.WriteData(x.id, int(n) == len(body), body[:n])
+		x.sentAll = int(n) == len(body)
 		body = body[n:]
 		cc.sendWindow -= n
-		s.window -= n
+		x.window -= n
 	}
-	cc.mu.Unlock()
+	cc.unlock()
+	return nil
+}
 
-	// The sweeper ends the stream if ctx ends first: a plain receive costs
-	// much less than a select, and only shutdown cancels a push.
-	<-s.done
-	if s.err != nil {
-		return nil, s.err
+// complete hands x's answer or error to its caller, or starts a retry of
+// a request the server did not process. It runs without mu.
+func (x *exchange) complete() {
+	err := x.err
+	if ue, ok := err.(unprocessedError); ok {
+		if x.attempt < maxAttempts && x.req.Context().Err() == nil {
+			// Not on the goroutine that ended it: that may be the frame
+			// reader, and the retry may wait for a connection.
+			go x.pool.send(x.req, x.reqBody, x.deadline, x.attempt+1, x.done)
+			return
+		}
+		err = ue.err
 	}
-	x.body.Reset(s.body)
+	if err != nil {
+		x.done(nil, err)
+		return
+	}
+	x.rbody.Reset(x.body)
 	x.resp = http.Response{
-		Status:        statusLine(s.status),
-		StatusCode:    s.status,
+		Status:        statusLine(x.status),
+		StatusCode:    x.status,
 		Proto:         "HTTP/2.0",
 		ProtoMajor:    2,
-		Header:        s.header,
-		Body:          &x.body,
-		ContentLength: int64(len(s.body)),
-		Request:       req,
+		Header:        x.header,
+		Body:          &x.rbody,
+		ContentLength: int64(len(x.body)),
+		Request:       x.req,
 	}
-	return &x.resp, nil
+	x.done(&x.resp, nil)
+}
+
+// unlock releases mu and then runs the completions of the streams that
+// ended while it was held, so that callers' code never runs under mu.
+// Every path that may end a stream unlocks with it.
+func (cc *clientConn) unlock() {
+	x := cc.ended
+	cc.ended = nil
+	cc.mu.Unlock()
+	for x != nil {
+		next := x.next
+		x.next = nil
+		x.complete()
+		x = next
+	}
 }
 
 // wait blocks on cond; the sweeper wakes waiters so they see their
@@ -404,15 +439,6 @@ func (cc *clientConn) wait() {
 	cc.waiters++
 	cc.cond.Wait()
 	cc.waiters--
-}
-
-func (s *stream) isDone() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // expired returns why s must give up before it is answered, if it must.
@@ -438,8 +464,8 @@ func (s *stream) expired(ctx context.Context, timeout time.Duration) error {
 
 // resetLocked ends s with err and tells the server with RST_STREAM, unless
 // s is already done.
-func (cc *clientConn) resetLocked(s *stream, code http2.ErrCode, err error) {
-	if s.isDone() {
+func (cc *clientConn) resetLocked(s *exchange, code http2.ErrCode, err error) {
+	if s.ended {
 		return
 	}
 	if cc.err == nil {
@@ -507,7 +533,7 @@ func (cc *clientConn) readLoop() {
 				if s := cc.streams[se.StreamID]; s != nil {
 					cc.resetLocked(s, se.Code, fmt.Errorf("answer from %s: %w", cc.p.addr, se))
 				}
-				cc.mu.Unlock()
+				cc.unlock()
 				continue
 			}
 			cc.mu.Lock()
@@ -522,7 +548,7 @@ func (cc *clientConn) readLoop() {
 				err = fmt.Errorf("read from %s: %w", cc.p.addr, err)
 			}
 			cc.failLocked(err)
-			cc.mu.Unlock()
+			cc.unlock()
 			return
 		}
 		// A flag, not a clock read per frame: the sweeper dates it.
@@ -539,7 +565,7 @@ func (cc *clientConn) readLoop() {
 				cc.fr.WriteGoAway(0, code, nil)
 			}
 			cc.failLocked(fmt.Errorf("from %s: %w", cc.p.addr, err))
-			cc.mu.Unlock()
+			cc.unlock()
 			return
 		}
 	}
@@ -566,7 +592,7 @@ func goAwayCode(err error) (http2.ErrCode, bool) {
 // handle processes one frame. A returned error is a connection error.
 func (cc *clientConn) handle(f http2.Frame) error {
 	cc.mu.Lock()
-	defer cc.mu.Unlock()
+	defer cc.unlock()
 	switch f := f.(type) {
 	case *http2.MetaHeadersFrame:
 		s := cc.streams[f.StreamID]
@@ -709,7 +735,7 @@ func (cc *clientConn) applySetting(s http2.Setting) error {
 }
 
 // finishLocked completes s with its answer.
-func (cc *clientConn) finishLocked(s *stream) {
+func (cc *clientConn) finishLocked(s *exchange) {
 	if !s.sentAll {
 		// Answered before the whole request went out (RFC 9113 8.1):
 		// stop sending and close our side, or the stream stays open.
@@ -719,13 +745,21 @@ func (cc *clientConn) finishLocked(s *stream) {
 	cc.endLocked(s, nil)
 }
 
+// completeLocked marks x ended with err and queues its completion for
+// unlock.
+func (cc *clientConn) completeLocked(x *exchange, err error) {
+	x.err = err
+	x.ended = true
+	x.next = cc.ended
+	cc.ended = x
+}
+
 // endLocked removes s, completing it with err (nil: its answer), and
 // closes a draining connection once its last stream is gone: the pool has
 // already replaced it, so nothing else would.
-func (cc *clientConn) endLocked(s *stream, err error) {
+func (cc *clientConn) endLocked(s *exchange, err error) {
 	delete(cc.streams, s.id)
-	s.err = err
-	close(s.done)
+	cc.completeLocked(s, err)
 	cc.cond.Broadcast()
 	if cc.draining && len(cc.streams) == 0 {
 		cc.failLocked(cc.goAway)
@@ -760,7 +794,7 @@ func (cc *clientConn) sweepLoop() {
 
 func (cc *clientConn) sweep(now time.Time) {
 	cc.mu.Lock()
-	defer cc.mu.Unlock()
+	defer cc.unlock()
 	if cc.err != nil {
 		return
 	}

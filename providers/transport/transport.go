@@ -19,7 +19,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -139,12 +138,38 @@ type payloader interface{ Payload() []byte }
 // waits for its answer is reset within 100 ms, at the connection's next
 // sweep; nothing is written for it after its context has ended.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+	var (
+		resp *http.Response
+		err  error
+	)
+	answered := make(chan struct{})
+	p.Go(req, func(r *http.Response, e error) {
+		resp, err = r, e
+		close(answered)
+	})
+	<-answered
+	return resp, err
+}
+
+// Go sends req as RoundTrip does, but returns once the request is written,
+// or queued to be. done receives what RoundTrip would return, exactly once:
+// on the calling goroutine if the request fails before it is sent, else
+// usually on the connection's frame reader, which reads no further answer
+// until done returns. So done must be quick and must not wait for
+// anything, least of all for another request's answer.
+//
+// Go blocks while the connection is being dialled or has no free stream.
+// It lets a caller keep a thousand requests in flight without a goroutine
+// waiting for each (docs/design.md, "Sending").
+func (p *Pool) Go(req *http.Request, done func(*http.Response, error)) {
 	body, err := requestBody(req)
 	if err != nil {
-		return nil, err
+		done(nil, err)
+		return
 	}
 	if req.URL == nil || req.URL.Scheme != "https" || req.URL.Host == "" {
-		return nil, fmt.Errorf("transport: %v is not an https URL", req.URL)
+		done(nil, fmt.Errorf("transport: %v is not an https URL", req.URL))
+		return
 	}
 	p.addrOnce.Do(func() {
 		p.host = req.URL.Host
@@ -154,25 +179,41 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	})
 	if req.URL.Host != p.host {
-		return nil, fmt.Errorf("transport: the pool for %s got a request for %s", p.host, req.URL.Host)
+		done(nil, fmt.Errorf("transport: the pool for %s got a request for %s", p.host, req.URL.Host))
+		return
 	}
 	// One deadline for the dial, the retries and the answer.
 	var deadline time.Time
 	if p.opts.RequestTimeout > 0 {
 		deadline = time.Now().Add(p.opts.RequestTimeout)
 	}
-	for attempt := 1; ; attempt++ {
+	p.send(req, body, deadline, 1, done)
+}
+
+// send starts the request on a connection, trying others while the
+// request certainly did not go out. Retries of requests the server refused
+// after they went out are started by exchange.complete.
+func (p *Pool) send(req *http.Request, body []byte, deadline time.Time, attempt int, done func(*http.Response, error)) {
+	for ; ; attempt++ {
 		cc, err := p.conn(req.Context(), deadline)
 		if err != nil {
-			return nil, err
+			done(nil, err)
+			return
 		}
-		resp, err := cc.roundTrip(req, body, deadline)
-		var ue unprocessedError
-		if err == nil || !errors.As(err, &ue) {
-			return resp, err
+		x := &exchange{pool: p, req: req, reqBody: body, attempt: attempt, done: done}
+		x.ctx, x.deadline = req.Context(), deadline
+		err = cc.start(x)
+		if err == nil {
+			return
+		}
+		ue, ok := err.(unprocessedError)
+		if !ok {
+			done(nil, err)
+			return
 		}
 		if attempt == maxAttempts || req.Context().Err() != nil {
-			return nil, ue.err
+			done(nil, ue.err)
+			return
 		}
 	}
 }

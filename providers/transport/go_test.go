@@ -1,0 +1,166 @@
+package transport
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// goResult is one completion of Pool.Go.
+type goResult struct {
+	path   string
+	status int
+	body   []byte
+	err    error
+}
+
+// goRequest starts a POST of body to path with Go; its completion (body
+// read inside done, as a provider client does) goes to out. It fails the
+// test if done is called more than once.
+func goRequest(t *testing.T, p *Pool, fs *fakeServer, path string, body []byte, out chan<- goResult) {
+	req, err := http.NewRequestWithContext(ctxT(t, 20*time.Second), "POST", fs.URL(path), bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	p.Go(req, func(resp *http.Response, err error) {
+		if calls.Add(1) != 1 {
+			t.Errorf("%s: done called again (%v)", path, err)
+			return
+		}
+		r := goResult{path: path, err: err}
+		if err == nil {
+			r.status = resp.StatusCode
+			r.body, r.err = io.ReadAll(resp.Body)
+		}
+		out <- r
+	})
+}
+
+// One goroutine keeps many requests in flight with Go; every request is
+// answered once, with its own answer.
+func TestGoManyInFlight(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	fs := newFakeServer(t, fakeOptions{Settings: settings(sMCS, 250)})
+	p := newTestPool(t, fs, Options{Connections: 2})
+	out := make(chan goResult, n)
+	for i := range n {
+		goRequest(t, p, fs, fmt.Sprintf("/go/%d", i), []byte(fmt.Sprint("body ", i)), out)
+	}
+	seen := map[string]bool{}
+	for range n {
+		r := <-out
+		var i int
+		fmt.Sscanf(r.path, "/go/%d", &i)
+		if r.err != nil || r.status != 200 || string(r.body) != fmt.Sprint("body ", i) {
+			t.Errorf("%s: %d %q %v", r.path, r.status, r.body, r.err)
+		}
+		if seen[r.path] {
+			t.Errorf("%s answered twice", r.path)
+		}
+		seen[r.path] = true
+	}
+	if peak := fs.Conns()[0].Peak(); peak < 100 {
+		t.Errorf("at most %d streams open at once on a connection; Go should fill the 250 allowed", peak)
+	}
+	if v := fs.Violations(); v != 0 {
+		t.Errorf("%d violations", v)
+	}
+}
+
+// done runs without any of the connection's locks held: a done that sends
+// the next request with Go does not deadlock.
+func TestGoDoneMaySendAgain(t *testing.T) {
+	t.Parallel()
+	fs := newFakeServer(t, fakeOptions{})
+	p := newTestPool(t, fs, Options{Connections: 1})
+	const chain = 50
+	finished := make(chan int, 1)
+	var next func(i int)
+	next = func(i int) {
+		req, _ := http.NewRequestWithContext(ctxT(t, 20*time.Second), "POST", fs.URL(fmt.Sprint("/chain/", i)), bytes.NewReader([]byte("x")))
+		p.Go(req, func(resp *http.Response, err error) {
+			if err != nil {
+				t.Errorf("chain %d: %v", i, err)
+				finished <- i
+				return
+			}
+			if i == chain {
+				finished <- i
+				return
+			}
+			next(i + 1)
+		})
+	}
+	next(1)
+	select {
+	case i := <-finished:
+		if i != chain {
+			t.Errorf("chain stopped at %d of %d", i, chain)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("chain of Go calls from done stalled: done runs under a lock")
+	}
+}
+
+// A request refused with REFUSED_STREAM is retried, and its done called
+// once, with the retry's answer; errors and the retry budget likewise end
+// in exactly one call.
+func TestGoRetriedOnce(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+		mu.Lock()
+		seen[s.Path()]++
+		n := seen[s.Path()]
+		mu.Unlock()
+		switch {
+		case s.Path() == "/always-refused" || (s.Path() == "/refused-once" && n == 1):
+			_ = s.Reset(http2.ErrCodeRefusedStream)
+		case s.Path() == "/rst":
+			_ = s.Reset(http2.ErrCodeInternal)
+		default:
+			echoHandler(s)
+		}
+	}})
+	p := newTestPool(t, fs, Options{Connections: 2})
+	out := make(chan goResult, 3)
+	for _, path := range []string{"/refused-once", "/always-refused", "/rst"} {
+		goRequest(t, p, fs, path, []byte("b"), out)
+	}
+	got := map[string]goResult{}
+	for range 3 {
+		r := <-out
+		got[r.path] = r
+	}
+	if r := got["/refused-once"]; r.err != nil || r.status != 200 || string(r.body) != "b" {
+		t.Errorf("/refused-once: %d %q %v, want the retry's 200", r.status, r.body, r.err)
+	}
+	if r := got["/always-refused"]; r.err == nil {
+		t.Errorf("/always-refused succeeded")
+	} else if _, ok := r.err.(unprocessedError); ok {
+		t.Errorf("/always-refused: the error %v is still marked unprocessed", r.err)
+	}
+	if r := got["/rst"]; r.err == nil {
+		t.Errorf("/rst succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["/refused-once"] != 2 || seen["/always-refused"] != maxAttempts || seen["/rst"] != 1 {
+		t.Errorf("attempts %v, want refused-once 2, always-refused %d, rst 1", seen, maxAttempts)
+	}
+	// No late second call.
+	time.Sleep(100 * time.Millisecond)
+	if len(out) != 0 {
+		t.Errorf("done called again: %+v", <-out)
+	}
+}
