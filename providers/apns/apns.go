@@ -74,6 +74,8 @@ type Options struct {
 	Now func() time.Time
 	// Transport carries the requests. Nil selects a transport.Pool of
 	// Connections connections trusting RootCAs; tests may substitute one.
+	// One with a Go method, as transport.Pool has, is used without a
+	// goroutine per request and must enforce RequestTimeout itself.
 	Transport http.RoundTripper
 }
 
@@ -82,10 +84,9 @@ type Options struct {
 type Client struct {
 	scheme, host string
 	topic        string
-	timeout      time.Duration
-	ownTimer     bool // the transport does not enforce timeout itself
 	now          func() time.Time
 	rt           http.RoundTripper
+	async        transport.Goer // rt, or rt on a goroutine per request
 	tokens       *tokenSource
 	closed       atomic.Bool
 	closeOnce    sync.Once
@@ -174,13 +175,11 @@ func New(opts Options) (*Client, error) {
 		rt = pool
 	}
 	c := &Client{
-		scheme:   u.Scheme,
-		host:     u.Host,
-		topic:    opts.BundleID,
-		timeout:  opts.RequestTimeout,
-		ownTimer: opts.Transport != nil, // our pool enforces RequestTimeout itself
-		now:      opts.Now,
-		rt:       rt,
+		scheme: u.Scheme,
+		host:   u.Host,
+		topic:  opts.BundleID,
+		now:    opts.Now,
+		rt:     rt,
 		tokens: &tokenSource{
 			teamID:  opts.TeamID,
 			keyID:   opts.KeyID,
@@ -190,6 +189,7 @@ func New(opts Options) (*Client, error) {
 			logger:  opts.Logger,
 		},
 	}
+	c.async = transport.AsGoer(rt, opts.RequestTimeout)
 	c.reqTemplate = &http.Request{Method: http.MethodPost, Proto: "HTTP/2.0", ProtoMajor: 2, Host: u.Host}
 	c.bodyBufs.New = func() any { return new([maxResponseBody]byte) }
 	if _, err := c.tokens.current(); err != nil {
@@ -257,36 +257,64 @@ func isHex(b byte) bool {
 // (once, however many sends saw the same stale token) and retries the push
 // once.
 func (c *Client) Send(ctx context.Context, p providers.Prepared, token string) (providers.Result, error) {
+	var (
+		res providers.Result
+		err error
+	)
+	answered := make(chan struct{})
+	c.SendAsync(ctx, p, token, func(r providers.Result, e error) {
+		res, err = r, e
+		close(answered)
+	})
+	<-answered
+	return res, err
+}
+
+// SendAsync is Send without the wait: it returns once the request is
+// written (or queued to be), and done gets what Send would have returned,
+// exactly once. done may run on the transport's frame reader, which reads
+// no further answer until it returns, so it must be quick and must not
+// block. A forced provider-token refresh and its retry run on a goroutine
+// of their own.
+//
+// A rejection, however permanent, is a Result, never an error; see Send.
+func (c *Client) SendAsync(ctx context.Context, p providers.Prepared, token string, done func(providers.Result, error)) {
 	pp, ok := p.(*prepared)
 	if !ok || pp.client != c {
-		return providers.Result{}, errors.New("apns: Send: the notification was not prepared by this client")
+		done(providers.Result{}, errors.New("apns: Send: the notification was not prepared by this client"))
+		return
 	}
 	if err := c.ValidateToken(token); err != nil {
-		return providers.Result{
-			Outcome: providers.TokenInvalid,
-			Reason:  ReasonBadDeviceToken,
-			Detail:  "not sent: " + err.Error(),
-		}, nil
+		done(providers.Result{Outcome: providers.TokenInvalid, Reason: ReasonBadDeviceToken, Detail: "not sent: " + err.Error()}, nil)
+		return
 	}
 	if c.closed.Load() {
-		return providers.Result{}, errors.New("apns: Send on a closed client")
+		done(providers.Result{}, errors.New("apns: Send on a closed client"))
+		return
 	}
 	tok, err := c.tokens.current()
 	if err != nil {
-		return providers.Result{}, fmt.Errorf("apns: %w", err)
+		done(providers.Result{}, fmt.Errorf("apns: %w", err))
+		return
 	}
-	res, err := c.post(ctx, pp, token, tok)
-	if err != nil || res.Status != http.StatusForbidden || res.Reason != ReasonExpiredProviderToken {
-		return res, err
-	}
-	next, retry, err := c.tokens.replace(tok)
-	if err != nil {
-		return providers.Result{}, fmt.Errorf("apns: %w", err)
-	}
-	if !retry {
-		return res, nil
-	}
-	return c.post(ctx, pp, token, next)
+	c.post(ctx, pp, token, tok, func(res providers.Result, err error) {
+		if err != nil || res.Status != http.StatusForbidden || res.Reason != ReasonExpiredProviderToken {
+			done(res, err)
+			return
+		}
+		// Signing takes a lock and a millisecond: not on the frame reader.
+		go func() {
+			next, retry, err := c.tokens.replace(tok)
+			switch {
+			case err != nil:
+				done(providers.Result{}, fmt.Errorf("apns: %w", err))
+			case !retry:
+				done(res, nil)
+			default:
+				c.post(ctx, pp, token, next, done)
+			}
+		}()
+	})
 }
 
 // requestState is the per-request memory that the transport may hold
@@ -296,21 +324,24 @@ type requestState struct {
 	body payloadBody
 }
 
-// post makes one request.
-func (c *Client) post(ctx context.Context, p *prepared, token string, tok *providerToken) (providers.Result, error) {
+// post makes one request; done gets its answer.
+func (c *Client) post(ctx context.Context, p *prepared, token string, tok *providerToken, done func(providers.Result, error)) {
+	req, err := c.newRequest(ctx, p, token, tok)
+	if err != nil {
+		done(providers.Result{}, err)
+		return
+	}
+	c.async.Go(req, func(resp *http.Response, err error) { done(c.result(resp, err)) })
+}
+
+// newRequest builds the request for one push, unless the notification
+// has expired or ctx has ended.
+func (c *Client) newRequest(ctx context.Context, p *prepared, token string, tok *providerToken) (*http.Request, error) {
 	if !p.expiration.IsZero() && c.now().After(p.expiration) {
-		return providers.Result{}, providers.ErrExpired
+		return nil, providers.ErrExpired
 	}
 	if err := ctx.Err(); err != nil {
-		return providers.Result{}, err
-	}
-	// Skip the timer when the transport enforces the timeout, or the
-	// caller's deadline is already the tighter one: a timeout context costs
-	// several allocations on the hot path.
-	if dl, ok := ctx.Deadline(); c.ownTimer && (!ok || time.Until(dl) > c.timeout) {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
+		return nil, err
 	}
 	// One allocation for the URL and the body reader together.
 	st := &requestState{
@@ -324,7 +355,11 @@ func (c *Client) post(ctx context.Context, p *prepared, token string, tok *provi
 	req.Body = &st.body
 	req.GetBody = p.getBody
 	req.ContentLength = int64(len(p.payload))
-	resp, err := c.rt.RoundTrip(req)
+	return req, nil
+}
+
+// result reads an answer into a Result.
+func (c *Client) result(resp *http.Response, err error) (providers.Result, error) {
 	if err != nil {
 		return providers.Result{}, fmt.Errorf("apns: post to %s: %w", c.host, err)
 	}

@@ -3,7 +3,6 @@ package apns
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"testing"
 	"time"
 
@@ -62,22 +61,24 @@ func BenchmarkSendParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkSendClientOnly measures the client's own cost per send, over a
-// transport that answers 200 without a network.
+// BenchmarkSendClientOnly measures the client's own cost per send, as a
+// campaign sends (SendAsync), over a transport that answers 200 at once.
 func BenchmarkSendClientOnly(b *testing.B) {
-	ct := &captureTransport{resp: &http.Response{StatusCode: 200, Header: http.Header{"Apns-Id": {"x"}}, Body: http.NoBody}}
 	f := newFakeAPNs(b)
-	c := newTestClient(b, f, func(o *Options) { o.Transport = ct })
+	c := newTestClient(b, f, func(o *Options) { o.Transport = newAnswerTransport() })
 	n := benchNotification
 	n.Expiration = f.clock.Now().Add(time.Hour)
 	p := mustPrepare(b, c, n)
 	tok := deviceToken(42)
 	ctx := context.Background()
+	done := func(res providers.Result, err error) {
+		if err != nil || res.Outcome != providers.Delivered {
+			b.Fatal(res, err)
+		}
+	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.Send(ctx, p, tok); err != nil {
-			b.Fatal(err)
-		}
+		c.SendAsync(ctx, p, tok, done)
 	}
 }
 

@@ -60,7 +60,9 @@ type Options struct {
 	// time.Now). Access-token expiry uses the real clock.
 	Now func() time.Time
 	// Transport, when set, replaces the HTTP/2 connection pool for requests
-	// to FCM and to the token_uri. Meant for tests.
+	// to FCM and to the token_uri. Meant for tests. One with a Go method,
+	// as transport.Pool has, is used without a goroutine per request and
+	// must enforce RequestTimeout itself.
 	Transport http.RoundTripper
 }
 
@@ -69,11 +71,9 @@ type Options struct {
 // and keep it for the life of the process.
 type Client struct {
 	sendURL      *url.URL
-	reqTemplate  http.Request // Method, URL and Host of every send; copied per request
-	rt           http.RoundTripper
+	reqTemplate  http.Request   // Method, URL and Host of every send; copied per request
+	rt           transport.Goer // the send transport, or it on a goroutine per request
 	auth         *auth
-	timeout      time.Duration
-	ownTimer     bool // the transport does not enforce timeout itself
 	validateOnly bool
 	now          func() time.Time
 	log          *slog.Logger
@@ -117,8 +117,6 @@ func New(opts Options) (*Client, error) {
 	log := opts.Logger.With("project_id", opts.ProjectID)
 
 	c := &Client{
-		timeout:      opts.RequestTimeout,
-		ownTimer:     opts.Transport != nil, // our pool enforces RequestTimeout itself
 		validateOnly: opts.ValidateOnly,
 		now:          opts.Now,
 		log:          log,
@@ -150,7 +148,7 @@ func New(opts Options) (*Client, error) {
 			c.idlers = append(c.idlers, i)
 		}
 	}
-	c.rt = sendRT
+	c.rt = transport.AsGoer(sendRT, opts.RequestTimeout)
 
 	c.auth, err = newAuth(opts.ServiceAccountJSON, tokenRT, opts.RequestTimeout, log)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/pushd/pushd/providers"
 )
@@ -69,32 +68,63 @@ func validToken(token string) bool {
 // UNAUTHENTICATED, Send fetches a new access token and posts once more.
 // Each HTTP request is bounded by Options.RequestTimeout.
 func (c *Client) Send(ctx context.Context, p providers.Prepared, token string) (providers.Result, error) {
+	var (
+		res providers.Result
+		err error
+	)
+	answered := make(chan struct{})
+	c.SendAsync(ctx, p, token, func(r providers.Result, e error) {
+		res, err = r, e
+		close(answered)
+	})
+	<-answered
+	return res, err
+}
+
+// SendAsync is Send without the wait: it returns once the request is
+// written (or queued to be), and done gets what Send would have returned,
+// exactly once. done may run on the transport's frame reader, which reads
+// no further answer until it returns, so it must be quick and must not
+// block. SendAsync itself may block while it fetches an access token; a
+// forced refresh after UNAUTHENTICATED, and its retry, run on a goroutine
+// of their own.
+func (c *Client) SendAsync(ctx context.Context, p providers.Prepared, token string, done func(providers.Result, error)) {
 	m, ok := p.(*message)
 	if !ok || m.client != c {
-		return providers.Result{}, fmt.Errorf("fcm send: %T was not prepared by this client", p)
+		done(providers.Result{}, fmt.Errorf("fcm send: %T was not prepared by this client", p))
+		return
 	}
 	if c.closed.Load() {
-		return providers.Result{}, errClosed
+		done(providers.Result{}, errClosed)
+		return
 	}
 	if !validToken(token) {
-		return providers.Result{Outcome: providers.TokenInvalid, Reason: "MALFORMED_TOKEN", Detail: c.ValidateToken(token).Error()}, nil
+		done(providers.Result{Outcome: providers.TokenInvalid, Reason: "MALFORMED_TOKEN", Detail: c.ValidateToken(token).Error()}, nil)
+		return
 	}
 	if _, err := m.ttl(c.now()); err != nil {
-		return providers.Result{}, err
+		done(providers.Result{}, err)
+		return
 	}
 	cred, rejected, err := c.auth.credential(ctx)
 	if err != nil || rejected != nil {
-		return deref(rejected), err
+		done(deref(rejected), err)
+		return
 	}
-	res, err := c.post(ctx, m, token, cred)
-	if err != nil || res.Reason != codeUnauthenticated {
-		return res, err
-	}
-	cred, rejected, err = c.auth.refresh(ctx, cred)
-	if err != nil || rejected != nil {
-		return deref(rejected), err
-	}
-	return c.post(ctx, m, token, cred)
+	c.post(ctx, m, token, cred, func(res providers.Result, err error) {
+		if err != nil || res.Reason != codeUnauthenticated {
+			done(res, err)
+			return
+		}
+		go func() {
+			cred, rejected, err := c.auth.refresh(ctx, cred)
+			if err != nil || rejected != nil {
+				done(deref(rejected), err)
+				return
+			}
+			c.post(ctx, m, token, cred, done)
+		}()
+	})
 }
 
 func deref(r *providers.Result) providers.Result {
@@ -104,26 +134,25 @@ func deref(r *providers.Result) providers.Result {
 	return *r
 }
 
-// post makes one request.
-func (c *Client) post(ctx context.Context, m *message, token string, cred *credential) (providers.Result, error) {
+// post makes one request; done gets its answer.
+func (c *Client) post(ctx context.Context, m *message, token string, cred *credential, done func(providers.Result, error)) {
 	// The ttl is taken at the moment of sending, so a message that waited
 	// for a token or a retry does not outlive its deadline.
 	ttl, err := m.ttl(c.now())
 	if err != nil {
-		return providers.Result{}, err
-	}
-	if d, ok := ctx.Deadline(); c.ownTimer && (!ok || time.Until(d) > c.timeout) {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
+		done(providers.Result{}, err)
+		return
 	}
 	req := c.newRequest(ctx, m.render(token, ttl), cred)
-	resp, err := c.rt.RoundTrip(req)
+	c.rt.Go(req, func(resp *http.Response, err error) { done(c.result(resp, err)) })
+}
+
+// result reads an answer into a Result.
+func (c *Client) result(resp *http.Response, err error) (providers.Result, error) {
 	if err != nil {
 		return providers.Result{}, fmt.Errorf("fcm send: %w", err)
 	}
 	defer resp.Body.Close()
-
 	buf := getBuffer()
 	defer putBuffer(buf)
 	body, err := readBody(resp.Body, *buf)

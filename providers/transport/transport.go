@@ -310,3 +310,33 @@ func (p *Pool) CloseIdleConnections() {
 		}
 	}
 }
+
+// Goer is a transport that can send without waiting for the answer, as
+// Pool does with Go.
+type Goer interface {
+	Go(req *http.Request, done func(*http.Response, error))
+}
+
+// AsGoer returns rt if it is a Goer. Otherwise it returns an adapter that
+// runs each request on a goroutine of its own, bounded by timeout as a
+// Pool's RequestTimeout would bound it; tests substitute such transports.
+func AsGoer(rt http.RoundTripper, timeout time.Duration) Goer {
+	if g, ok := rt.(Goer); ok {
+		return g
+	}
+	return goroutineGoer{rt, timeout}
+}
+
+type goroutineGoer struct {
+	rt      http.RoundTripper
+	timeout time.Duration
+}
+
+func (g goroutineGoer) Go(req *http.Request, done func(*http.Response, error)) {
+	ctx, cancel := context.WithTimeout(req.Context(), g.timeout)
+	req = req.WithContext(ctx)
+	go func() {
+		defer cancel()
+		done(g.rt.RoundTrip(req))
+	}()
+}
