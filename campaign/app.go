@@ -25,6 +25,10 @@ type Sender interface {
 	// Send delivers one push. A rejection is a Result; an error means no
 	// answer was obtained.
 	Send(ctx context.Context, p providers.Prepared, token string) (providers.Result, error)
+	// SendAsync is Send without waiting for the answer: done gets Send's
+	// results exactly once, possibly on another goroutine, and must not
+	// block.
+	SendAsync(ctx context.Context, p providers.Prepared, token string, done func(providers.Result, error))
 }
 
 // App is one config.ini app section as the runners use it: its provider
@@ -50,16 +54,6 @@ type App struct {
 	// request instead of a burst of Concurrency.
 	probe  chan struct{}
 	proven atomic.Bool
-	// jobs hands a send to an idle worker goroutine. Reusing goroutines
-	// keeps their grown stacks: a fresh goroutine per push spent 18% of
-	// pushd's CPU growing its stack through the HTTP/2 code.
-	jobs chan func()
-	// workers counts the worker goroutines, busy those running a job,
-	// and peak the most busy at once since the last reap; reaping says a
-	// reap goroutine runs. idleAfter is workerIdle (shorter in tests).
-	workers, busy, peak atomic.Int64
-	reaping             atomic.Bool
-	idleAfter           time.Duration
 
 	mu          sync.Mutex
 	credFailure string
@@ -92,8 +86,7 @@ func NewApp(name string, kind providers.Kind, s Sender, o AppOptions) *App {
 		o.Concurrency = 1000
 	}
 	a := &App{Name: name, Kind: kind, Sender: s, BatchSize: o.BatchSize, DefaultExpiry: o.DefaultExpiry,
-		MaxAttempts: o.MaxAttempts, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1), jobs: make(chan func()),
-		idleAfter: workerIdle}
+		MaxAttempts: o.MaxAttempts, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1)}
 	if o.RateLimit > 0 {
 		a.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit/10)))
 	}
@@ -166,64 +159,6 @@ func (a *App) release(l lease) {
 	<-a.slots
 	if l.probe {
 		<-a.probe
-	}
-}
-
-// workerIdle is how long an app's workers may sit unused before they exit,
-// so an idle app holds no goroutines.
-const workerIdle = 10 * time.Second
-
-// run runs job on an idle worker, or on a new one when none is idle. The
-// caller holds an in-flight slot, which bounds the busy workers.
-func (a *App) run(job func()) {
-	if b := a.busy.Add(1); b > a.peak.Load() {
-		a.peak.Store(b) // racy, but only sizes the pool
-	}
-	select {
-	case a.jobs <- job:
-	default:
-		a.workers.Add(1)
-		go a.worker(job)
-		if a.reaping.CompareAndSwap(false, true) {
-			go a.reap(a.idleAfter)
-		}
-	}
-}
-
-// worker runs jobs until it is handed nil. It waits with a plain receive:
-// a per-worker idle timer, reset after every push, cost more than the
-// receive itself. reap retires the workers not needed instead.
-func (a *App) worker(job func()) {
-	defer a.workers.Add(-1)
-	for job != nil {
-		job()
-		a.busy.Add(-1)
-		job = <-a.jobs
-	}
-}
-
-// reap retires, every period, the waiting workers beyond the most that
-// were busy at once during it, and returns when no worker is left.
-func (a *App) reap(period time.Duration) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for range t.C {
-		excess := a.workers.Load() - a.peak.Swap(a.busy.Load())
-		for ; excess > 0; excess-- {
-			select {
-			case a.jobs <- nil:
-				continue
-			default:
-			}
-			break
-		}
-		if a.workers.Load() == 0 {
-			a.reaping.Store(false)
-			// A worker started since the check has no reaper otherwise.
-			if a.workers.Load() == 0 || !a.reaping.CompareAndSwap(false, true) {
-				return
-			}
-		}
 	}
 }
 

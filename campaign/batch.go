@@ -83,10 +83,7 @@ func (r *Runner) work(ctx context.Context, b *store.Batch) {
 			break
 		}
 		wg.Add(1)
-		r.app.run(func() {
-			defer wg.Done()
-			w.deliver(sendCtx, rc, l)
-		})
+		w.send(sendCtx, rc, l, &wg)
 	}
 	wg.Wait()
 	close(w.results)
@@ -119,61 +116,32 @@ func (w *batchWork) waitLease(ctx context.Context) bool {
 	}
 }
 
-// deliver sends to one recipient, retrying what may be retried. It is
-// called holding an in-flight slot and releases it.
-func (w *batchWork) deliver(ctx context.Context, rc store.Recipient, l lease) {
-	r := w.r
-	attempts := 0
-	for {
-		start := time.Now()
-		res, err := r.app.Sender.Send(ctx, r.prepared, rc.Token)
-		if err == nil && res.Outcome != providers.CredentialFailure {
-			r.app.accepted()
-		}
-		r.app.release(l)
-		r.o.Observer.Sent(r.app.Name, r.app.Kind, res, err, time.Since(start))
-		attempts++
-		now := r.o.Clock()
-
-		var retryAfter time.Duration
-		switch {
-		case errors.Is(err, providers.ErrExpired) || (err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
-			w.results <- expiredOutcome(rc, attempts)
+// send makes the first try of a push, called holding an in-flight slot.
+// No goroutine waits for the answer: answered handles it on the provider's
+// frame reader, and only a push that must be tried again gets a goroutine,
+// for its backoff and its further tries. wg is done when the push is.
+func (w *batchWork) send(ctx context.Context, rc store.Recipient, l lease, wg *sync.WaitGroup) {
+	start := time.Now()
+	w.r.app.Sender.SendAsync(ctx, w.r.prepared, rc.Token, func(res providers.Result, err error) {
+		retryAfter, again := w.answered(ctx, rc, l, 1, start, res, err)
+		if !again {
+			wg.Done()
 			return
-		case err != nil && ctx.Err() != nil:
-			return // shutdown abort: unknown whether it arrived; left for the next owner
-		case err != nil:
-			if attempts >= r.app.MaxAttempts {
-				r.log.Warn("push failed: no answer from the provider", "user_id", rc.UserID, "attempts", attempts, "error", err)
-				w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
-					Reason: transportReason(err) + fmt.Sprintf(" after %d tries", attempts), Attempts: attempts}}
-				return
-			}
-		default:
-			switch res.Outcome {
-			case providers.Delivered:
-				w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.Sent, Attempts: attempts}}
-				return
-			case providers.TokenInvalid:
-				w.results <- invalidOutcome(r.run.App, rc, res, attempts, now)
-				return
-			case providers.CredentialFailure:
-				r.credentialFailed(res)
-				return // not this user's fault: left for the resumed run
-			case providers.Retryable:
-				if attempts >= r.app.MaxAttempts {
-					w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
-						Reason: fmt.Sprintf("%s after %d tries", reasonOf(res), attempts), Attempts: attempts}}
-					return
-				}
-				retryAfter = res.RetryAfter
-			default: // Rejected
-				w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend, Reason: reasonOf(res), Attempts: attempts}}
-				return
-			}
 		}
+		go func() {
+			defer wg.Done()
+			w.retry(ctx, rc, 1, retryAfter)
+		}()
+	})
+}
+
+// retry tries a push again after a backoff, until it has an outcome or
+// must be left for the next owner.
+func (w *batchWork) retry(ctx context.Context, rc store.Recipient, attempts int, retryAfter time.Duration) {
+	r := w.r
+	for {
 		wait := backoff(attempts, retryAfter)
-		if !now.Add(wait).Before(r.run.Deadline) {
+		if !r.o.Clock().Add(wait).Before(r.run.Deadline) {
 			w.results <- expiredOutcome(rc, attempts)
 			return
 		}
@@ -190,8 +158,8 @@ func (w *batchWork) deliver(ctx context.Context, rc store.Recipient, l lease) {
 		if !w.waitLease(ctx) {
 			return
 		}
-		var err2 error
-		if l, err2 = r.app.acquire(ctx); err2 != nil {
+		l, err := r.app.acquire(ctx)
+		if err != nil {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				w.results <- expiredOutcome(rc, attempts)
 			}
@@ -201,7 +169,59 @@ func (w *batchWork) deliver(ctx context.Context, rc store.Recipient, l lease) {
 			r.app.release(l)
 			return
 		}
+		start := time.Now()
+		res, err := r.app.Sender.Send(ctx, r.prepared, rc.Token)
+		attempts++
+		var again bool
+		if retryAfter, again = w.answered(ctx, rc, l, attempts, start, res, err); !again {
+			return
+		}
 	}
+}
+
+// answered handles the answer to try number attempts of a push, releasing
+// its in-flight slot: it records the outcome, or reports that the push is
+// to be tried again, not before retryAfter. It may run on the provider's
+// frame reader, so it never blocks: results has room for every recipient's
+// outcome.
+func (w *batchWork) answered(ctx context.Context, rc store.Recipient, l lease, attempts int, start time.Time, res providers.Result, err error) (retryAfter time.Duration, again bool) {
+	r := w.r
+	if err == nil && res.Outcome != providers.CredentialFailure {
+		r.app.accepted()
+	}
+	r.app.release(l)
+	r.o.Observer.Sent(r.app.Name, r.app.Kind, res, err, time.Since(start))
+	switch {
+	case errors.Is(err, providers.ErrExpired) || (err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
+		w.results <- expiredOutcome(rc, attempts)
+	case err != nil && ctx.Err() != nil:
+		// Shutdown abort: unknown whether it arrived; left for the next owner.
+	case err != nil:
+		if attempts < r.app.MaxAttempts {
+			return 0, true
+		}
+		r.log.Warn("push failed: no answer from the provider", "user_id", rc.UserID, "attempts", attempts, "error", err)
+		w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
+			Reason: transportReason(err) + fmt.Sprintf(" after %d tries", attempts), Attempts: attempts}}
+	default:
+		switch res.Outcome {
+		case providers.Delivered:
+			w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.Sent, Attempts: attempts}}
+		case providers.TokenInvalid:
+			w.results <- invalidOutcome(r.run.App, rc, res, attempts, r.o.Clock())
+		case providers.CredentialFailure:
+			r.credentialFailed(res) // not this user's fault: left for the resumed run
+		case providers.Retryable:
+			if attempts < r.app.MaxAttempts {
+				return res.RetryAfter, true
+			}
+			w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
+				Reason: fmt.Sprintf("%s after %d tries", reasonOf(res), attempts), Attempts: attempts}}
+		default: // Rejected
+			w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend, Reason: reasonOf(res), Attempts: attempts}}
+		}
+	}
+	return 0, false
 }
 
 // invalidOutcome records a dead token. An APNs 410 says since when the

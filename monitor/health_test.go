@@ -20,6 +20,9 @@ func (nopSender) ValidateToken(string) error                                 { r
 func (nopSender) Send(context.Context, providers.Prepared, string) (providers.Result, error) {
 	return providers.Result{}, nil
 }
+func (nopSender) SendAsync(_ context.Context, _ providers.Prepared, _ string, done func(providers.Result, error)) {
+	done(providers.Result{}, nil)
+}
 
 func TestReadiness(t *testing.T) {
 	t.Parallel()

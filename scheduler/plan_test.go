@@ -30,6 +30,9 @@ func (fakeSender) ValidateToken(string) error { return nil }
 func (fakeSender) Send(context.Context, providers.Prepared, string) (providers.Result, error) {
 	return providers.Result{}, errors.New("not in this test")
 }
+func (fakeSender) SendAsync(_ context.Context, _ providers.Prepared, _ string, done func(providers.Result, error)) {
+	done(providers.Result{}, errors.New("not in this test"))
+}
 
 func ptr[T any](v T) *T { return &v }
 
