@@ -164,3 +164,39 @@ func TestGoRetriedOnce(t *testing.T) {
 		t.Errorf("done called again: %+v", <-out)
 	}
 }
+
+// A connection being dialled does not hold requests back while another
+// connection of the pool works, and it is used once it is made.
+func TestGoDialDoesNotBlockOtherConnection(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	fs := newFakeServer(t, fakeOptions{OnConn: func(c *fakeConn) {
+		if c.Index == 1 {
+			<-release // the second connection's SETTINGS wait for the test
+		}
+	}})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	p := newTestPool(t, fs, Options{Connections: 2})
+	ctx := ctxT(t, 10*time.Second)
+	for i := range 20 {
+		path := fmt.Sprint("/during-dial/", i)
+		checkEcho(t, roundTrip(ctx, p, "POST", fs.URL(path), []byte("b")), path, []byte("b"))
+	}
+	if n := len(fs.Conns()[0].Streams()); n != 20 {
+		t.Errorf("the working connection carried %d of the 20 requests", n)
+	}
+	close(release)
+	if !waitUntil(5*time.Second, func() bool {
+		path := fmt.Sprint("/after-dial/", time.Now().UnixNano())
+		checkEcho(t, roundTrip(ctx, p, "POST", fs.URL(path), []byte("b")), path, []byte("b"))
+		return fs.NumConns() == 2 && len(fs.Conns()[1].Streams()) > 0
+	}) {
+		t.Errorf("the second connection was never used (%d connections)", fs.NumConns())
+	}
+}

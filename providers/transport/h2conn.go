@@ -300,7 +300,7 @@ func (cc *clientConn) failLocked(err error) {
 // why says why the connection takes no new streams.
 func (cc *clientConn) why() error {
 	cc.mu.Lock()
-	defer cc.unlock()
+	defer cc.mu.Unlock() // ends no stream; Pool.conn calls it under slot.mu
 	if cc.goAway != nil {
 		return cc.goAway
 	}

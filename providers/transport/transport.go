@@ -244,49 +244,34 @@ func requestBody(req *http.Request) ([]byte, error) {
 // deadline (zero: none) passes, and the dial does not depend on any one
 // request's context.
 //
+// While the slot's connection is being made, another slot's working
+// connection is returned instead, if there is one.
+//
 // A connection that the server closed or GOAWAYed before it carried a
 // single request counts as a failed dial, so that a server refusing every
 // new connection is not redialled in a tight loop.
 func (p *Pool) conn(ctx context.Context, deadline time.Time) (*clientConn, error) {
-	s := &p.slots[p.next.Add(1)%uint32(len(p.slots))]
+	n := uint32(len(p.slots))
+	i := p.next.Add(1)
+	s := &p.slots[i%n]
+	if cc := s.usable(); cc != nil {
+		return cc, nil
+	}
+	// This slot's connection is missing, dead or draining. Have it made,
+	// but use another slot's working connection meanwhile: Go's caller may
+	// be sending a whole batch, which should not wait for one dial.
+	for j := uint32(1); j < n; j++ {
+		if cc := p.slots[(i+j)%n].usable(); cc != nil {
+			p.prepare(s)
+			return cc, nil
+		}
+	}
 	var timeout <-chan time.Time
 	for {
-		if cc := s.cc.Load(); cc != nil && !cc.unusable.Load() {
-			return cc, nil
+		cc, done, err := p.prepare(s)
+		if cc != nil || err != nil {
+			return cc, err
 		}
-		s.mu.Lock()
-		cc := s.cc.Load()
-		if cc != nil && !cc.unusable.Load() {
-			s.mu.Unlock()
-			return cc, nil
-		}
-		if cc != nil && !cc.used.Load() {
-			s.failed, s.failErr = time.Now(), fmt.Errorf("transport: %s ended a new connection before any request: %w", p.addr, cc.why())
-			s.cc.Store(nil)
-		}
-		if time.Since(s.failed) < redialAfter {
-			err := s.failErr
-			s.mu.Unlock()
-			return nil, err
-		}
-		done := s.dialing
-		if done == nil {
-			done = make(chan struct{})
-			s.dialing = done
-			go func() {
-				cc, err := p.dial(context.Background())
-				s.mu.Lock()
-				if err != nil {
-					s.failed, s.failErr = time.Now(), fmt.Errorf("transport: %w", err)
-				} else {
-					s.cc.Store(cc)
-				}
-				s.dialing = nil
-				s.mu.Unlock()
-				close(done)
-			}()
-		}
-		s.mu.Unlock()
 		if timeout == nil && !deadline.IsZero() {
 			t := time.NewTimer(time.Until(deadline))
 			defer t.Stop()
@@ -300,6 +285,50 @@ func (p *Pool) conn(ctx context.Context, deadline time.Time) (*clientConn, error
 			return nil, fmt.Errorf("transport: waiting for a connection to %s: %w", p.addr, timeoutError{p.opts.RequestTimeout})
 		}
 	}
+}
+
+// usable returns the slot's connection if it takes new streams.
+func (s *slot) usable() *clientConn {
+	if cc := s.cc.Load(); cc != nil && !cc.unusable.Load() {
+		return cc
+	}
+	return nil
+}
+
+// prepare returns the slot's usable connection, or the error of a dial
+// that failed within redialAfter, or else a channel closed when the dial
+// it starts (or that is under way) ends.
+func (p *Pool) prepare(s *slot) (*clientConn, chan struct{}, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cc := s.cc.Load()
+	if cc != nil && !cc.unusable.Load() {
+		return cc, nil, nil
+	}
+	if cc != nil && !cc.used.Load() {
+		s.failed, s.failErr = time.Now(), fmt.Errorf("transport: %s ended a new connection before any request: %w", p.addr, cc.why())
+		s.cc.Store(nil)
+	}
+	if time.Since(s.failed) < redialAfter {
+		return nil, nil, s.failErr
+	}
+	if s.dialing == nil {
+		done := make(chan struct{})
+		s.dialing = done
+		go func() {
+			cc, err := p.dial(context.Background())
+			s.mu.Lock()
+			if err != nil {
+				s.failed, s.failErr = time.Now(), fmt.Errorf("transport: %w", err)
+			} else {
+				s.cc.Store(cc)
+			}
+			s.dialing = nil
+			s.mu.Unlock()
+			close(done)
+		}()
+	}
+	return nil, s.dialing, nil
 }
 
 // CloseIdleConnections closes connections that carry no request.
