@@ -46,8 +46,13 @@ type App struct {
 	// MaxAttempts bounds tries per push for retryable failures.
 	MaxAttempts int
 
-	slots   chan struct{}
-	limiter *rate.Limiter // nil: unlimited
+	slots chan struct{}
+	// roomy is signalled when slotSlack slots have come free, so that a
+	// sender blocked on a full slots resumes once per slotSlack answers
+	// rather than once per answer, and writes its requests in a burst.
+	roomy     chan struct{}
+	slotSlack int
+	limiter   *rate.Limiter // nil: unlimited
 	// Until the provider has accepted one request with the current
 	// credentials, requests go one at a time through probe: APNs allows a
 	// single stream before a valid token, and a rejected key then costs one
@@ -86,7 +91,8 @@ func NewApp(name string, kind providers.Kind, s Sender, o AppOptions) *App {
 		o.Concurrency = 1000
 	}
 	a := &App{Name: name, Kind: kind, Sender: s, BatchSize: o.BatchSize, DefaultExpiry: o.DefaultExpiry,
-		MaxAttempts: o.MaxAttempts, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1)}
+		MaxAttempts: o.MaxAttempts, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1),
+		roomy: make(chan struct{}, 1), slotSlack: max(1, o.Concurrency/32)}
 	if o.RateLimit > 0 {
 		a.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit/10)))
 	}
@@ -140,23 +146,37 @@ func (a *App) acquire(ctx context.Context) (lease, error) {
 	}
 	if a.limiter != nil {
 		if err := a.limiter.Wait(ctx); err != nil {
-			a.release(l)
-			return lease{}, err
+			if l.probe {
+				<-a.probe
+			}
+			return lease{}, err // no slot was taken
 		}
 	}
-	select {
-	case a.slots <- struct{}{}:
-		return l, nil
-	case <-ctx.Done():
-		if l.probe {
-			<-a.probe
+	for {
+		select {
+		case a.slots <- struct{}{}:
+			return l, nil
+		default:
 		}
-		return lease{}, ctx.Err()
+		select {
+		case <-a.roomy:
+		case <-ctx.Done():
+			if l.probe {
+				<-a.probe
+			}
+			return lease{}, ctx.Err()
+		}
 	}
 }
 
 func (a *App) release(l lease) {
 	<-a.slots
+	if len(a.slots) <= cap(a.slots)-a.slotSlack {
+		select {
+		case a.roomy <- struct{}{}:
+		default:
+		}
+	}
 	if l.probe {
 		<-a.probe
 	}

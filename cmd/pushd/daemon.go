@@ -26,20 +26,18 @@ import (
 	"github.com/pushd/pushd/store"
 )
 
-// cmdRun runs the daemon until SIGTERM or SIGINT. SIGHUP reloads config.ini.
 // setGCPercent makes the collector run half as often as by default,
 // unless GOGC is set. A campaign allocates per push, tens of thousands of
-// times a second, around a small live heap: at GOGC=100 collection, and the
-// stack shrinking and regrowing it causes, took about a quarter of pushd's
-// CPU. 400 saved a little more CPU (about 5% more throughput) but took two
-// apps sending at once to 100 MiB; 200 keeps that near 70 MiB
-// (docs/performance.md).
+// times a second, around a small live heap: at GOGC=100 collection took
+// about a quarter of pushd's CPU. 400 gained nothing more measurable and
+// costs memory (docs/performance.md).
 func setGCPercent() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
 	}
 }
 
+// cmdRun runs the daemon until SIGTERM or SIGINT. SIGHUP reloads config.ini.
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	path, cfg, err := configFromArgs("run", args, stderr)
 	if err != nil {

@@ -1,0 +1,93 @@
+package campaign
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// A send refused by the rate limiter (its deadline comes before the next
+// token) takes no in-flight slot, so it gives none back either: it neither
+// frees another send's slot nor blocks when none is taken.
+func TestAcquireRateLimitedGivesNoSlotBack(t *testing.T) {
+	t.Parallel()
+	a := NewApp("A", "apns", nil, AppOptions{Concurrency: 10, RateLimit: 0.5})
+	a.accepted() // credentials proven: no probe slot
+	l, err := a.acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := a.acquire(ctx) // the next token is 2 s away
+		failed <- err
+	}()
+	select {
+	case err := <-failed:
+		if err == nil {
+			t.Fatal("acquire past the rate limit succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("acquire refused by the rate limiter hung")
+	}
+	if n := a.InFlight(); n != 1 {
+		t.Errorf("in flight after a refused acquire: %d, want 1 (the first send's)", n)
+	}
+	a.release(l)
+	if n := a.InFlight(); n != 0 {
+		t.Errorf("in flight after release: %d, want 0", n)
+	}
+}
+
+// A sender blocked on a full app resumes once enough slots come free, and
+// never waits while a slot is free.
+func TestAcquireResumesWhenSlotsFree(t *testing.T) {
+	t.Parallel()
+	a := NewApp("A", "apns", nil, AppOptions{Concurrency: 64})
+	a.accepted()
+	ctx := context.Background()
+	var held []lease
+	for range 64 {
+		l, err := a.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+	}
+	got := make(chan lease)
+	go func() {
+		l, err := a.acquire(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	select {
+	case <-got:
+		t.Fatal("acquire succeeded on a full app")
+	case <-time.After(50 * time.Millisecond):
+	}
+	// Free them one at a time: the waiter must get a slot at the latest
+	// once slotSlack are free.
+	for i := range a.slotSlack {
+		a.release(held[i])
+	}
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("acquire still blocked with %d of 64 slots free", 64-a.InFlight())
+	}
+	// And with the app drained, acquires never wait.
+	for _, l := range held[a.slotSlack:] {
+		a.release(l)
+	}
+	for range 100 {
+		l, err := a.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.release(l)
+	}
+}
