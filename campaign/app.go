@@ -46,13 +46,8 @@ type App struct {
 	// MaxAttempts bounds tries per push for retryable failures.
 	MaxAttempts int
 
-	slots chan struct{}
-	// roomy is signalled when slotSlack slots have come free, so that a
-	// sender blocked on a full slots resumes once per slotSlack answers
-	// rather than once per answer, and writes its requests in a burst.
-	roomy     chan struct{}
-	slotSlack int
-	limiter   *rate.Limiter // nil: unlimited
+	slots   chan struct{}
+	limiter *rate.Limiter // nil: unlimited
 	// Until the provider has accepted one request with the current
 	// credentials, requests go one at a time through probe: APNs allows a
 	// single stream before a valid token, and a rejected key then costs one
@@ -91,8 +86,7 @@ func NewApp(name string, kind providers.Kind, s Sender, o AppOptions) *App {
 		o.Concurrency = 1000
 	}
 	a := &App{Name: name, Kind: kind, Sender: s, BatchSize: o.BatchSize, DefaultExpiry: o.DefaultExpiry,
-		MaxAttempts: o.MaxAttempts, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1),
-		roomy: make(chan struct{}, 1), slotSlack: max(1, o.Concurrency/32)}
+		MaxAttempts: o.MaxAttempts, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1)}
 	if o.RateLimit > 0 {
 		a.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit/10)))
 	}
@@ -152,31 +146,19 @@ func (a *App) acquire(ctx context.Context) (lease, error) {
 			return lease{}, err // no slot was taken
 		}
 	}
-	for {
-		select {
-		case a.slots <- struct{}{}:
-			return l, nil
-		default:
+	select {
+	case a.slots <- struct{}{}:
+		return l, nil
+	case <-ctx.Done():
+		if l.probe {
+			<-a.probe
 		}
-		select {
-		case <-a.roomy:
-		case <-ctx.Done():
-			if l.probe {
-				<-a.probe
-			}
-			return lease{}, ctx.Err()
-		}
+		return lease{}, ctx.Err()
 	}
 }
 
 func (a *App) release(l lease) {
 	<-a.slots
-	if len(a.slots) <= cap(a.slots)-a.slotSlack {
-		select {
-		case a.roomy <- struct{}{}:
-		default:
-		}
-	}
 	if l.probe {
 		<-a.probe
 	}
