@@ -104,3 +104,19 @@ var ErrExpired = errors.New("notification deadline has passed")
 // ErrPayloadTooLarge is wrapped by Prepare when the rendered payload exceeds
 // the provider's limit.
 var ErrPayloadTooLarge = errors.New("payload too large")
+
+// Await starts an asynchronous send and waits for its result: it makes a
+// client's Send out of its SendAsync.
+func Await(send func(done func(Result, error))) (Result, error) {
+	var (
+		res Result
+		err error
+	)
+	answered := make(chan struct{})
+	send(func(r Result, e error) {
+		res, err = r, e
+		close(answered)
+	})
+	<-answered
+	return res, err
+}

@@ -257,17 +257,7 @@ func isHex(b byte) bool {
 // (once, however many sends saw the same stale token) and retries the push
 // once.
 func (c *Client) Send(ctx context.Context, p providers.Prepared, token string) (providers.Result, error) {
-	var (
-		res providers.Result
-		err error
-	)
-	answered := make(chan struct{})
-	c.SendAsync(ctx, p, token, func(r providers.Result, e error) {
-		res, err = r, e
-		close(answered)
-	})
-	<-answered
-	return res, err
+	return providers.Await(func(done func(providers.Result, error)) { c.SendAsync(ctx, p, token, done) })
 }
 
 // SendAsync is Send without the wait: it returns once the request is

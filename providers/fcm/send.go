@@ -68,17 +68,7 @@ func validToken(token string) bool {
 // UNAUTHENTICATED, Send fetches a new access token and posts once more.
 // Each HTTP request is bounded by Options.RequestTimeout.
 func (c *Client) Send(ctx context.Context, p providers.Prepared, token string) (providers.Result, error) {
-	var (
-		res providers.Result
-		err error
-	)
-	answered := make(chan struct{})
-	c.SendAsync(ctx, p, token, func(r providers.Result, e error) {
-		res, err = r, e
-		close(answered)
-	})
-	<-answered
-	return res, err
+	return providers.Await(func(done func(providers.Result, error)) { c.SendAsync(ctx, p, token, done) })
 }
 
 // SendAsync is Send without the wait: it returns once the request is
