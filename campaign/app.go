@@ -55,6 +55,9 @@ type App struct {
 	probe  chan struct{}
 	proven atomic.Bool
 
+	// credFailed is set with credFailure, so that the check before every
+	// push takes neither the lock nor a clock reading while all is well.
+	credFailed  atomic.Bool
 	mu          sync.Mutex
 	credFailure string
 	credFailAt  time.Time
@@ -102,6 +105,7 @@ func (a *App) failCredentials(reason string, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.credFailure, a.credFailAt = reason, now
+	a.credFailed.Store(true)
 	a.proven.Store(false)
 }
 
@@ -111,12 +115,21 @@ func (a *App) accepted() { a.proven.Store(true) }
 
 // CredentialFailure returns the reason of a recent credential failure, or "".
 func (a *App) CredentialFailure(now time.Time) string {
+	if !a.credFailed.Load() {
+		return ""
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.credFailure != "" && now.Sub(a.credFailAt) < credentialHold {
 		return a.credFailure
 	}
 	return ""
+}
+
+// credentialsFailing is CredentialFailure != "" for the hot path: it reads
+// the clock only if a failure was ever recorded.
+func (a *App) credentialsFailing(clock func() time.Time) bool {
+	return a.credFailed.Load() && a.CredentialFailure(clock()) != ""
 }
 
 // lease is an in-flight slot, possibly the probe slot too.

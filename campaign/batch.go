@@ -77,7 +77,7 @@ func (r *Runner) work(ctx context.Context, b *store.Batch) {
 			break
 		}
 		// The probe may have just found the credentials rejected.
-		if r.stop.Load() || r.app.CredentialFailure(r.o.Clock()) != "" {
+		if r.stop.Load() || r.app.credentialsFailing(r.o.Clock) {
 			r.app.release(l)
 			r.stop.Store(true)
 			break
