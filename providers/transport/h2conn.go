@@ -100,9 +100,10 @@ type stream struct {
 	ended    bool
 }
 
-// clientConn is one HTTP/2 connection. Requests run on their callers'
-// goroutines; besides them a connection has three: the frame reader, the
-// socket writer and the sweeper.
+// clientConn is one HTTP/2 connection. Requests are written on their
+// callers' goroutines and completed on the one that ends their stream,
+// usually the frame reader. A connection has three goroutines: the
+// reader, the socket writer and the sweeper.
 //
 // Writes are coalesced: a request appends its frames to wbuf under mu and
 // the writer goroutine sends whatever has accumulated in one TLS record and
