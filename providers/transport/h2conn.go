@@ -88,9 +88,8 @@ type exchange struct {
 // until it has ended; after that only its completion reads them.
 type stream struct {
 	id       uint32
-	ctx      context.Context // the request's; the sweeper checks it
-	deadline time.Time       // zero: none
-	window   int32           // send window
+	deadline time.Time // zero: none
+	window   int32     // send window
 	status   int
 	header   http.Header
 	body     []byte
@@ -805,8 +804,8 @@ func (cc *clientConn) sweep(now time.Time) {
 		case !s.deadline.IsZero() && now.After(s.deadline):
 			cc.resetLocked(s, http2.ErrCodeCancel, timeoutError{cc.p.opts.RequestTimeout})
 			timedOut = true
-		case s.ctx.Err() != nil:
-			cc.resetLocked(s, http2.ErrCodeCancel, s.ctx.Err())
+		case s.req.Context().Err() != nil:
+			cc.resetLocked(s, http2.ErrCodeCancel, s.req.Context().Err())
 		}
 	}
 	if cc.err != nil {

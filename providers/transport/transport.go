@@ -201,7 +201,7 @@ func (p *Pool) send(req *http.Request, body []byte, deadline time.Time, attempt 
 			return
 		}
 		x := &exchange{pool: p, req: req, reqBody: body, attempt: attempt, done: done}
-		x.ctx, x.deadline = req.Context(), deadline
+		x.deadline = deadline
 		err = cc.start(x)
 		if err == nil {
 			return
