@@ -36,7 +36,9 @@ type prepared struct {
 	// the authorization header is added per token generation in headers.
 	static http.Header
 	// getBody is built once so that giving each request a replayable body
-	// (http.Request.GetBody, used after GOAWAY) costs no closure per send.
+	// costs no closure per send. transport.Pool resends from the payload
+	// bytes; GetBody is for any other RoundTripper given as
+	// Options.Transport, which may resend a request cut off by GOAWAY.
 	getBody func() (io.ReadCloser, error)
 	// auth caches static plus the authorization header of one provider
 	// token generation. The transport only reads request headers, so every

@@ -169,8 +169,10 @@ func (c *Client) newRequest(ctx context.Context, body []byte, cred *credential) 
 	return req
 }
 
-// requestBody is a request body that can be replayed: the HTTP/2 transport
-// resends a request that a GOAWAY or a dead connection cut off.
+// requestBody is a request body that can be replayed. transport.Pool
+// resends from Payload's bytes; GetBody is for any other RoundTripper given
+// as Options.Transport, which may resend a request that a GOAWAY or a dead
+// connection cut off.
 type requestBody struct {
 	bytes.Reader
 	data []byte
