@@ -393,7 +393,7 @@ func (s *Store) Record(ctx context.Context, f Flush) error {
 		if len(f.Deliveries) == 0 {
 			return nil
 		}
-		if err := insertDeliveries(ctx, tx, f.RunID, f.Deliveries); err != nil {
+		if err := s.insertDeliveries(ctx, tx, f.RunID, f.Deliveries); err != nil {
 			return err
 		}
 		if err := insertInvalid(ctx, tx, f.RunID, f.Invalid); err != nil {
@@ -404,31 +404,6 @@ func (s *Store) Record(ctx context.Context, f Flush) error {
 			c[0], c[1], c[2], c[3], f.Now, f.CampaignID, f.RunID)
 		return err
 	})
-}
-
-// rowsPerInsert bounds one multi-row INSERT well under max_allowed_packet.
-const rowsPerInsert = 2000
-
-func insertDeliveries(ctx context.Context, tx *sql.Tx, runID int64, ds []Delivery) error {
-	for len(ds) > 0 {
-		n := min(len(ds), rowsPerInsert)
-		var q strings.Builder
-		q.Grow(80 + n*18)
-		q.WriteString(`INSERT INTO pushd_deliveries (run_id, user_id, outcome, reason, attempts) VALUES `)
-		args := make([]any, 0, n*5)
-		for i, d := range ds[:n] {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString("(?,?,?,?,?)")
-			args = append(args, runID, d.UserID, string(d.Outcome), clipReason(d.Reason), min(max(d.Attempts, 0), 255))
-		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-			return fmt.Errorf("record outcomes of run %d: %w", runID, err)
-		}
-		ds = ds[n:]
-	}
-	return nil
 }
 
 func insertInvalid(ctx context.Context, tx *sql.Tx, runID int64, inv []Invalidation) error {

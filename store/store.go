@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -37,12 +38,17 @@ type Options struct {
 	MaxOpenConns int
 	// Location is the zone DATETIME columns are written in (default UTC).
 	Location *time.Location
+	// Logger gets what the store notices on its own (default: discarded).
+	Logger *slog.Logger
 }
 
 // Store is a handle on pushd's tables. It is safe for concurrent use.
 type Store struct {
 	db  *sql.DB
 	loc *time.Location
+	log *slog.Logger
+	// noLocalInfile is set once the server refuses LOAD DATA LOCAL.
+	noLocalInfile atomic.Bool
 }
 
 // tlsConfigSeq names the TLS configs this process registers with the driver,
@@ -124,14 +130,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxLifetime(30 * time.Minute)
-	s := &Store{db: db, loc: opts.Location}
+	s := &Store{db: db, loc: opts.Location, log: opts.Logger}
 	if s.loc == nil {
 		s.loc = time.UTC
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to database %s: %w", opts.Database, err)
 	}
+	s.probeLocalInfile(ctx)
 	return s, nil
 }
 

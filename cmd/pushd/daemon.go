@@ -108,11 +108,16 @@ type pushd struct {
 func notify(state string) { daemon.SdNotify(false, state) }
 
 func (d *pushd) start(ctx context.Context) error {
-	st, err := store.Open(ctx, storeOptions(d.cfg))
+	so := storeOptions(d.cfg)
+	so.Logger = d.log.With("component", "store")
+	st, err := store.Open(ctx, so)
 	if err != nil {
 		return err
 	}
 	d.st = st
+	if st.LedgerWrites() != "LOAD DATA LOCAL" {
+		d.log.Warn("the database has local_infile OFF: outcomes are recorded with INSERT, which costs it about a third more CPU per push; SET GLOBAL local_infile = ON lets pushd use LOAD DATA LOCAL")
+	}
 	if err := st.CheckSchema(ctx); err != nil {
 		return err
 	}

@@ -19,16 +19,18 @@ import (
 // directory, that the test may stop and start to inject database outages
 // without touching the shared server.
 type Private struct {
-	t    testing.TB
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
+	t     testing.TB
+	dir   string
+	port  int
+	extra []string
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 // StartPrivate initialises and starts a private server. The test is
 // skipped when mariadbd is not installed (scripts/mariadb.sh installs it).
-func StartPrivate(t testing.TB) *Private {
+// serverArgs are added to mariadbd's command line, as --local-infile=0.
+func StartPrivate(t testing.TB, serverArgs ...string) *Private {
 	t.Helper()
 	for _, bin := range []string{"mariadbd", "mariadb-install-db"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -47,7 +49,7 @@ func StartPrivate(t testing.TB) *Private {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Private{t: t, dir: dir, port: ln.Addr().(*net.TCPAddr).Port}
+	p := &Private{t: t, dir: dir, port: ln.Addr().(*net.TCPAddr).Port, extra: serverArgs}
 	ln.Close()
 	p.Start()
 	t.Cleanup(p.Stop)
@@ -84,6 +86,7 @@ func (p *Private) Start() {
 	p.cmd = exec.Command("mariadbd", "--no-defaults", "--datadir="+filepath.Join(p.dir, "data"),
 		"--port="+strconv.Itoa(p.port), "--bind-address=127.0.0.1", "--socket="+filepath.Join(p.dir, "sock"),
 		"--user="+currentUser(), "--skip-log-error", "--innodb-buffer-pool-size=64M")
+	p.cmd.Args = append(p.cmd.Args, p.extra...)
 	p.cmd.Stdout, p.cmd.Stderr = nil, nil
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)

@@ -1,0 +1,163 @@
+package store_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/internal/dbtest"
+	"github.com/pushd/pushd/store"
+)
+
+type ledgerRow struct {
+	outcome, reason string
+	attempts        int
+}
+
+func readLedger(t *testing.T, st *store.Store, run int64) map[int64]ledgerRow {
+	t.Helper()
+	rows, err := st.DB().Query(`SELECT user_id, outcome, reason, attempts FROM pushd_deliveries WHERE run_id = ?`, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int64]ledgerRow{}
+	for rows.Next() {
+		var id int64
+		var r ledgerRow
+		if err := rows.Scan(&id, &r.outcome, &r.reason, &r.attempts); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = r
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// recordOdd records the first six users of a fresh batch with reasons that
+// need escaping in LOAD DATA's format, and checks they read back verbatim.
+func recordOdd(t *testing.T, st *store.Store) {
+	t.Helper()
+	seedUsers(t, st, "A", 10)
+	now := time.Now().UTC().Truncate(time.Second)
+	cid := insertCampaign(t, st, "A", now)
+	run := startRun(t, st, cid, now, 10)
+	b, err := st.ClaimBatch(ctx, run, "one", nil, time.Minute, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("é", 70) // clipped to 63 runes
+	ds := []store.Delivery{
+		{UserID: b.Recipients[0].UserID, Outcome: store.Sent, Attempts: 1},
+		{UserID: b.Recipients[1].UserID, Outcome: store.FailedSend, Reason: "tab\there, newline\nthere, cr\rand \\N", Attempts: 3},
+		{UserID: b.Recipients[2].UserID, Outcome: store.FailedSend, Reason: `back\slash 'quote' "double" \t`, Attempts: 300},
+		{UserID: b.Recipients[3].UserID, Outcome: store.InvalidToken, Reason: "nul\x00byte", Attempts: -1},
+		{UserID: b.Recipients[4].UserID, Outcome: store.FailedSend, Reason: long, Attempts: 2},
+		{UserID: b.Recipients[5].UserID, Outcome: store.ExpiredSend, Reason: "\\", Attempts: 0},
+	}
+	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
+		Deliveries: ds, Lease: time.Minute, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]ledgerRow{
+		ds[0].UserID: {"sent", "", 1},
+		ds[1].UserID: {"failed", ds[1].Reason, 3},
+		ds[2].UserID: {"failed", ds[2].Reason, 255},
+		ds[3].UserID: {"invalid", ds[3].Reason, 0},
+		ds[4].UserID: {"failed", strings.Repeat("é", 31), 2}, // 64 bytes cut on a rune boundary
+		ds[5].UserID: {"expired", "\\", 0},
+	}
+	got := readLedger(t, st, run)
+	if len(got) != len(want) {
+		t.Fatalf("ledger has %d rows, want %d: %v", len(got), len(want), got)
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("user %d: ledger row %+v, want %+v", id, got[id], w)
+		}
+	}
+}
+
+func TestLedgerKeepsReasonsVerbatim(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	if got := st.LedgerWrites(); got != "LOAD DATA LOCAL" {
+		t.Fatalf("LedgerWrites = %q on a server with local_infile ON", got)
+	}
+	recordOdd(t, st)
+}
+
+// LOAD DATA LOCAL skips duplicate keys instead of failing. A flush that
+// repeats a recorded user must still fail whole, as an INSERT does, or the
+// counts would include the skipped rows.
+func TestRecordRefusesAUserRecordedTwice(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	seedUsers(t, st, "A", 10)
+	now := time.Now().UTC().Truncate(time.Second)
+	cid := insertCampaign(t, st, "A", now)
+	run := startRun(t, st, cid, now, 10)
+	b, err := st.ClaimBatch(ctx, run, "one", nil, time.Minute, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := []store.Delivery{{UserID: b.Recipients[0].UserID, Outcome: store.Sent, Attempts: 1}}
+	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
+		Deliveries: first, Lease: time.Minute, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	again := []store.Delivery{
+		{UserID: b.Recipients[1].UserID, Outcome: store.Sent, Attempts: 1},
+		{UserID: b.Recipients[0].UserID, Outcome: store.Sent, Attempts: 1},
+	}
+	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
+		Deliveries: again, Lease: time.Minute, Now: now}); err == nil {
+		t.Fatal("recording a user twice succeeded")
+	}
+	var sent, rows int
+	st.DB().QueryRow(`SELECT sent FROM campaigns WHERE id = ?`, cid).Scan(&sent)
+	st.DB().QueryRow(`SELECT COUNT(*) FROM pushd_deliveries WHERE run_id = ?`, run).Scan(&rows)
+	if sent != 1 || rows != 1 {
+		t.Fatalf("after the refused flush: campaign sent = %d, ledger rows = %d; want 1 and 1", sent, rows)
+	}
+}
+
+// A server with local_infile OFF gets INSERTs: found out at Open, or on the
+// first refusal when it was turned off later.
+func TestLedgerFallsBackToInsert(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts a private mariadbd")
+	}
+	p := dbtest.StartPrivate(t)
+	o := p.Options()
+	st, err := store.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.LedgerWrites(); got != "LOAD DATA LOCAL" {
+		t.Fatalf("LedgerWrites = %q before local_infile is turned off", got)
+	}
+	if _, err := st.DB().Exec(`SET GLOBAL local_infile = 0`); err != nil {
+		t.Fatal(err)
+	}
+	recordOdd(t, st)
+	if got := st.LedgerWrites(); got != "INSERT" {
+		t.Fatalf("LedgerWrites = %q after a refusal", got)
+	}
+
+	st2, err := store.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if got := st2.LedgerWrites(); got != "INSERT" {
+		t.Fatalf("LedgerWrites = %q when opened on a server with local_infile OFF", got)
+	}
+}
