@@ -16,9 +16,15 @@ import (
 
 // batchWork is one claimed batch being sent and recorded.
 type batchWork struct {
-	r       *Runner
-	b       *store.Batch
-	results chan outcome
+	r *Runner
+	b *store.Batch
+	// Outcomes wait in out for the recorder, which put wakes once per
+	// flushRows of them rather than once per push (a channel send per
+	// answer cost a goroutine wake-up on the frame reader each time).
+	outMu   sync.Mutex
+	out     []outcome
+	outDone bool          // every sender has finished
+	outWake chan struct{} // capacity 1
 	// lost is set when another instance took the batch over: send nothing
 	// more, record nothing more.
 	lost atomic.Bool
@@ -34,6 +40,47 @@ type outcome struct {
 	inv *store.Invalidation
 }
 
+// flushRows is how many outcomes make the recorder write at once, without
+// waiting for FlushInterval.
+const flushRows = 1000
+
+// put hands an outcome to the recorder. It never blocks for long, so it
+// may run on a provider's frame reader.
+func (w *batchWork) put(o outcome) {
+	w.outMu.Lock()
+	w.out = append(w.out, o)
+	full := len(w.out) == flushRows
+	w.outMu.Unlock()
+	if full {
+		w.wake()
+	}
+}
+
+func (w *batchWork) wake() {
+	select {
+	case w.outWake <- struct{}{}:
+	default:
+	}
+}
+
+// finish tells the recorder that no outcome will follow.
+func (w *batchWork) finish() {
+	w.outMu.Lock()
+	w.outDone = true
+	w.outMu.Unlock()
+	w.wake()
+}
+
+// take returns the outcomes put so far, leaving spare (emptied) to collect
+// the next ones, and whether the senders have finished.
+func (w *batchWork) take(spare []outcome) ([]outcome, bool) {
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
+	got := w.out
+	w.out = spare[:0]
+	return got, w.outDone
+}
+
 // leaseMargin is the part of the lease we never rely on: time for a renewal
 // round trip and for clock rate differences.
 func leaseMargin(lease time.Duration) time.Duration { return lease / 5 }
@@ -42,7 +89,7 @@ func leaseMargin(lease time.Duration) time.Duration { return lease / 5 }
 // outcome (shutdown, pause, lost lease) stay unrecorded; the batch is then
 // released so that whoever takes it sends to exactly them.
 func (r *Runner) work(ctx context.Context, b *store.Batch) {
-	w := &batchWork{r: r, b: b, results: make(chan outcome, len(b.Recipients))}
+	w := &batchWork{r: r, b: b, out: make([]outcome, 0, min(len(b.Recipients), 2*flushRows)), outWake: make(chan struct{}, 1)}
 	w.leaseUntil = time.Now().Add(r.o.Lease - leaseMargin(r.o.Lease))
 	recorded := make(chan bool, 1)
 	go func() { recorded <- w.record(ctx) }()
@@ -55,26 +102,34 @@ func (r *Runner) work(ctx context.Context, b *store.Batch) {
 			break
 		}
 		if err := r.app.Sender.ValidateToken(rc.Token); err != nil {
-			w.results <- outcome{
+			w.put(outcome{
 				d:   store.Delivery{UserID: rc.UserID, Outcome: store.InvalidToken, Reason: "MalformedToken", Attempts: 0},
 				inv: &store.Invalidation{UserID: rc.UserID, App: r.run.App, Token: rc.Token, Since: r.o.Clock(), Reason: "MalformedToken"},
-			}
-			continue
-		}
-		if !w.waitLease(sendCtx) {
-			break
-		}
-		if !r.o.Clock().Before(r.run.Deadline) {
-			w.results <- expiredOutcome(rc, 0)
+			})
 			continue
 		}
 		l, err := r.app.acquire(sendCtx)
 		if err != nil {
 			if errors.Is(sendCtx.Err(), context.DeadlineExceeded) {
-				w.results <- expiredOutcome(rc, 0)
+				w.put(expiredOutcome(rc, 0))
 				continue
 			}
 			break
+		}
+		// Checked with the slot in hand, since acquire may wait: one clock
+		// reading serves the lease, the deadline and the answer's latency.
+		now := time.Now()
+		if !w.leaseHeld(now) {
+			if !w.waitLease(sendCtx) {
+				r.app.release(l)
+				break
+			}
+			now = time.Now()
+		}
+		if !r.clock(now).Before(r.run.Deadline) {
+			r.app.release(l)
+			w.put(expiredOutcome(rc, 0))
+			continue
 		}
 		// The probe may have just found the credentials rejected.
 		if r.stop.Load() || r.app.credentialsFailing(r.o.Clock) {
@@ -83,15 +138,22 @@ func (r *Runner) work(ctx context.Context, b *store.Batch) {
 			break
 		}
 		wg.Add(1)
-		w.send(sendCtx, rc, l, &wg)
+		w.send(sendCtx, rc, l, &wg, now)
 	}
 	wg.Wait()
-	close(w.results)
+	w.finish()
 	<-recorded
 }
 
 func expiredOutcome(rc store.Recipient, attempts int) outcome {
 	return outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.ExpiredSend, Reason: "deadline reached", Attempts: attempts}}
+}
+
+// leaseHeld reports whether the lease is surely still ours at now.
+func (w *batchWork) leaseHeld(now time.Time) bool {
+	w.leaseMu.Lock()
+	defer w.leaseMu.Unlock()
+	return now.Before(w.leaseUntil)
 }
 
 // waitLease blocks while the lease may have run out, which happens only
@@ -102,10 +164,7 @@ func (w *batchWork) waitLease(ctx context.Context) bool {
 		if w.lost.Load() || w.r.stop.Load() {
 			return false
 		}
-		w.leaseMu.Lock()
-		ok := time.Now().Before(w.leaseUntil)
-		w.leaseMu.Unlock()
-		if ok {
+		if w.leaseHeld(time.Now()) {
 			return true
 		}
 		select {
@@ -120,8 +179,7 @@ func (w *batchWork) waitLease(ctx context.Context) bool {
 // No goroutine waits for the answer: answered handles it on the provider's
 // frame reader, and only a push that must be tried again gets a goroutine,
 // for its backoff and its further tries. wg is done when the push is.
-func (w *batchWork) send(ctx context.Context, rc store.Recipient, l lease, wg *sync.WaitGroup) {
-	start := time.Now()
+func (w *batchWork) send(ctx context.Context, rc store.Recipient, l lease, wg *sync.WaitGroup, start time.Time) {
 	w.r.app.Sender.SendAsync(ctx, w.r.prepared, rc.Token, func(res providers.Result, err error) {
 		retryAfter, again := w.answered(ctx, rc, l, 1, start, res, err)
 		if !again {
@@ -142,7 +200,7 @@ func (w *batchWork) retry(ctx context.Context, rc store.Recipient, attempts int,
 	for {
 		wait := backoff(attempts, retryAfter)
 		if !r.o.Clock().Add(wait).Before(r.run.Deadline) {
-			w.results <- expiredOutcome(rc, attempts)
+			w.put(expiredOutcome(rc, attempts))
 			return
 		}
 		t := time.NewTimer(wait)
@@ -150,7 +208,7 @@ func (w *batchWork) retry(ctx context.Context, rc store.Recipient, attempts int,
 		case <-ctx.Done():
 			t.Stop()
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				w.results <- expiredOutcome(rc, attempts)
+				w.put(expiredOutcome(rc, attempts))
 			}
 			return
 		case <-t.C:
@@ -161,7 +219,7 @@ func (w *batchWork) retry(ctx context.Context, rc store.Recipient, attempts int,
 		l, err := r.app.acquire(ctx)
 		if err != nil {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				w.results <- expiredOutcome(rc, attempts)
+				w.put(expiredOutcome(rc, attempts))
 			}
 			return
 		}
@@ -182,8 +240,7 @@ func (w *batchWork) retry(ctx context.Context, rc store.Recipient, attempts int,
 // answered handles the answer to try number attempts of a push, releasing
 // its in-flight slot: it records the outcome, or reports that the push is
 // to be tried again, not before retryAfter. It may run on the provider's
-// frame reader, so it never blocks: results has room for every recipient's
-// outcome.
+// frame reader, so it never blocks.
 func (w *batchWork) answered(ctx context.Context, rc store.Recipient, l lease, attempts int, start time.Time, res providers.Result, err error) (retryAfter time.Duration, again bool) {
 	r := w.r
 	if err == nil && res.Outcome != providers.CredentialFailure {
@@ -193,7 +250,7 @@ func (w *batchWork) answered(ctx context.Context, rc store.Recipient, l lease, a
 	r.o.Observer.Sent(r.app.Name, r.app.Kind, res, err, time.Since(start))
 	switch {
 	case errors.Is(err, providers.ErrExpired) || (err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
-		w.results <- expiredOutcome(rc, attempts)
+		w.put(expiredOutcome(rc, attempts))
 	case err != nil && ctx.Err() != nil:
 		// Shutdown abort: unknown whether it arrived; left for the next owner.
 	case err != nil:
@@ -201,24 +258,24 @@ func (w *batchWork) answered(ctx context.Context, rc store.Recipient, l lease, a
 			return 0, true
 		}
 		r.log.Warn("push failed: no answer from the provider", "user_id", rc.UserID, "attempts", attempts, "error", err)
-		w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
-			Reason: transportReason(err) + fmt.Sprintf(" after %d tries", attempts), Attempts: attempts}}
+		w.put(outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
+			Reason: transportReason(err) + fmt.Sprintf(" after %d tries", attempts), Attempts: attempts}})
 	default:
 		switch res.Outcome {
 		case providers.Delivered:
-			w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.Sent, Attempts: attempts}}
+			w.put(outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.Sent, Attempts: attempts}})
 		case providers.TokenInvalid:
-			w.results <- invalidOutcome(r.run.App, rc, res, attempts, r.o.Clock())
+			w.put(invalidOutcome(r.run.App, rc, res, attempts, r.o.Clock()))
 		case providers.CredentialFailure:
 			r.credentialFailed(res) // not this user's fault: left for the resumed run
 		case providers.Retryable:
 			if attempts < r.app.MaxAttempts {
 				return res.RetryAfter, true
 			}
-			w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
-				Reason: fmt.Sprintf("%s after %d tries", reasonOf(res), attempts), Attempts: attempts}}
+			w.put(outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
+				Reason: fmt.Sprintf("%s after %d tries", reasonOf(res), attempts), Attempts: attempts}})
 		default: // Rejected
-			w.results <- outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend, Reason: reasonOf(res), Attempts: attempts}}
+			w.put(outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend, Reason: reasonOf(res), Attempts: attempts}})
 		}
 	}
 	return 0, false
@@ -270,8 +327,9 @@ func backoff(attempts int, retryAfter time.Duration) time.Duration {
 }
 
 // record writes outcomes to the ledger within FlushInterval, renewing the
-// lease as it goes. It returns when results is closed and everything it
-// could record is recorded, reporting whether the batch is complete.
+// lease as it goes. It returns when the senders have finished and
+// everything it could record is recorded, reporting whether the batch is
+// complete.
 func (w *batchWork) record(ctx context.Context) bool {
 	r := w.r
 	// Outcomes must be written even while shutting down.
@@ -323,19 +381,23 @@ func (w *batchWork) record(ctx context.Context) bool {
 			return false
 		}
 	}
+	var spare []outcome
 	for {
+		tick := false
 		select {
-		case o, ok := <-w.results:
-			if ok {
-				f.Deliveries = append(f.Deliveries, o.d)
-				if o.inv != nil {
-					f.Invalid = append(f.Invalid, *o.inv)
-				}
-				if len(f.Deliveries) >= 1000 {
-					flush(false)
-				}
-				continue
+		case <-w.outWake:
+		case <-ticker.C:
+			tick = true
+		}
+		got, done := w.take(spare)
+		for _, o := range got {
+			f.Deliveries = append(f.Deliveries, o.d)
+			if o.inv != nil {
+				f.Invalid = append(f.Invalid, *o.inv)
 			}
+		}
+		spare = got
+		if done {
 			// Every sender has finished: record the rest, retrying while
 			// the database is away (the lease is fenced, so a late write
 			// after a takeover is refused, never duplicated).
@@ -353,10 +415,9 @@ func (w *batchWork) record(ctx context.Context) bool {
 				}
 			}
 			return complete
-		case <-ticker.C:
-			if len(f.Deliveries) > 0 || time.Since(renewed) > r.o.Lease/3 {
-				flush(false)
-			}
+		}
+		if len(f.Deliveries) >= flushRows || (tick && (len(f.Deliveries) > 0 || time.Since(renewed) > r.o.Lease/3)) {
+			flush(false)
 		}
 	}
 }

@@ -112,6 +112,8 @@ type Runner struct {
 	store Store
 	o     Options
 	log   *slog.Logger
+	// realClock: o.Clock was left to default to time.Now.
+	realClock bool
 
 	prepared providers.Prepared
 	// stop is set when no new send may start: shutdown, pause, credential
@@ -138,7 +140,8 @@ func NewRunner(r store.Run, app *App, st Store, o Options) *Runner {
 	if o.Held == nil {
 		o.Held = NewHeld()
 	}
-	if o.Clock == nil {
+	realClock := o.Clock == nil
+	if realClock {
 		o.Clock = time.Now
 	}
 	if o.Logger == nil {
@@ -148,7 +151,16 @@ func NewRunner(r store.Run, app *App, st Store, o Options) *Runner {
 		o.Observer = nopObserver{}
 	}
 	log := o.Logger.With("component", "campaign", "app", r.App, "campaign_id", r.CampaignID, "run_id", r.ID)
-	return &Runner{run: r, app: app, store: st, o: o, log: log}
+	return &Runner{run: r, app: app, store: st, o: o, log: log, realClock: realClock}
+}
+
+// clock is o.Clock, answered from now (a time.Now reading) when o.Clock is
+// the real clock: the send loop reads the clock once per push.
+func (r *Runner) clock(now time.Time) time.Time {
+	if r.realClock {
+		return now
+	}
+	return r.o.Clock()
 }
 
 // Run takes part in the run until it ends. Closing drain stops claiming and
