@@ -192,7 +192,7 @@ func New(opts Options) (*Client, error) {
 	c.async = transport.AsGoer(rt, opts.RequestTimeout)
 	c.reqTemplate = &http.Request{Method: http.MethodPost, Proto: "HTTP/2.0", ProtoMajor: 2, Host: u.Host}
 	c.bodyBufs.New = func() any { return new([maxResponseBody]byte) }
-	if _, err := c.tokens.current(); err != nil {
+	if _, err := c.tokens.current(c.now()); err != nil {
 		return nil, fmt.Errorf("apns: %w", err)
 	}
 	return c, nil
@@ -282,12 +282,14 @@ func (c *Client) SendAsync(ctx context.Context, p providers.Prepared, token stri
 		done(providers.Result{}, errors.New("apns: Send on a closed client"))
 		return
 	}
-	tok, err := c.tokens.current()
+	// One clock reading serves the token's age and the expiration check.
+	now := c.now()
+	tok, err := c.tokens.current(now)
 	if err != nil {
 		done(providers.Result{}, fmt.Errorf("apns: %w", err))
 		return
 	}
-	c.post(ctx, pp, token, tok, func(res providers.Result, err error) {
+	c.post(ctx, pp, token, tok, now, func(res providers.Result, err error) {
 		if err != nil || res.Status != http.StatusForbidden || res.Reason != ReasonExpiredProviderToken {
 			done(res, err)
 			return
@@ -301,7 +303,7 @@ func (c *Client) SendAsync(ctx context.Context, p providers.Prepared, token stri
 			case !retry:
 				done(res, nil)
 			default:
-				c.post(ctx, pp, token, next, done)
+				c.post(ctx, pp, token, next, c.now(), done)
 			}
 		}()
 	})
@@ -314,9 +316,9 @@ type requestState struct {
 	body payloadBody
 }
 
-// post makes one request; done gets its answer.
-func (c *Client) post(ctx context.Context, p *prepared, token string, tok *providerToken, done func(providers.Result, error)) {
-	req, err := c.newRequest(ctx, p, token, tok)
+// post makes one request at now; done gets its answer.
+func (c *Client) post(ctx context.Context, p *prepared, token string, tok *providerToken, now time.Time, done func(providers.Result, error)) {
+	req, err := c.newRequest(ctx, p, token, tok, now)
 	if err != nil {
 		done(providers.Result{}, err)
 		return
@@ -324,10 +326,10 @@ func (c *Client) post(ctx context.Context, p *prepared, token string, tok *provi
 	c.async.Go(req, func(resp *http.Response, err error) { done(c.result(resp, err)) })
 }
 
-// newRequest builds the request for one push, unless the notification
-// has expired or ctx has ended.
-func (c *Client) newRequest(ctx context.Context, p *prepared, token string, tok *providerToken) (*http.Request, error) {
-	if !p.expiration.IsZero() && c.now().After(p.expiration) {
+// newRequest builds the request for one push at now, unless the
+// notification has expired or ctx has ended.
+func (c *Client) newRequest(ctx context.Context, p *prepared, token string, tok *providerToken, now time.Time) (*http.Request, error) {
+	if !p.expiration.IsZero() && now.After(p.expiration) {
 		return nil, providers.ErrExpired
 	}
 	if err := ctx.Err(); err != nil {

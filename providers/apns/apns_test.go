@@ -367,7 +367,7 @@ func TestTokenSourceSingleFlight(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	clock := newFakeClock()
 	s := &tokenSource{teamID: "t", keyID: "k", key: key, refresh: 40 * time.Minute, now: clock.Now, logger: discardLogger()}
-	first, err := s.current()
+	first, err := s.current(s.now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestTokenSourceSingleFlight(t *testing.T) {
 	var wg sync.WaitGroup
 	got := make([]*providerToken, n)
 	for i := range got {
-		wg.Go(func() { got[i], _ = s.current() })
+		wg.Go(func() { got[i], _ = s.current(s.now()) })
 	}
 	wg.Wait()
 	if n := s.signed.Load(); n != 2 {

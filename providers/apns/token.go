@@ -64,8 +64,8 @@ func checkKey(key *ecdsa.PrivateKey) error {
 
 // current returns the token to send now, signing a new generation first if
 // the current one is refresh old.
-func (s *tokenSource) current() (*providerToken, error) {
-	if t := s.cur.Load(); t != nil && s.now().Sub(t.signedAt) < s.refresh {
+func (s *tokenSource) current(now time.Time) (*providerToken, error) {
+	if t := s.cur.Load(); t != nil && now.Sub(t.signedAt) < s.refresh {
 		return t, nil
 	}
 	s.mu.Lock()
