@@ -167,7 +167,9 @@ func h2loadArgs(ctx context.Context, dir string, s *sim, provider string, n, con
 		if err := writeAPNsURIs(uris, s.cfg.URL, min(n, h2loadMaxURIs)); err != nil {
 			return nil, err
 		}
-		args = append(args, "-d", body, "-i", uris,
+		// pushd's APNs connections ask for answers without HPACK
+		// indexing (transport.Options.UniqueAnswers); so does h2load.
+		args = append(args, "-d", body, "-i", uris, "--header-table-size=0",
 			"-H", "authorization: bearer "+jwt,
 			"-H", "apns-topic: "+benchBundleID,
 			"-H", "apns-push-type: alert",

@@ -167,7 +167,11 @@ func New(opts Options) (*Client, error) {
 			Connections:    opts.Connections,
 			RootCAs:        opts.RootCAs,
 			RequestTimeout: opts.RequestTimeout,
-			UniquePaths:    true,
+			// The device token is in the path, and an answer's headers
+			// are its own apns-id (and apns-unique-id): none is worth
+			// indexing.
+			UniquePaths:   true,
+			UniqueAnswers: true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("apns: %w", err)

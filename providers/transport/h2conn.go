@@ -190,13 +190,20 @@ func (p *Pool) dial(ctx context.Context) (*clientConn, error) {
 
 	cc.mu.Lock()
 	cc.wbuf = append(cc.wbuf, clientPreface...)
-	cc.fr.WriteSettings(
-		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
-		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxResponseHeaders},
+	settings := []http2.Setting{
+		{ID: http2.SettingEnablePush, Val: 0},
+		{ID: http2.SettingMaxHeaderListSize, Val: maxResponseHeaders},
 		// Above maxResponseBody, so an oversized answer is refused by the
 		// size check rather than stalled by flow control.
-		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 2 * maxResponseBody},
-	)
+		{ID: http2.SettingInitialWindowSize, Val: 2 * maxResponseBody},
+	}
+	if cc.p.opts.UniqueAnswers {
+		// The decoder keeps its 4096 bytes until the server's encoder says
+		// otherwise with a table size update (RFC 7541 §4.2), since answers
+		// sent before our SETTINGS arrive may still index.
+		settings = append(settings, http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0})
+	}
+	cc.fr.WriteSettings(settings...)
 	cc.fr.WriteWindowUpdate(0, connWindow-65535)
 	cc.unlock()
 

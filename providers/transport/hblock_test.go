@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // send posts body with the given header map itself, not a copy: the cache
@@ -210,6 +212,53 @@ func TestAllIndexed(t *testing.T) {
 	} {
 		if got := allIndexed(c.b); got != c.want {
 			t.Errorf("allIndexed(%x) = %v, want %v", c.b, got, c.want)
+		}
+	}
+}
+
+// With UniqueAnswers the client asks for answers without indexing
+// (SETTINGS_HEADER_TABLE_SIZE 0); the strict fake then opens its next
+// header block with a table size update, which the client must follow,
+// and every answer's unique header still comes back. Without it the
+// client leaves the table at its default.
+func TestUniqueAnswersAskForNoIndexing(t *testing.T) {
+	t.Parallel()
+	for _, unique := range []bool{true, false} {
+		fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+			if _, err := s.ReadBody(); err != nil {
+				return
+			}
+			_ = s.Respond(200, nil, "apns-id", "id-"+s.Path())
+		}})
+		p := newTestPool(t, fs, Options{Connections: 1, UniqueAnswers: unique})
+		for i := range 5 {
+			path := fmt.Sprintf("/3/device/%d", i)
+			r := roundTrip(ctxT(t, 10*time.Second), p, "POST", fs.URL(path), []byte("{}"))
+			if r.err != nil {
+				t.Fatalf("unique=%v, request %d: %v", unique, i, r.err)
+			}
+			if got := r.header.Get("Apns-Id"); got != "id-"+path {
+				t.Fatalf("unique=%v, request %d: apns-id %q, want %q", unique, i, got, "id-"+path)
+			}
+		}
+		cs := fs.WaitConns(t, 1)[0].ClientSettings()
+		if len(cs) == 0 {
+			t.Fatal("client sent no SETTINGS")
+		}
+		table, found := uint32(4096), false
+		for _, s := range cs[0] {
+			if s.ID == http2.SettingHeaderTableSize {
+				table, found = s.Val, true
+			}
+		}
+		if unique && (!found || table != 0) {
+			t.Errorf("UniqueAnswers: first SETTINGS %v, want HEADER_TABLE_SIZE=0", cs[0])
+		}
+		if !unique && found {
+			t.Errorf("without UniqueAnswers: first SETTINGS %v set HEADER_TABLE_SIZE", cs[0])
+		}
+		if v := fs.Violations(); v != 0 {
+			t.Errorf("unique=%v: %d protocol violations", unique, v)
 		}
 	}
 }

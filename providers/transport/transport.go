@@ -56,6 +56,11 @@ type Options struct {
 	// never indexed, sparing both ends a table insert and eviction per
 	// request.
 	UniquePaths bool
+	// UniqueAnswers says that the answers' headers are unique per answer
+	// (APNs's apns-id). The client then advertises SETTINGS_HEADER_TABLE_SIZE
+	// 0, so that the server sends them as literals instead of indexing each
+	// one, sparing both ends a table insert and eviction per answer.
+	UniqueAnswers bool
 }
 
 // Pool is an http.RoundTripper that spreads requests over a fixed number of
