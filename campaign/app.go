@@ -111,7 +111,13 @@ func (a *App) failCredentials(reason string, now time.Time) {
 
 // accepted records that the provider answered a request past
 // authentication, so the credentials work.
-func (a *App) accepted() { a.proven.Store(true) }
+func (a *App) accepted() {
+	// Every answer lands here: a load keeps the cache line shared between
+	// the frame readers and the senders, where a store would bounce it.
+	if !a.proven.Load() {
+		a.proven.Store(true)
+	}
+}
 
 // CredentialFailure returns the reason of a recent credential failure, or "".
 func (a *App) CredentialFailure(now time.Time) string {
