@@ -238,7 +238,7 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 				return fmt.Errorf("find abandoned batch: %w", err)
 			}
 			cand.RunID, cand.Epoch, cand.TakenOver = runID, cand.Epoch+1, true
-			cand.Recipients, err = readRecipients(ctx, tx, r.App, runID, cand.After, cand.Last, 0, true)
+			cand.Recipients, err = readUnrecorded(ctx, tx, r.App, runID, cand.After, cand.Last)
 			if err != nil {
 				return err
 			}
@@ -255,13 +255,20 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 				return nil
 			}
 		}
-		if !drained {
-			recips, err := readRecipients(ctx, tx, r.App, runID, cursor, r.MaxUserID, r.BatchSize, false)
+		for !drained {
+			recips, last, err := readAudience(ctx, tx, r.App, cursor, r.MaxUserID, r.BatchSize)
 			if err != nil {
 				return err
 			}
+			if last > cursor && len(recips) == 0 {
+				// Only dead tokens in this stretch: step over it.
+				if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET cursor_user_id = ? WHERE id = ?`, last, runID); err != nil {
+					return err
+				}
+				cursor = last
+				continue
+			}
 			if len(recips) > 0 {
-				last := recips[len(recips)-1].UserID
 				res, err := tx.ExecContext(ctx, `INSERT INTO pushd_batches (run_id, after_user_id, last_user_id, size, status, owner, epoch, lease_expires_at)
 					VALUES (?, ?, ?, ?, 'claimed', ?, 1, NOW(3) + INTERVAL ? MICROSECOND)`, runID, cursor, last, len(recips), owner, leaseMicros)
 				if err != nil {
@@ -280,6 +287,7 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET drained = 1, cursor_user_id = max_user_id WHERE id = ?`, runID); err != nil {
 				return err
 			}
+			drained = true
 		}
 		var open int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_batches WHERE run_id = ? AND status <> 'done'`, runID).Scan(&open); err != nil {
@@ -297,32 +305,90 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 	return b, verdict
 }
 
-// readRecipients reads the audience in (after, last], in id order. With
-// unrecorded it leaves out users that already have an outcome in the run.
-func readRecipients(ctx context.Context, tx *sql.Tx, app string, runID, after, last int64, limit int, unrecorded bool) ([]Recipient, error) {
-	q := `SELECT u.id, u.push_token, u.registered_at FROM users u
-		LEFT JOIN pushd_invalid_tokens i ON i.user_id = u.id`
-	args := []any{}
-	if unrecorded {
-		q += ` LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = u.id`
-		args = append(args, runID)
+// readAudience reads up to limit users of app in (after, last], in id
+// order, and leaves out those whose token was found dead. It also returns
+// the last id it read, dead or not, for the cursor to move past.
+//
+// The dead tokens of the stretch come from one range read of
+// pushd_invalid_tokens' primary key. A LEFT JOIN, as readUnrecorded has,
+// made MariaDB look each user up there: a third of the audience read's
+// cost with the table empty, and more as it fills up.
+func readAudience(ctx context.Context, tx *sql.Tx, app string, after, last int64, limit int) ([]Recipient, int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT u.id, u.push_token, u.registered_at FROM users u
+		WHERE `+sameApp+` AND u.id > ? AND u.id <= ? ORDER BY u.id LIMIT ?`, app, app, after, last, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read audience: %w", err)
 	}
-	q += ` WHERE ` + sameApp + ` AND u.id > ? AND u.id <= ? AND ` + validToken
-	args = append(args, app, app, after, last)
-	if unrecorded {
-		q += ` AND d.user_id IS NULL`
+	defer rows.Close()
+	out := make([]Recipient, 0, limit)
+	for rows.Next() {
+		var r Recipient
+		if err := rows.Scan(&r.UserID, &r.Token, &r.RegisteredAt); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, r)
 	}
-	q += ` ORDER BY u.id`
-	if limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, limit)
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
 	}
-	rows, err := tx.QueryContext(ctx, q, args...)
+	rows.Close()
+	if len(out) == 0 {
+		return nil, after, nil
+	}
+	lastRead := out[len(out)-1].UserID
+	type deadToken struct {
+		token string
+		since time.Time
+	}
+	var dead map[int64]deadToken
+	rows, err = tx.QueryContext(ctx, `SELECT user_id, push_token, invalid_since FROM pushd_invalid_tokens
+		WHERE user_id > ? AND user_id <= ?`, after, lastRead)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read dead tokens: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var d deadToken
+		if err := rows.Scan(&id, &d.token, &d.since); err != nil {
+			return nil, 0, err
+		}
+		if dead == nil {
+			dead = map[int64]deadToken{}
+		}
+		dead[id] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	if len(dead) == 0 {
+		return out, lastRead, nil
+	}
+	// validToken's test. EqualFold, because push_token is ascii_general_ci
+	// in schema.sql, so SQL compares tokens without case.
+	kept := out[:0]
+	for _, r := range out {
+		if d, ok := dead[r.UserID]; ok && strings.EqualFold(d.token, r.Token) && !r.RegisteredAt.After(d.since) {
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return kept, lastRead, nil
+}
+
+// readUnrecorded reads the audience in (after, last] that has no outcome in
+// the run yet, in id order: what a taken-over batch still has to send.
+func readUnrecorded(ctx context.Context, tx *sql.Tx, app string, runID, after, last int64) ([]Recipient, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT u.id, u.push_token, u.registered_at FROM users u
+		LEFT JOIN pushd_invalid_tokens i ON i.user_id = u.id
+		LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = u.id
+		WHERE `+sameApp+` AND u.id > ? AND u.id <= ? AND `+validToken+` AND d.user_id IS NULL ORDER BY u.id`,
+		runID, app, app, after, last)
 	if err != nil {
 		return nil, fmt.Errorf("read audience: %w", err)
 	}
 	defer rows.Close()
-	out := make([]Recipient, 0, max(limit, 16))
+	var out []Recipient
 	for rows.Next() {
 		var r Recipient
 		if err := rows.Scan(&r.UserID, &r.Token, &r.RegisteredAt); err != nil {
@@ -590,6 +656,7 @@ func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, 
 			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET drained = 1, cursor_user_id = max_user_id WHERE id = ?`, runID); err != nil {
 				return err
 			}
+			drained = true
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE pushd_batches SET status = 'claimed', owner = ?, epoch = epoch + 1,
 			lease_expires_at = NOW(3) + INTERVAL ? MICROSECOND WHERE run_id = ? AND status <> 'done'`, owner, lease.Microseconds(), runID); err != nil {

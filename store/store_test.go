@@ -335,6 +335,48 @@ func TestInvalidTokensAreSkippedUntilReRegistered(t *testing.T) {
 	}
 }
 
+// A stretch of dead tokens longer than a batch is stepped over, not taken
+// for the end of the audience; a dead token matches whatever its case, as
+// SQL's ascii_general_ci compares them. A taken-over batch skips the same
+// users.
+func TestDeadStretchDoesNotEndTheAudience(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	seedUsers(t, st, "A", 30)
+	db := st.DB()
+	for _, q := range []string{
+		`INSERT INTO pushd_invalid_tokens (user_id, app, push_token, invalid_since, reason) SELECT id, app, push_token, '2026-02-01', 'Unregistered' FROM users WHERE id <= 25`,
+		`INSERT INTO pushd_invalid_tokens (user_id, app, push_token, invalid_since, reason) SELECT id, app, UPPER(CONCAT(push_token, 'ab')), '2026-02-01', 'Unregistered' FROM users WHERE id = 27`,
+		`UPDATE users SET push_token = CONCAT(push_token, 'AB'), registered_at = '2026-01-01' WHERE id = 27`, // keep registered_at before invalid_since
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	run := startRun(t, st, insertCampaign(t, st, "A", now), now, 10)
+	b, err := st.ClaimBatch(ctx, run, "me", nil, time.Minute, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ids(b)); got != "[26 28 29 30]" || b.After != 20 || b.Last != 30 {
+		t.Fatalf("batch (%d, %d] = %s, want (20, 30] = [26 28 29 30]", b.After, b.Last, got)
+	}
+	if _, err := st.ClaimBatch(ctx, run, "me", []int64{b.ID}, time.Minute, now); !errors.Is(err, store.ErrNoWork) {
+		t.Fatalf("second claim = %v, want ErrNoWork", err)
+	}
+	if err := st.ReleaseBatch(ctx, b.ID, b.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := st.ClaimBatch(ctx, run, "other", nil, time.Minute, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ids(b2)); got != "[26 28 29 30]" || !b2.TakenOver {
+		t.Fatalf("taken over: %s (takenOver %v), want [26 28 29 30]", got, b2.TakenOver)
+	}
+}
+
 func TestExpireRemainingRecordsEveryUnreachedUser(t *testing.T) {
 	t.Parallel()
 	st := dbtest.Open(t)

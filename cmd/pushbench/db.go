@@ -293,10 +293,6 @@ func (d *benchDB) runs(ctx context.Context) ([]runRow, error) {
 	return out, rows.Err()
 }
 
-// validToken is store's condition for a user whose token was not found dead
-// (store/runs.go), copied so that the probe reads what pushd reads.
-const validToken = `(i.user_id IS NULL OR i.push_token <> u.push_token OR u.registered_at > i.invalid_since)`
-
 // probeResult is the database's cost per batch, measured apart from pushd.
 type probeResult struct {
 	Batches int
@@ -316,8 +312,11 @@ func (d *benchDB) probe(ctx context.Context, apps []string, batch, samples int) 
 		return res, err
 	}
 	defer d.s.db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+scratch)
-	read := "SELECT u.id, u.push_token, u.registered_at FROM " + d.t("users") + " u LEFT JOIN " + d.t("pushd_invalid_tokens") +
-		" i ON i.user_id = u.id WHERE u.app >= ? AND u.app <= ? AND u.id > ? AND u.id <= ? AND " + validToken + " ORDER BY u.id LIMIT ?"
+	// store.readAudience's two reads: the audience, then the stretch's dead
+	// tokens.
+	read := "SELECT u.id, u.push_token, u.registered_at FROM " + d.t("users") +
+		" u WHERE u.app >= ? AND u.app <= ? AND u.id > ? AND u.id <= ? ORDER BY u.id LIMIT ?"
+	dead := "SELECT user_id, push_token, invalid_since FROM " + d.t("pushd_invalid_tokens") + " WHERE user_id > ? AND user_id <= ?"
 	var reads, writes []time.Duration
 	runID := int64(0)
 	for _, app := range apps {
@@ -333,7 +332,7 @@ func (d *benchDB) probe(ctx context.Context, apps []string, batch, samples int) 
 		k = min(k, max(1, span/int64(batch)))
 		for j := range k {
 			after := lo.Int64 - 1 + j*(span/k)
-			ids, rd, err := d.probeRead(ctx, read, app, after, hi.Int64, batch)
+			ids, rd, err := d.probeRead(ctx, read, dead, app, after, hi.Int64, batch)
 			if err != nil {
 				return res, err
 			}
@@ -356,7 +355,7 @@ func (d *benchDB) probe(ctx context.Context, apps []string, batch, samples int) 
 	return res, nil
 }
 
-func (d *benchDB) probeRead(ctx context.Context, q, app string, after, last int64, batch int) ([]int64, time.Duration, error) {
+func (d *benchDB) probeRead(ctx context.Context, q, dead, app string, after, last int64, batch int) ([]int64, time.Duration, error) {
 	start := time.Now()
 	tx, err := d.s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -381,6 +380,24 @@ func (d *benchDB) probeRead(ctx context.Context, q, app string, after, last int6
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, err
+	}
+	if len(ids) > 0 {
+		rows, err := tx.QueryContext(ctx, dead, after, ids[len(ids)-1])
+		if err != nil {
+			return nil, 0, fmt.Errorf("probe read: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var tok string
+			var since time.Time
+			if err := rows.Scan(&id, &tok, &since); err != nil {
+				rows.Close()
+				return nil, 0, err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, 0, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, 0, err
