@@ -448,3 +448,38 @@ func TestPauseAndCancelAreNoticedAtClaim(t *testing.T) {
 		}
 	}
 }
+
+// The audience count leaves out dead tokens, except those this run found
+// dead, and users who arrived after the start.
+func TestCountAudience(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	seedUsers(t, st, "A", 10)
+	seedUsers(t, st, "B", 3)
+	now := time.Now().UTC().Truncate(time.Second)
+	runID := startRun(t, st, insertCampaign(t, st, "A", now), now, 5)
+	seedUsers(t, st, "A", 2) // after the start: not in the audience
+	db := st.DB()
+	for _, q := range []string{
+		// 1: dead. 2: dead, registered again since. 3: found dead by this
+		// run. 4: found dead by another run. 11: another app's.
+		`INSERT INTO pushd_invalid_tokens (user_id, app, push_token, invalid_since, reason, run_id) SELECT id, app, push_token, '2026-02-01', 'Unregistered',
+			CASE id WHEN 3 THEN ` + fmt.Sprint(runID) + ` WHEN 4 THEN ` + fmt.Sprint(runID+1000) + ` END FROM users WHERE id IN (1, 2, 3, 4, 11)`,
+		`UPDATE users SET registered_at = '2026-03-01' WHERE id = 2`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs, err := st.ActiveRuns(ctx)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("active runs %v, %v", runs, err)
+	}
+	n, err := st.CountAudience(ctx, runs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 8 {
+		t.Fatalf("CountAudience = %d, want 8 (10 users, less 1 and 4)", n)
+	}
+}
