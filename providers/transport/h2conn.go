@@ -624,10 +624,19 @@ func (cc *clientConn) handle(f http2.Frame) error {
 			}
 			s.gotHead = true
 			s.status = status
-			s.header = make(http.Header, len(f.Fields))
-			for _, hf := range f.RegularFields() {
+			fields := f.RegularFields()
+			s.header = make(http.Header, len(fields))
+			// One backing array for every value instead of a slice per
+			// header; a repeated header's append copies out of it.
+			vals := make([]string, len(fields))
+			for i, hf := range fields {
 				k := cc.canonical(hf.Name)
-				s.header[k] = append(s.header[k], hf.Value)
+				if v, ok := s.header[k]; ok {
+					s.header[k] = append(v, hf.Value)
+					continue
+				}
+				vals[i] = hf.Value
+				s.header[k] = vals[i : i+1 : i+1]
 			}
 		}
 		if f.StreamEnded() {
