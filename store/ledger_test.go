@@ -36,18 +36,25 @@ func readLedger(t *testing.T, st *store.Store, run int64) map[int64]ledgerRow {
 	return out
 }
 
-// recordOdd records the first six users of a fresh batch with reasons that
-// need escaping in LOAD DATA's format, and checks they read back verbatim.
-func recordOdd(t *testing.T, st *store.Store) {
+// firstBatch seeds 10 users and claims them as the first batch of a new run.
+func firstBatch(t *testing.T, st *store.Store) (cid, run int64, b *store.Batch, now time.Time) {
 	t.Helper()
 	seedUsers(t, st, "A", 10)
-	now := time.Now().UTC().Truncate(time.Second)
-	cid := insertCampaign(t, st, "A", now)
-	run := startRun(t, st, cid, now, 10)
+	now = time.Now().UTC().Truncate(time.Second)
+	cid = insertCampaign(t, st, "A", now)
+	run = startRun(t, st, cid, now, 10)
 	b, err := st.ClaimBatch(ctx, run, "one", nil, time.Minute, now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cid, run, b, now
+}
+
+// recordOdd records the first six users of a fresh batch with reasons that
+// need escaping in LOAD DATA's format, and checks they read back verbatim.
+func recordOdd(t *testing.T, st *store.Store) {
+	t.Helper()
+	cid, run, b, now := firstBatch(t, st)
 	long := strings.Repeat("é", 70) // clipped to 63 runes
 	ds := []store.Delivery{
 		{UserID: b.Recipients[0].UserID, Outcome: store.Sent, Attempts: 1},
@@ -95,14 +102,7 @@ func TestLedgerKeepsReasonsVerbatim(t *testing.T) {
 func TestRecordRefusesAUserRecordedTwice(t *testing.T) {
 	t.Parallel()
 	st := dbtest.Open(t)
-	seedUsers(t, st, "A", 10)
-	now := time.Now().UTC().Truncate(time.Second)
-	cid := insertCampaign(t, st, "A", now)
-	run := startRun(t, st, cid, now, 10)
-	b, err := st.ClaimBatch(ctx, run, "one", nil, time.Minute, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cid, run, b, now := firstBatch(t, st)
 	first := []store.Delivery{{UserID: b.Recipients[0].UserID, Outcome: store.Sent, Attempts: 1}}
 	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
 		Deliveries: first, Lease: time.Minute, Now: now}); err != nil {
