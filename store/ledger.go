@@ -52,29 +52,30 @@ func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, runID int64, d
 		if !localInfileRefused(err) {
 			return err
 		}
-		// Refused before any row was read, so the transaction is intact.
+		// The statement failed whole; the transaction is intact.
 		if s.noLocalInfile.CompareAndSwap(false, true) {
-			s.log.Warn("the database refuses LOAD DATA LOCAL; recording outcomes with INSERT, which costs it more CPU",
+			s.log.Warn("LOAD DATA LOCAL failed; recording outcomes with INSERT from now on, which costs the database more CPU",
 				"error", err)
 		}
 	}
 	return insertDeliveryRows(ctx, tx, runID, ds)
 }
 
-// localInfileRefused reports whether err is a server or proxy refusing
-// LOAD DATA LOCAL, rather than a failure of the rows.
+// localInfileRefused reports whether err is the server, or a proxy in
+// front of it, refusing the LOAD statement itself: any error the server
+// sent, since with LOCAL a row's trouble is a warning, not an error. Known
+// refusals are 1148 (MariaDB, MySQL 5.7: local_infile OFF), 3948 (MySQL 8),
+// 4166 (MariaDB 10.5+) and 1047 (ProxySQL, which does not pass LOAD DATA
+// LOCAL on). A statement error leaves the transaction usable, except for a
+// deadlock, which rolls it back, and a lock wait timeout: those two are for
+// inTx to retry. Errors of the connection are not the server's (not a
+// *mysql.MySQLError) and are returned as they are.
 func localInfileRefused(err error) bool {
 	var me *mysql.MySQLError
 	if !errors.As(err, &me) {
 		return false
 	}
-	switch me.Number {
-	case 1148, // ER_NOT_ALLOWED_COMMAND: local_infile OFF (MariaDB, MySQL 5.7)
-		3948, // ER_CLIENT_LOCAL_FILES_DISABLED (MySQL 8)
-		4166: // ER_LOAD_INFILE_CAPABILITY_DISABLED (MariaDB 10.5+)
-		return true
-	}
-	return false
+	return !isRetryableTxError(err)
 }
 
 func loadDeliveries(ctx context.Context, tx *sql.Tx, runID int64, ds []Delivery) error {
@@ -94,8 +95,10 @@ func loadDeliveries(ctx context.Context, tx *sql.Tx, runID int64, ds []Delivery)
 	name := "pushd-ledger-" + strconv.FormatUint(readerSeq.Add(1), 10)
 	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(buf) })
 	defer mysql.DeregisterReaderHandler(name)
+	// Hex literals: '\t' and '\\' mean other things, or nothing, under
+	// sql_mode NO_BACKSLASH_ESCAPES.
 	res, err := tx.ExecContext(ctx, `LOAD DATA LOCAL INFILE 'Reader::`+name+`' INTO TABLE pushd_deliveries
-		CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n'
+		CHARACTER SET utf8mb4 FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' LINES TERMINATED BY X'0A'
 		(run_id, user_id, outcome, reason, attempts)`)
 	if err != nil {
 		return fmt.Errorf("record outcomes of run %d: %w", runID, err)
