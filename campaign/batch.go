@@ -108,23 +108,13 @@ func (r *Runner) work(ctx context.Context, b *store.Batch) {
 			})
 			continue
 		}
-		l, err := r.app.acquire(sendCtx)
+		l, now, err := w.acquire(sendCtx)
 		if err != nil {
 			if errors.Is(sendCtx.Err(), context.DeadlineExceeded) {
 				w.put(expiredOutcome(rc, 0))
 				continue
 			}
 			break
-		}
-		// Checked with the slot in hand, since acquire may wait: one clock
-		// reading serves the lease, the deadline and the answer's latency.
-		now := time.Now()
-		if !w.leaseHeld(now) {
-			if !w.waitLease(sendCtx) {
-				r.app.release(l)
-				break
-			}
-			now = time.Now()
 		}
 		if !r.clock(now).Before(r.run.Deadline) {
 			r.app.release(l)
@@ -147,6 +137,33 @@ func (r *Runner) work(ctx context.Context, b *store.Batch) {
 
 func expiredOutcome(rc store.Recipient, attempts int) outcome {
 	return outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.ExpiredSend, Reason: "deadline reached", Attempts: attempts}}
+}
+
+// errLeaseWait means waiting for the lease ended without it: the batch was
+// lost, the run stopped, or ctx ended.
+var errLeaseWait = errors.New("stopped waiting for the lease")
+
+// acquire takes an in-flight slot with the lease in hand, and returns the
+// time it checked the lease at. The lease is checked after the slot, since
+// acquire may wait; the one clock reading then also serves the deadline and
+// the answer's latency. While the lease is in doubt the slot is given back,
+// so that a batch waiting on the database holds none (it may be the probe
+// slot other runs of the app need).
+func (w *batchWork) acquire(ctx context.Context) (lease, time.Time, error) {
+	for {
+		l, err := w.r.app.acquire(ctx)
+		if err != nil {
+			return l, time.Time{}, err
+		}
+		now := time.Now()
+		if w.leaseHeld(now) {
+			return l, now, nil
+		}
+		w.r.app.release(l)
+		if !w.waitLease(ctx) {
+			return lease{}, time.Time{}, errLeaseWait
+		}
+	}
 }
 
 // leaseHeld reports whether the lease is surely still ours at now.

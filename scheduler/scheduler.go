@@ -56,6 +56,9 @@ type Scheduler struct {
 	// held is shared by all runners: no run's runner takes over a batch
 	// that a runner of this process still works on.
 	held *campaign.Held
+	// runnerClock is Options.Clock as given: nil lets runners read the
+	// real clock once per push for several checks.
+	runnerClock func() time.Time
 
 	mu      sync.Mutex
 	runners map[int64]*runner
@@ -77,13 +80,15 @@ func New(st Store, apps map[string]*campaign.App, o Options) *Scheduler {
 	if o.Poll <= 0 {
 		o.Poll = time.Second
 	}
+	runnerClock := o.Clock
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Scheduler{st: st, o: o, log: o.Logger.With("component", "scheduler"), runners: map[int64]*runner{}, held: campaign.NewHeld()}
+	s := &Scheduler{st: st, o: o, log: o.Logger.With("component", "scheduler"), runners: map[int64]*runner{},
+		held: campaign.NewHeld(), runnerClock: runnerClock}
 	s.apps.Store(&apps)
 	return s
 }
@@ -251,7 +256,7 @@ func (s *Scheduler) ensureRunner(ctx, hardCtx context.Context, r store.Run, apps
 	s.wg.Add(1)
 	run := campaign.NewRunner(r, app, s.st, campaign.Options{
 		Owner: s.o.Owner, Held: s.held, Lease: s.o.Lease, Poll: s.o.Poll, CountAudience: fresh,
-		Clock: s.o.Clock, Logger: s.o.Logger, Observer: s.o.Observer,
+		Clock: s.runnerClock, Logger: s.o.Logger, Observer: s.o.Observer,
 	})
 	go func() {
 		defer s.wg.Done()
