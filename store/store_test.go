@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,6 +29,16 @@ func seedUsers(t *testing.T, st *store.Store, app string, n int) {
 		}
 		if _, err := st.DB().Exec(q.String()); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// execAll runs each statement, failing the test on the first error.
+func execAll(t *testing.T, db *sql.DB, stmts ...string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
 		}
 	}
 }
@@ -83,16 +94,12 @@ func TestUsersView(t *testing.T) {
 	t.Parallel()
 	st := dbtest.Open(t)
 	db := st.DB()
-	for _, q := range []string{
+	execAll(t, db,
 		`DROP TABLE users`,
 		`CREATE TABLE accounts (account_id BIGINT PRIMARY KEY, product VARCHAR(64), apns_token VARCHAR(200), tz VARCHAR(64), token_updated DATETIME(3))`,
 		`INSERT INTO accounts VALUES (7, 'A', 'aa', NULL, '2026-01-01'), (9, 'A', 'bb', 'Europe/Paris', '2026-01-01'), (8, 'B', 'cc', NULL, '2026-01-01')`,
 		`CREATE VIEW users AS SELECT account_id AS id, product AS app, apns_token AS push_token, tz AS timezone, token_updated AS registered_at FROM accounts`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	if err := st.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -315,15 +322,11 @@ func TestInvalidTokensAreSkippedUntilReRegistered(t *testing.T) {
 	// User 1: dead since after its registration -> skipped. User 2: same,
 	// but registered again later -> used. User 3: dead, but the user has a
 	// new token now -> used.
-	for _, q := range []string{
+	execAll(t, db,
 		`INSERT INTO pushd_invalid_tokens (user_id, app, push_token, invalid_since, reason) SELECT id, app, push_token, '2026-02-01', 'Unregistered' FROM users WHERE id IN (1, 2, 3)`,
 		`UPDATE users SET registered_at = '2026-03-01' WHERE id = 2`,
 		`UPDATE users SET push_token = 'ffff', registered_at = '2026-01-01' WHERE id = 3`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	now := time.Now().UTC().Truncate(time.Second)
 	run := startRun(t, st, insertCampaign(t, st, "A", now), now, 10)
 	b, err := st.ClaimBatch(ctx, run, "me", nil, time.Minute, now)
@@ -344,15 +347,11 @@ func TestDeadStretchDoesNotEndTheAudience(t *testing.T) {
 	st := dbtest.Open(t)
 	seedUsers(t, st, "A", 30)
 	db := st.DB()
-	for _, q := range []string{
+	execAll(t, db,
 		`INSERT INTO pushd_invalid_tokens (user_id, app, push_token, invalid_since, reason) SELECT id, app, push_token, '2026-02-01', 'Unregistered' FROM users WHERE id <= 25`,
 		`INSERT INTO pushd_invalid_tokens (user_id, app, push_token, invalid_since, reason) SELECT id, app, UPPER(CONCAT(push_token, 'ab')), '2026-02-01', 'Unregistered' FROM users WHERE id = 27`,
 		`UPDATE users SET push_token = CONCAT(push_token, 'AB'), registered_at = '2026-01-01' WHERE id = 27`, // keep registered_at before invalid_since
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	now := time.Now().UTC().Truncate(time.Second)
 	run := startRun(t, st, insertCampaign(t, st, "A", now), now, 10)
 	b, err := st.ClaimBatch(ctx, run, "me", nil, time.Minute, now)
@@ -460,17 +459,13 @@ func TestCountAudience(t *testing.T) {
 	runID := startRun(t, st, insertCampaign(t, st, "A", now), now, 5)
 	seedUsers(t, st, "A", 2) // after the start: not in the audience
 	db := st.DB()
-	for _, q := range []string{
+	execAll(t, db,
 		// 1: dead. 2: dead, registered again since. 3: found dead by this
 		// run. 4: found dead by another run. 11: another app's.
 		`INSERT INTO pushd_invalid_tokens (user_id, app, push_token, invalid_since, reason, run_id) SELECT id, app, push_token, '2026-02-01', 'Unregistered',
-			CASE id WHEN 3 THEN ` + fmt.Sprint(runID) + ` WHEN 4 THEN ` + fmt.Sprint(runID+1000) + ` END FROM users WHERE id IN (1, 2, 3, 4, 11)`,
+			CASE id WHEN 3 THEN `+fmt.Sprint(runID)+` WHEN 4 THEN `+fmt.Sprint(runID+1000)+` END FROM users WHERE id IN (1, 2, 3, 4, 11)`,
 		`UPDATE users SET registered_at = '2026-03-01' WHERE id = 2`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	runs, err := st.ActiveRuns(ctx)
 	if err != nil || len(runs) != 1 {
 		t.Fatalf("active runs %v, %v", runs, err)
