@@ -368,6 +368,8 @@ func (w *batchWork) record(ctx context.Context) bool {
 		}
 		f.Done = final && recorded+len(f.Deliveries) == total
 		f.Now = r.o.Clock()
+		// A failed attempt may have committed all the same.
+		f.Recheck = failing
 		start := time.Now()
 		cctx, cancel := context.WithTimeout(dbCtx, 10*time.Second)
 		err := r.store.Record(cctx, f)

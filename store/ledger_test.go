@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +163,53 @@ func TestLedgerFallsBackToInsert(t *testing.T) {
 	defer st2.Close()
 	if got := st2.LedgerWrites(); got != "INSERT" {
 		t.Fatalf("LedgerWrites = %q when opened on a server with local_infile OFF", got)
+	}
+}
+
+// A flush whose COMMIT went out as the database went away may have
+// committed. Tried again with Recheck, it records only the users still
+// without an outcome and counts nothing twice; a final flush found already
+// done at our epoch is a success, not a lost lease.
+func TestRecordRecheckAfterAnUnknownCommit(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	cid, run, b, now := firstBatch(t, st)
+	d := func(lo, hi int) []store.Delivery {
+		var out []store.Delivery
+		for _, rc := range b.Recipients[lo:hi] {
+			out = append(out, store.Delivery{UserID: rc.UserID, Outcome: store.Sent, Attempts: 1})
+		}
+		return out
+	}
+	flush := func(ds []store.Delivery, done, recheck bool) error {
+		return st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
+			Deliveries: ds, Done: done, Lease: time.Minute, Now: now, Recheck: recheck})
+	}
+	sent := func() (campaign, runRow, ledger int) {
+		st.DB().QueryRow(`SELECT sent FROM campaigns WHERE id = ?`, cid).Scan(&campaign)
+		st.DB().QueryRow(`SELECT sent FROM pushd_runs WHERE id = ?`, run).Scan(&runRow)
+		st.DB().QueryRow(`SELECT COUNT(*) FROM pushd_deliveries WHERE run_id = ?`, run).Scan(&ledger)
+		return
+	}
+	if err := flush(d(0, 2), false, false); err != nil { // committed, "unknown" to the caller
+		t.Fatal(err)
+	}
+	if err := flush(d(0, 3), false, true); err != nil {
+		t.Fatalf("recheck of a committed flush plus one more user: %v", err)
+	}
+	if c, r, l := sent(); c != 3 || r != 3 || l != 3 {
+		t.Fatalf("after the recheck: campaign sent %d, run sent %d, ledger %d; want 3, 3, 3", c, r, l)
+	}
+	if err := flush(d(3, 10), true, false); err != nil { // the final flush commits, "unknown" again
+		t.Fatal(err)
+	}
+	if err := flush(d(3, 10), true, false); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("a done batch flushed again without recheck = %v, want ErrLeaseLost", err)
+	}
+	if err := flush(d(3, 10), true, true); err != nil {
+		t.Fatalf("recheck of a committed final flush = %v, want success", err)
+	}
+	if c, r, l := sent(); c != 10 || r != 10 || l != 10 {
+		t.Fatalf("at the end: campaign sent %d, run sent %d, ledger %d; want 10, 10, 10", c, r, l)
 	}
 }

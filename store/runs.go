@@ -421,29 +421,47 @@ type Flush struct {
 	// Lease renews the batch lease by this much.
 	Lease time.Duration
 	Now   time.Time
+	// Recheck says an earlier attempt at these deliveries may have
+	// committed although it reported an error (the database went away
+	// around the COMMIT). Users the run already has an outcome for are then
+	// left out and not counted again.
+	Recheck bool
 }
 
 // Record writes a flush if and only if the batch is still leased at f.Epoch;
 // otherwise nothing is written and the error is ErrLeaseLost. A flush with no
 // deliveries only renews the lease.
 func (s *Store) Record(ctx context.Context, f Flush) error {
-	var c [4]int64
 	for _, d := range f.Deliveries {
 		switch d.Outcome {
-		case Sent:
-			c[0]++
-		case FailedSend:
-			c[1]++
-		case InvalidToken:
-			c[2]++
-		case ExpiredSend:
-			c[3]++
+		case Sent, FailedSend, InvalidToken, ExpiredSend:
 		default:
 			return fmt.Errorf("record run %d: unknown outcome %q", f.RunID, d.Outcome)
 		}
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if len(f.Deliveries) > 0 {
+		ds := f.Deliveries
+		if f.Recheck && len(ds) > 0 {
+			// The invalid tokens are an upsert: writing them again is harmless.
+			var err error
+			if ds, err = unrecorded(ctx, tx, f.RunID, ds); err != nil {
+				return err
+			}
+		}
+		var c [4]int64
+		for _, d := range ds {
+			switch d.Outcome {
+			case Sent:
+				c[0]++
+			case FailedSend:
+				c[1]++
+			case InvalidToken:
+				c[2]++
+			case ExpiredSend:
+				c[3]++
+			}
+		}
+		if len(ds) > 0 {
 			// The run row first: every transaction that touches a run locks
 			// it before its batches, which keeps them free of deadlocks.
 			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET sent = sent + ?, failed = failed + ?,
@@ -463,12 +481,21 @@ func (s *Store) Record(ctx context.Context, f Flush) error {
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
+			if f.Recheck && f.Done && len(ds) == 0 {
+				// Perhaps the earlier attempt committed this final flush.
+				var st string
+				var epoch int64
+				err := tx.QueryRowContext(ctx, `SELECT status, epoch FROM pushd_batches WHERE id = ?`, f.BatchID).Scan(&st, &epoch)
+				if err == nil && st == "done" && epoch == f.Epoch {
+					return nil
+				}
+			}
 			return ErrLeaseLost
 		}
-		if len(f.Deliveries) == 0 {
+		if len(ds) == 0 {
 			return nil
 		}
-		if err := s.insertDeliveries(ctx, tx, f.RunID, f.Deliveries); err != nil {
+		if err := s.insertDeliveries(ctx, tx, f.RunID, ds); err != nil {
 			return err
 		}
 		if err := insertInvalid(ctx, tx, f.RunID, f.Invalid); err != nil {
@@ -479,6 +506,45 @@ func (s *Store) Record(ctx context.Context, f Flush) error {
 			c[0], c[1], c[2], c[3], f.Now, f.CampaignID, f.RunID)
 		return err
 	})
+}
+
+// unrecorded returns the deliveries whose users have no outcome in the run.
+func unrecorded(ctx context.Context, tx *sql.Tx, runID int64, ds []Delivery) ([]Delivery, error) {
+	have := map[int64]bool{}
+	for lo := 0; lo < len(ds); lo += rowsPerInsert {
+		chunk := ds[lo:min(len(ds), lo+rowsPerInsert)]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, runID)
+		for _, d := range chunk {
+			args = append(args, d.UserID)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT user_id FROM pushd_deliveries WHERE run_id = ? AND user_id IN (?`+
+			strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("recheck outcomes of run %d: %w", runID, err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			have[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if len(have) == 0 {
+		return ds, nil
+	}
+	out := make([]Delivery, 0, len(ds)-len(have))
+	for _, d := range ds {
+		if !have[d.UserID] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 func insertInvalid(ctx context.Context, tx *sql.Tx, runID int64, inv []Invalidation) error {
