@@ -340,34 +340,12 @@ func readAudience(ctx context.Context, tx *sql.Tx, app string, after, last int64
 	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
-	rows.Close()
 	if len(out) == 0 {
 		return nil, after, nil
 	}
 	lastRead := out[len(out)-1].UserID
-	type deadToken struct {
-		token string
-		since time.Time
-	}
-	var dead map[int64]deadToken
-	rows, err = tx.QueryContext(ctx, `SELECT user_id, push_token, invalid_since FROM pushd_invalid_tokens
-		WHERE user_id > ? AND user_id <= ?`, after, lastRead)
+	dead, err := deadTokens(ctx, tx, after, lastRead)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read dead tokens: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var d deadToken
-		if err := rows.Scan(&id, &d.token, &d.since); err != nil {
-			return nil, 0, err
-		}
-		if dead == nil {
-			dead = map[int64]deadToken{}
-		}
-		dead[id] = d
-	}
-	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
 	if len(dead) == 0 {
@@ -383,6 +361,34 @@ func readAudience(ctx context.Context, tx *sql.Tx, app string, after, last int64
 		kept = append(kept, r)
 	}
 	return kept, lastRead, nil
+}
+
+type deadToken struct {
+	token string
+	since time.Time
+}
+
+// deadTokens reads the dead tokens of the users in (after, last].
+func deadTokens(ctx context.Context, tx *sql.Tx, after, last int64) (map[int64]deadToken, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT user_id, push_token, invalid_since FROM pushd_invalid_tokens
+		WHERE user_id > ? AND user_id <= ?`, after, last)
+	if err != nil {
+		return nil, fmt.Errorf("read dead tokens: %w", err)
+	}
+	defer rows.Close()
+	var dead map[int64]deadToken
+	for rows.Next() {
+		var id int64
+		var d deadToken
+		if err := rows.Scan(&id, &d.token, &d.since); err != nil {
+			return nil, err
+		}
+		if dead == nil {
+			dead = map[int64]deadToken{}
+		}
+		dead[id] = d
+	}
+	return dead, rows.Err()
 }
 
 // readUnrecorded reads the audience in (after, last] that has no outcome in

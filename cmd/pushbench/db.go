@@ -420,24 +420,36 @@ func (d *benchDB) probeWrite(ctx context.Context, table string, runID int64, ids
 		return 0, err
 	}
 	defer tx.Rollback()
-	if !d.noLocalInfile {
-		buf := make([]byte, 0, len(ids)*32)
-		for _, id := range ids {
-			buf = strconv.AppendInt(buf, runID, 10)
-			buf = append(buf, '\t')
-			buf = strconv.AppendInt(buf, id, 10)
-			buf = append(buf, "\tsent\t\t1\n"...)
-		}
-		name := "pushbench-" + strconv.FormatUint(probeSeq.Add(1), 10)
-		mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(buf) })
-		defer mysql.DeregisterReaderHandler(name)
-		_, err := tx.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE "+table+
-			" CHARACTER SET utf8mb4 (run_id, user_id, outcome, reason, attempts)")
-		if err != nil {
-			return 0, fmt.Errorf("probe write: %w", err)
-		}
-		ids = nil
+	write := probeLoad
+	if d.noLocalInfile {
+		write = probeInsert
 	}
+	if err := write(ctx, tx, table, runID, ids); err != nil {
+		return 0, fmt.Errorf("probe write: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+func probeLoad(ctx context.Context, tx *sql.Tx, table string, runID int64, ids []int64) error {
+	buf := make([]byte, 0, len(ids)*32)
+	for _, id := range ids {
+		buf = strconv.AppendInt(buf, runID, 10)
+		buf = append(buf, '\t')
+		buf = strconv.AppendInt(buf, id, 10)
+		buf = append(buf, "\tsent\t\t1\n"...)
+	}
+	name := "pushbench-" + strconv.FormatUint(probeSeq.Add(1), 10)
+	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(buf) })
+	defer mysql.DeregisterReaderHandler(name)
+	_, err := tx.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE "+table+
+		" CHARACTER SET utf8mb4 (run_id, user_id, outcome, reason, attempts)")
+	return err
+}
+
+func probeInsert(ctx context.Context, tx *sql.Tx, table string, runID int64, ids []int64) error {
 	for len(ids) > 0 {
 		n := min(len(ids), probeRowsPerInsert)
 		var q strings.Builder
@@ -451,14 +463,11 @@ func (d *benchDB) probeWrite(ctx context.Context, table string, runID int64, ids
 			args = append(args, runID, id, "sent", "", 1)
 		}
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-			return 0, fmt.Errorf("probe write: %w", err)
+			return err
 		}
 		ids = ids[n:]
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
+	return nil
 }
 
 // hostPort is the server address for config.ini.
