@@ -1,7 +1,7 @@
-// Package pushd holds what the whole module shares at its root: the database
-// schema, so that schema.sql in the repository and the one `pushd migrate`
-// applies can never differ.
 package pushd
+
+// The schema is embedded here, at the module's root, so that schema.sql in
+// the repository and the one `pushd migrate` applies can never differ.
 
 import _ "embed"
 

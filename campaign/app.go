@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -19,7 +20,7 @@ import (
 type Sender interface {
 	// Prepare renders a notification once per run; its error is a data
 	// error fit for the campaign's status_reason.
-	Prepare(n providers.Notification) (providers.Prepared, error)
+	Prepare(n pushd.Notification) (providers.Prepared, error)
 	// ValidateToken rejects a token that cannot be sent to at all.
 	ValidateToken(token string) error
 	// Send delivers one push. A rejection is a Result; an error means no
@@ -36,7 +37,7 @@ type Sender interface {
 // hold across campaigns. It is safe for concurrent use.
 type App struct {
 	Name   string
-	Kind   providers.Kind
+	Kind   pushd.PushType
 	Sender Sender
 	// BatchSize is the app default when a campaign has none.
 	BatchSize int
@@ -75,7 +76,7 @@ type AppOptions struct {
 }
 
 // NewApp returns an App. Zero limits take the documented defaults.
-func NewApp(name string, kind providers.Kind, s Sender, o AppOptions) *App {
+func NewApp(name string, kind pushd.PushType, s Sender, o AppOptions) *App {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 1000
 	}

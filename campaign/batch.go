@@ -10,14 +10,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
-	"github.com/pushd/pushd/store"
 )
 
 // batchWork is one claimed batch being sent and recorded.
 type batchWork struct {
 	r *Runner
-	b *store.Batch
+	b *pushd.Batch
 	// Outcomes wait in out for the recorder, which put wakes once per
 	// flushRows of them rather than once per push (a channel send per
 	// answer cost a goroutine wake-up on the frame reader each time).
@@ -36,8 +36,8 @@ type batchWork struct {
 }
 
 type outcome struct {
-	d   store.Delivery
-	inv *store.Invalidation
+	d   pushd.Delivery
+	inv *pushd.Invalidation
 }
 
 // flushRows is how many outcomes make the recorder write at once, without
@@ -88,7 +88,7 @@ func leaseMargin(lease time.Duration) time.Duration { return lease / 5 }
 // work sends one batch and records its outcomes. Users left without an
 // outcome (shutdown, pause, lost lease) stay unrecorded; the batch is then
 // released so that whoever takes it sends to exactly them.
-func (r *Runner) work(ctx context.Context, b *store.Batch) {
+func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 	w := &batchWork{r: r, b: b, out: make([]outcome, 0, min(len(b.Recipients), 2*flushRows)), outWake: make(chan struct{}, 1)}
 	w.leaseUntil = time.Now().Add(r.o.Lease - leaseMargin(r.o.Lease))
 	recorded := make(chan bool, 1)
@@ -103,8 +103,8 @@ func (r *Runner) work(ctx context.Context, b *store.Batch) {
 		}
 		if err := r.app.Sender.ValidateToken(rc.Token); err != nil {
 			w.put(outcome{
-				d:   store.Delivery{UserID: rc.UserID, Outcome: store.InvalidToken, Reason: "MalformedToken", Attempts: 0},
-				inv: &store.Invalidation{UserID: rc.UserID, App: r.run.App, Token: rc.Token, Since: r.o.Clock(), Reason: "MalformedToken"},
+				d:   pushd.Delivery{UserID: rc.UserID, Outcome: pushd.InvalidToken, Reason: "MalformedToken", Attempts: 0},
+				inv: &pushd.Invalidation{UserID: rc.UserID, App: r.run.App, Token: rc.Token, Since: r.o.Clock(), Reason: "MalformedToken"},
 			})
 			continue
 		}
@@ -135,8 +135,8 @@ func (r *Runner) work(ctx context.Context, b *store.Batch) {
 	<-recorded
 }
 
-func expiredOutcome(rc store.Recipient, attempts int) outcome {
-	return outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.ExpiredSend, Reason: "deadline reached", Attempts: attempts}}
+func expiredOutcome(rc pushd.Recipient, attempts int) outcome {
+	return outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.ExpiredSend, Reason: "deadline reached", Attempts: attempts}}
 }
 
 // errLeaseWait means waiting for the lease ended without it: the batch was
@@ -196,7 +196,7 @@ func (w *batchWork) waitLease(ctx context.Context) bool {
 // No goroutine waits for the answer: answered handles it on the provider's
 // frame reader, and only a push that must be tried again gets a goroutine,
 // for its backoff and its further tries. wg is done when the push is.
-func (w *batchWork) send(ctx context.Context, rc store.Recipient, l lease, wg *sync.WaitGroup, start time.Time) {
+func (w *batchWork) send(ctx context.Context, rc pushd.Recipient, l lease, wg *sync.WaitGroup, start time.Time) {
 	w.r.app.Sender.SendAsync(ctx, w.r.prepared, rc.Token, func(res providers.Result, err error) {
 		retryAfter, again := w.answered(ctx, rc, l, 1, start, res, err)
 		if !again {
@@ -212,7 +212,7 @@ func (w *batchWork) send(ctx context.Context, rc store.Recipient, l lease, wg *s
 
 // retry tries a push again after a backoff, until it has an outcome or
 // must be left for the next owner.
-func (w *batchWork) retry(ctx context.Context, rc store.Recipient, attempts int, retryAfter time.Duration) {
+func (w *batchWork) retry(ctx context.Context, rc pushd.Recipient, attempts int, retryAfter time.Duration) {
 	r := w.r
 	for {
 		wait := backoff(attempts, retryAfter)
@@ -258,7 +258,7 @@ func (w *batchWork) retry(ctx context.Context, rc store.Recipient, attempts int,
 // its in-flight slot: it records the outcome, or reports that the push is
 // to be tried again, not before retryAfter. It may run on the provider's
 // frame reader, so it never blocks.
-func (w *batchWork) answered(ctx context.Context, rc store.Recipient, l lease, attempts int, start time.Time, res providers.Result, err error) (retryAfter time.Duration, again bool) {
+func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, attempts int, start time.Time, res providers.Result, err error) (retryAfter time.Duration, again bool) {
 	r := w.r
 	if err == nil && res.Outcome != providers.CredentialFailure {
 		r.app.accepted()
@@ -275,12 +275,12 @@ func (w *batchWork) answered(ctx context.Context, rc store.Recipient, l lease, a
 			return 0, true
 		}
 		r.log.Warn("push failed: no answer from the provider", "user_id", rc.UserID, "attempts", attempts, "error", err)
-		w.put(outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
+		w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend,
 			Reason: transportReason(err) + fmt.Sprintf(" after %d tries", attempts), Attempts: attempts}})
 	default:
 		switch res.Outcome {
 		case providers.Delivered:
-			w.put(outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.Sent, Attempts: attempts}})
+			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Sent, Attempts: attempts}})
 		case providers.TokenInvalid:
 			w.put(invalidOutcome(r.run.App, rc, res, attempts, r.o.Clock()))
 		case providers.CredentialFailure:
@@ -289,10 +289,10 @@ func (w *batchWork) answered(ctx context.Context, rc store.Recipient, l lease, a
 			if attempts < r.app.MaxAttempts {
 				return res.RetryAfter, true
 			}
-			w.put(outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
+			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend,
 				Reason: fmt.Sprintf("%s after %d tries", reasonOf(res), attempts), Attempts: attempts}})
 		default: // Rejected
-			w.put(outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend, Reason: reasonOf(res), Attempts: attempts}})
+			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend, Reason: reasonOf(res), Attempts: attempts}})
 		}
 	}
 	return 0, false
@@ -300,19 +300,19 @@ func (w *batchWork) answered(ctx context.Context, rc store.Recipient, l lease, a
 
 // invalidOutcome records a dead token. An APNs 410 says since when the
 // token is invalid; a token registered again after that is not invalidated.
-func invalidOutcome(app string, rc store.Recipient, res providers.Result, attempts int, now time.Time) outcome {
+func invalidOutcome(app string, rc pushd.Recipient, res providers.Result, attempts int, now time.Time) outcome {
 	since := res.InvalidSince
 	if since.IsZero() {
 		since = now
 	}
 	reason := reasonOf(res)
 	if !res.InvalidSince.IsZero() && rc.RegisteredAt.After(res.InvalidSince) {
-		return outcome{d: store.Delivery{UserID: rc.UserID, Outcome: store.FailedSend,
+		return outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend,
 			Reason: reason + " (token registered again since)", Attempts: attempts}}
 	}
 	return outcome{
-		d:   store.Delivery{UserID: rc.UserID, Outcome: store.InvalidToken, Reason: reason, Attempts: attempts},
-		inv: &store.Invalidation{UserID: rc.UserID, App: app, Token: rc.Token, Since: since, Reason: reason},
+		d:   pushd.Delivery{UserID: rc.UserID, Outcome: pushd.InvalidToken, Reason: reason, Attempts: attempts},
+		inv: &pushd.Invalidation{UserID: rc.UserID, App: app, Token: rc.Token, Since: since, Reason: reason},
 	}
 }
 
@@ -355,7 +355,7 @@ func (w *batchWork) record(ctx context.Context) bool {
 	defer ticker.Stop()
 	// f accumulates what the next flush records; its slices are reused
 	// once a flush succeeds.
-	f := store.Flush{RunID: r.run.ID, CampaignID: r.run.CampaignID, BatchID: w.b.ID, Epoch: w.b.Epoch, Lease: r.o.Lease}
+	f := pushd.Flush{RunID: r.run.ID, CampaignID: r.run.CampaignID, BatchID: w.b.ID, Epoch: w.b.Epoch, Lease: r.o.Lease}
 	var (
 		recorded int
 		renewed  = time.Now()
@@ -388,7 +388,7 @@ func (w *batchWork) record(ctx context.Context) bool {
 			w.leaseUntil = start.Add(r.o.Lease - leaseMargin(r.o.Lease))
 			w.leaseMu.Unlock()
 			return true
-		case errors.Is(err, store.ErrLeaseLost):
+		case errors.Is(err, pushd.ErrLeaseLost):
 			r.log.Warn("batch taken over by another instance; dropping it", "batch_id", w.b.ID, "unrecorded", len(f.Deliveries))
 			w.lost.Store(true)
 			return true

@@ -11,8 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
-	"github.com/pushd/pushd/store"
 )
 
 func TestBackoff(t *testing.T) {
@@ -43,16 +43,16 @@ func TestInvalidOutcome(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	registered := now.Add(-time.Hour)
-	rc := store.Recipient{UserID: 7, Token: "ab", RegisteredAt: registered}
+	rc := pushd.Recipient{UserID: 7, Token: "ab", RegisteredAt: registered}
 	tests := []struct {
 		name      string
 		since     time.Time
-		outcome   store.Outcome
+		outcome   pushd.Outcome
 		invalidAt time.Time // zero: no invalidation
 	}{
-		{"410 after registration invalidates from the 410 time", registered.Add(time.Minute), store.InvalidToken, registered.Add(time.Minute)},
-		{"410 before a later registration does not", registered.Add(-time.Minute), store.FailedSend, time.Time{}},
-		{"no timestamp invalidates from now", time.Time{}, store.InvalidToken, now},
+		{"410 after registration invalidates from the 410 time", registered.Add(time.Minute), pushd.InvalidToken, registered.Add(time.Minute)},
+		{"410 before a later registration does not", registered.Add(-time.Minute), pushd.FailedSend, time.Time{}},
+		{"no timestamp invalidates from now", time.Time{}, pushd.InvalidToken, now},
 	}
 	for _, tt := range tests {
 		o := invalidOutcome("IOS", rc, providers.Result{Outcome: providers.TokenInvalid, Status: 410, Reason: "Unregistered", InvalidSince: tt.since}, 1, now)

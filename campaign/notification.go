@@ -5,20 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
-	"github.com/pushd/pushd/providers"
 )
-
-// Content is what staff wrote for a campaign, frozen into the run when it
-// starts so that every instance sends the same thing.
-type Content struct {
-	Title      string                     `json:"title"`
-	Body       string                     `json:"body"`
-	Data       map[string]json.RawMessage `json:"data,omitempty"`
-	Badge      *int                       `json:"badge,omitempty"`
-	Sound      string                     `json:"sound,omitempty"`
-	CollapseID string                     `json:"collapse_id,omitempty"`
-}
 
 // ParseData decodes the campaigns.data column: empty, or a JSON object.
 // Its error is worded for the campaign's status_reason.
@@ -42,9 +29,4 @@ func ParseData(s string) (map[string]json.RawMessage, error) {
 		return nil, errors.New("data has text after the JSON object")
 	}
 	return m, nil
-}
-
-// Notification returns what a provider renders for this content.
-func (c Content) Notification() providers.Notification {
-	return providers.Notification{Title: c.Title, Body: c.Body, Data: c.Data, Badge: c.Badge, Sound: c.Sound, CollapseID: c.CollapseID}
 }

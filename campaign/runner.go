@@ -10,24 +10,23 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
-	"github.com/pushd/pushd/store"
 )
 
 // Store is the part of the store a runner uses.
 type Store interface {
-	ClaimBatch(ctx context.Context, runID int64, owner string, held []int64, lease time.Duration, now time.Time) (*store.Batch, error)
-	Record(ctx context.Context, f store.Flush) error
+	ClaimBatch(ctx context.Context, runID int64, owner string, held []int64, lease time.Duration, now time.Time) (*pushd.Batch, error)
+	Record(ctx context.Context, f pushd.Flush) error
 	ReleaseBatch(ctx context.Context, batchID, epoch int64) error
 	FailRun(ctx context.Context, runID int64, reason string, now time.Time) error
-	RunSummary(ctx context.Context, runID int64) (store.RunCounts, []store.ReasonCount, error)
-	FinishRun(ctx context.Context, runID int64, status store.Status, reason string, now time.Time) (bool, error)
+	StopRun(ctx context.Context, runID int64, status pushd.Status, reason string, now time.Time) error
+	RunSummary(ctx context.Context, runID int64) (pushd.RunCounts, []pushd.ReasonCount, error)
+	FinishRun(ctx context.Context, runID int64, status pushd.Status, reason string, now time.Time) (bool, error)
 	ExpireRemaining(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (int64, error)
-	CountAudience(ctx context.Context, r store.Run) (int64, error)
-	SetTargeted(ctx context.Context, r store.Run, n int64) error
+	CountAudience(ctx context.Context, r pushd.Run) (int64, error)
+	SetTargeted(ctx context.Context, r pushd.Run, n int64) error
 }
-
-var _ Store = (*store.Store)(nil)
 
 // Options tune a Runner. Zero values take the defaults.
 type Options struct {
@@ -60,18 +59,24 @@ type Options struct {
 	Observer Observer
 }
 
+// staffReason is the run's status_reason when staff stopped its campaign.
+var staffReason = map[pushd.Status]string{
+	pushd.Paused:    "paused by staff",
+	pushd.Cancelled: "cancelled by staff",
+}
+
 // Observer receives events from runners. Implementations must be fast and
 // safe for concurrent use.
 type Observer interface {
 	// Sent is called once per provider answer or send error.
-	Sent(app string, kind providers.Kind, res providers.Result, err error, took time.Duration)
+	Sent(app string, kind pushd.PushType, res providers.Result, err error, took time.Duration)
 	// Recorded is called after each ledger write with its duration.
 	Recorded(app string, n int, took time.Duration, err error)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) Sent(string, providers.Kind, providers.Result, error, time.Duration) {}
+func (nopObserver) Sent(string, pushd.PushType, providers.Result, error, time.Duration) {}
 func (nopObserver) Recorded(string, int, time.Duration, error)                          {}
 
 // Held is a set of batch ids, safe for concurrent use.
@@ -107,7 +112,7 @@ func (h *Held) list() []int64 {
 
 // Runner works on one run until it is finished, stopped, or drained.
 type Runner struct {
-	run   store.Run
+	run   pushd.Run
 	app   *App
 	store Store
 	o     Options
@@ -124,7 +129,7 @@ type Runner struct {
 }
 
 // NewRunner returns a runner for run r of app.
-func NewRunner(r store.Run, app *App, st Store, o Options) *Runner {
+func NewRunner(r pushd.Run, app *App, st Store, o Options) *Runner {
 	if o.Lease <= 0 {
 		o.Lease = 30 * time.Second
 	}
@@ -167,11 +172,10 @@ func (r *Runner) clock(now time.Time) time.Time {
 // starting sends; requests already sent finish unless ctx is cancelled, and
 // unfinished batches are released for another instance or a restart.
 func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
-	var content Content
-	if err := json.Unmarshal(r.run.Notification, &content); err != nil {
+	var n pushd.Notification
+	if err := json.Unmarshal(r.run.Notification, &n); err != nil {
 		return r.fail(ctx, fmt.Sprintf("pushd cannot read the run's notification snapshot: %v", err))
 	}
-	n := content.Notification()
 	n.Expiration = r.run.Deadline
 	p, err := r.app.Sender.Prepare(n)
 	if err != nil {
@@ -203,9 +207,9 @@ func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
 		return r.fail(ctx, reason)
 	}
 	switch stopped {
-	case store.Expired:
+	case pushd.Expired:
 		return r.expire(ctx, drain)
-	case store.Done:
+	case pushd.Done:
 		return r.finish(ctx)
 	}
 	return nil
@@ -214,7 +218,7 @@ func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
 // claimLoop claims and works batches until the run stops (returning its
 // status), drains (Done), or drain closes (""). It returns when its batches
 // are finished.
-func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (store.Status, error) {
+func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (pushd.Status, error) {
 	slots := make(chan struct{}, r.o.Outstanding)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -248,18 +252,21 @@ func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (store.St
 			continue
 		}
 		<-slots
-		var stopped *store.RunStopped
+		var stopped *pushd.RunStopped
 		switch {
 		case errors.As(err, &stopped):
 			wg.Wait()
-			if stopped.Status == store.Paused || stopped.Status == store.Cancelled {
+			if stopped.ByStaff {
+				if err := r.store.StopRun(ctx, r.run.ID, stopped.Status, staffReason[stopped.Status], r.o.Clock()); err != nil {
+					return "", fmt.Errorf("stop run %d as %s: %w", r.run.ID, stopped.Status, err)
+				}
 				r.log.Info("run stopped by staff", "status", stopped.Status)
 			}
 			return stopped.Status, nil
-		case errors.Is(err, store.ErrDrained):
+		case errors.Is(err, pushd.ErrDrained):
 			wg.Wait()
-			return store.Done, nil
-		case errors.Is(err, store.ErrNoWork):
+			return pushd.Done, nil
+		case errors.Is(err, pushd.ErrNoWork):
 			// Our own batches, or another instance's, are still open. Ours
 			// end soon; another's end or their lease expires.
 			ours := len(slots) > 0
@@ -272,7 +279,7 @@ func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (store.St
 		default:
 			if !dbDown {
 				r.log.Warn("cannot claim a batch, retrying", "error", err)
-				dbDown = store.IsUnavailable(err)
+				dbDown = errors.Is(err, pushd.ErrUnavailable)
 			}
 			if !r.sleep(ctx, drain, r.o.Poll) {
 				return "", nil
@@ -309,7 +316,7 @@ func (r *Runner) countAudience(ctx context.Context) {
 func (r *Runner) expire(ctx context.Context, drain <-chan struct{}) error {
 	for {
 		_, err := r.store.ExpireRemaining(ctx, r.run.ID, r.o.Owner, r.o.Lease, r.o.Clock())
-		var stopped *store.RunStopped
+		var stopped *pushd.RunStopped
 		switch {
 		case err == nil:
 			counts, _, err := r.store.RunSummary(ctx, r.run.ID)
@@ -322,14 +329,14 @@ func (r *Runner) expire(ctx context.Context, drain <-chan struct{}) error {
 			reason := fmt.Sprintf("deadline reached: %d of %d users were not reached before expires_at (%s); %d were sent",
 				counts.Expired, max(counts.Targeted, counts.Outcomes()),
 				r.run.Deadline.Format(time.DateTime), counts.Sent)
-			_, err = r.store.FinishRun(ctx, r.run.ID, store.Expired, reason, r.o.Clock())
+			_, err = r.store.FinishRun(ctx, r.run.ID, pushd.Expired, reason, r.o.Clock())
 			if err == nil {
 				r.log.Info("run expired", "expired", counts.Expired, "sent", counts.Sent)
 			}
 			return err
 		case errors.As(err, &stopped):
 			return nil // another instance finished it
-		case errors.Is(err, store.ErrBusy), store.IsUnavailable(err):
+		case errors.Is(err, pushd.ErrBusy), errors.Is(err, pushd.ErrUnavailable):
 			if !r.sleep(ctx, drain, r.o.Poll) {
 				return nil
 			}
@@ -357,7 +364,7 @@ func (r *Runner) finish(ctx context.Context) error {
 		}
 		reason += "; details in pushd_deliveries"
 	}
-	ok, err := r.store.FinishRun(ctx, r.run.ID, store.Done, reason, r.o.Clock())
+	ok, err := r.store.FinishRun(ctx, r.run.ID, pushd.Done, reason, r.o.Clock())
 	if err == nil && ok {
 		r.log.Info("run done", "sent", counts.Sent, "failed", counts.Failed, "invalid_tokens", counts.Invalid, "expired", counts.Expired)
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pushd/pushd"
 )
 
 var (
@@ -40,16 +42,16 @@ func (s *section) app() *App {
 		RequestTimeout: s.duration("request_timeout", 30*time.Second, time.Second, 5*time.Minute),
 	}
 	switch pt {
-	case APNs:
+	case pushd.APNs:
 		s.apns(app)
-	case FCM:
+	case pushd.FCM:
 		s.fcm(app, legacyFCM)
 	}
 	return app
 }
 
 // pushType reads push_type, returning "" when it is missing or bad.
-func (s *section) pushType() PushType {
+func (s *section) pushType() pushd.PushType {
 	e, ok := s.get("push_type")
 	if !ok || e.value == "" {
 		fix := "set push_type = APNs or push_type = FCM"
@@ -69,15 +71,15 @@ func (s *section) pushType() PushType {
 	}
 	switch strings.ToLower(e.value) {
 	case "apns":
-		return APNs
+		return pushd.APNs
 	case "fcm":
-		return FCM
+		return pushd.FCM
 	case "gcm":
 		s.fail(e, errors.New("GCM was shut down in 2019: set push_type = FCM and service_account_file to a service-account key ("+newServiceAccountKey+")"))
 	case "c2dm":
 		s.fail(e, errors.New("C2DM was shut down in 2015: set push_type = FCM and service_account_file to a service-account key ("+newServiceAccountKey+")"))
 	default:
-		s.oneOf(e, []string{string(APNs), string(FCM)}, map[string]string{
+		s.oneOf(e, []string{string(pushd.APNs), string(pushd.FCM)}, map[string]string{
 			"ios": "APNs", "apple": "APNs", "apn": "APNs", "apns2": "APNs",
 			"android": "FCM", "firebase": "FCM", "fcm_v1": "FCM", "fcmv1": "FCM", "fcm-v1": "FCM",
 		})

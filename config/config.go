@@ -10,9 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
 	// The zone database is embedded so that a timezone accepted by
 	// `pushd check` loads the same on a minimal host without tzdata.
 	_ "time/tzdata"
+
+	"github.com/pushd/pushd"
 )
 
 // Config is a loaded and validated config.ini. It is immutable after Load
@@ -111,22 +114,12 @@ type Database struct {
 	MaxOpenConns int
 }
 
-// PushType is the provider an app sends through (push_type).
-type PushType string
-
-// The supported push types, spelled as in config.ini (matched
-// case-insensitively).
-const (
-	APNs PushType = "APNs"
-	FCM  PushType = "FCM"
-)
-
 // App is one app section: the credentials and limits for sending one app's
 // campaigns. Fields of the other provider are zero.
 type App struct {
 	// Name is the section name, as used in the database tables.
 	Name     string
-	PushType PushType
+	PushType pushd.PushType
 	// Endpoint overrides the provider's base URL (endpoint), for a
 	// simulator or staging host: "https://host[:port]" with no path. Empty
 	// means the provider's own host (for APNs, chosen by Environment).

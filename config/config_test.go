@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/config"
 )
 
@@ -52,7 +53,7 @@ func TestDefaults(t *testing.T) {
 	}
 
 	ios := cfg.Apps["iOS"]
-	if ios.Name != "iOS" || ios.PushType != config.APNs || ios.Environment != "development" || ios.BundleID != "com.example.app" ||
+	if ios.Name != "iOS" || ios.PushType != pushd.APNs || ios.Environment != "development" || ios.BundleID != "com.example.app" ||
 		ios.KeyID != "ABC123DEFG" || ios.TeamID != "DEF123GHIJ" || ios.AuthKey == nil || !ios.AuthKey.Equal(p256Key()) {
 		t.Errorf("iOS = %+v", ios)
 	}
@@ -64,7 +65,7 @@ func TestDefaults(t *testing.T) {
 	}
 
 	android := cfg.Apps["Android"]
-	if android.PushType != config.FCM || android.ProjectID != "test-project" ||
+	if android.PushType != pushd.FCM || android.ProjectID != "test-project" ||
 		android.ClientEmail != "pushd@test-project.iam.gserviceaccount.com" || android.AuthKey != nil {
 		t.Errorf("Android = %+v", android)
 	}
@@ -133,7 +134,7 @@ func TestSettings(t *testing.T) {
 		t.Errorf("Database = %+v\nwant       %+v", cfg.Database, wantDB)
 	}
 	ios := cfg.Apps["Tenant App (iOS)"]
-	if ios == nil || ios.PushType != config.APNs || ios.Environment != "production" || ios.BundleID != "com.example.app-1" ||
+	if ios == nil || ios.PushType != pushd.APNs || ios.Environment != "production" || ios.BundleID != "com.example.app-1" ||
 		ios.Endpoint != "https://127.0.0.1:8443" || ios.BatchSize != 100000 || ios.Concurrency != 20000 ||
 		ios.Connections != 16 || ios.RateLimit != 2.5 || ios.DefaultExpiry != 672*time.Hour || ios.MaxAttempts != 20 {
 		t.Errorf("iOS = %+v", ios)

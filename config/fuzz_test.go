@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/config"
 )
 
@@ -60,12 +61,12 @@ func checkRanges(t *testing.T, cfg *config.Config) {
 			t.Fatalf("app %q out of range: %+v", name, a)
 		}
 		switch a.PushType {
-		case config.APNs:
+		case pushd.APNs:
 			if a.AuthKey == nil || len(a.KeyID) != 10 || len(a.TeamID) != 10 || a.BundleID == "" ||
 				(a.Environment != "development" && a.Environment != "production") {
 				t.Fatalf("APNs app %q incomplete: %+v", name, a)
 			}
-		case config.FCM:
+		case pushd.FCM:
 			if a.ProjectID == "" || a.ClientEmail == "" || len(a.ServiceAccountJSON) == 0 {
 				t.Fatalf("FCM app %q incomplete: %+v", name, a)
 			}

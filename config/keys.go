@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/pushd/pushd"
 )
 
 // sectionKind says which rules a section follows.
@@ -167,21 +169,21 @@ func (s *section) checkKeys(valid []string) {
 // checkAppKeys reports every key of an app section that an app with push
 // type pt does not take; pt is empty when push_type is bad or missing. It
 // reports whether the section holds legacy FCM keys.
-func (s *section) checkAppKeys(pt PushType) (legacyFCM bool) {
+func (s *section) checkAppKeys(pt pushd.PushType) (legacyFCM bool) {
 	valid := slices.Concat(appKeys, apnsKeys, fcmKeys)
 	switch pt {
-	case APNs:
+	case pushd.APNs:
 		valid = slices.Concat(appKeys, apnsKeys)
-	case FCM:
+	case pushd.FCM:
 		valid = slices.Concat(appKeys, fcmKeys)
 	}
 	for _, key := range s.order {
 		e := s.keys[key]
 		switch {
 		case slices.Contains(valid, key):
-		case pt == FCM && slices.Contains(apnsKeys, key):
+		case pt == pushd.FCM && slices.Contains(apnsKeys, key):
 			s.fail(e, fmt.Errorf("belongs to push_type = APNs, but this app has push_type = FCM: remove it"))
-		case pt == APNs && slices.Contains(fcmKeys, key):
+		case pt == pushd.APNs && slices.Contains(fcmKeys, key):
 			s.fail(e, fmt.Errorf("belongs to push_type = FCM, but this app has push_type = APNs: remove it"))
 		case slices.Contains(legacyFCMKeys, key):
 			legacyFCM = true

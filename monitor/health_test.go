@@ -9,14 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/providers"
 )
 
 type nopSender struct{}
 
-func (nopSender) Prepare(providers.Notification) (providers.Prepared, error) { return nil, nil }
-func (nopSender) ValidateToken(string) error                                 { return nil }
+func (nopSender) Prepare(pushd.Notification) (providers.Prepared, error) { return nil, nil }
+func (nopSender) ValidateToken(string) error                             { return nil }
 func (nopSender) Send(context.Context, providers.Prepared, string) (providers.Result, error) {
 	return providers.Result{}, nil
 }
@@ -28,7 +29,7 @@ func TestReadiness(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	apps := map[string]*campaign.App{"IOS": campaign.NewApp("IOS", providers.APNs, nopSender{}, campaign.AppOptions{})}
+	apps := map[string]*campaign.App{"IOS": campaign.NewApp("IOS", pushd.APNs, nopSender{}, campaign.AppOptions{})}
 	h := NewHealth(func() map[string]*campaign.App { return apps }, time.Second, clock)
 	m := NewMetrics(func() map[string]*campaign.App { return apps })
 	srv := httptest.NewServer(Handler(h, m))

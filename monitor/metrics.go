@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/providers"
 )
@@ -35,7 +36,7 @@ type Metrics struct {
 
 type appKind struct {
 	app  string
-	kind providers.Kind
+	kind pushd.PushType
 }
 
 type deliveredObs struct {
@@ -96,7 +97,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 var _ campaign.Observer = (*Metrics)(nil)
 
 // Sent counts one provider answer.
-func (m *Metrics) Sent(app string, kind providers.Kind, res providers.Result, err error, took time.Duration) {
+func (m *Metrics) Sent(app string, kind pushd.PushType, res providers.Result, err error, took time.Duration) {
 	if err == nil && res.Outcome == providers.Delivered && res.Reason == "" {
 		k := appKind{app, kind}
 		o, ok := m.delivered.Load(k)

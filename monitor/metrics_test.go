@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -19,11 +20,11 @@ func TestSentCountsEachAppAndOutcome(t *testing.T) {
 	m := NewMetrics(nil)
 	ok := providers.Result{Outcome: providers.Delivered, Status: 200}
 	for range 3 {
-		m.Sent("IOS", providers.APNs, ok, nil, 10*time.Millisecond)
+		m.Sent("IOS", pushd.APNs, ok, nil, 10*time.Millisecond)
 	}
-	m.Sent("Android", providers.FCM, ok, nil, 2*time.Second)
-	m.Sent("IOS", providers.APNs, providers.Result{Outcome: providers.TokenInvalid, Reason: "BadDeviceToken"}, nil, time.Millisecond)
-	m.Sent("IOS", providers.APNs, providers.Result{}, errors.New("reset"), time.Millisecond)
+	m.Sent("Android", pushd.FCM, ok, nil, 2*time.Second)
+	m.Sent("IOS", pushd.APNs, providers.Result{Outcome: providers.TokenInvalid, Reason: "BadDeviceToken"}, nil, time.Millisecond)
+	m.Sent("IOS", pushd.APNs, providers.Result{}, errors.New("reset"), time.Millisecond)
 
 	for _, c := range []struct {
 		labels []string
@@ -44,10 +45,10 @@ func TestSentCountsEachAppAndOutcome(t *testing.T) {
 	}
 	for _, c := range []struct {
 		app   string
-		kind  providers.Kind
+		kind  pushd.PushType
 		count uint64
 		sum   float64
-	}{{"IOS", providers.APNs, 4, 0.031}, {"Android", providers.FCM, 1, 2}} {
+	}{{"IOS", pushd.APNs, 4, 0.031}, {"Android", pushd.FCM, 1, 2}} {
 		var d dto.Metric
 		if err := m.latency.WithLabelValues(c.app, string(c.kind)).(prometheus.Metric).Write(&d); err != nil {
 			t.Fatal(err)

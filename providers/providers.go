@@ -7,41 +7,11 @@
 package providers
 
 import (
-	"encoding/json"
 	"errors"
 	"time"
 )
 
-// Kind names a push provider, spelled as in config.ini's push_type.
-type Kind string
-
-// The supported providers.
-const (
-	APNs Kind = "APNs"
-	FCM  Kind = "FCM"
-)
-
-// Notification is what one campaign run sends. It is the same for every
-// recipient; only the device token varies, so a provider renders it once per
-// run with Prepare.
-type Notification struct {
-	Title string
-	Body  string
-	// Data holds the campaign's custom key/values, each value raw JSON.
-	// APNs carries them as top-level payload keys with their JSON types; FCM
-	// needs strings and converts scalars (see fcm.Prepare).
-	Data  map[string]json.RawMessage
-	Badge *int   // nil leaves the badge alone
-	Sound string // empty plays no sound
-	// CollapseID makes a resent copy replace the first notification on the
-	// device instead of showing twice (apns-collapse-id, android tag).
-	CollapseID string
-	// Expiration is the absolute deadline after which the provider must not
-	// deliver. The zero time means no deadline.
-	Expiration time.Time
-}
-
-// Prepared is a Notification rendered for one provider by its Prepare method.
+// Prepared is a pushd.Notification rendered for one provider by its Prepare method.
 // Only the provider that made it can send it.
 type Prepared interface {
 	// PayloadSize is the size in bytes of the rendered payload that counts

@@ -12,8 +12,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
-	"github.com/pushd/pushd/store"
 )
 
 // Schedule is a recurrence: the next activation strictly after t, or the
@@ -39,9 +39,9 @@ const missedLimit = 100000
 // Plan decides what to do with a campaign that is due now. It is pure: the
 // store applies the decision. Every Fail reason is written for the staff
 // who wrote the row: what is wrong and how to fix it.
-func Plan(c *store.Campaign, apps map[string]*campaign.App, now time.Time) store.Decision {
-	fail := func(format string, args ...any) store.Decision {
-		return store.Decision{Action: store.Fail, Reason: fmt.Sprintf(format, args...)}
+func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd.Decision {
+	fail := func(format string, args ...any) pushd.Decision {
+		return pushd.Decision{Action: pushd.Fail, Reason: fmt.Sprintf(format, args...)}
 	}
 	app, ok := apps[c.App]
 	if !ok {
@@ -57,7 +57,7 @@ func Plan(c *store.Campaign, apps map[string]*campaign.App, now time.Time) store
 	if c.CurrentRun != nil && !c.CurrentRun.Status.Finished() {
 		// Staff set a paused or failed campaign back to scheduled. The run
 		// expires by itself if its deadline has passed meanwhile.
-		return store.Decision{Action: store.Resume, NextRunAt: following(sched, c, c.CurrentRun.ScheduledFor)}
+		return pushd.Decision{Action: pushd.Resume, NextRunAt: following(sched, c, c.CurrentRun.ScheduledFor)}
 	}
 	if c.ScheduledAt.Year() < 2000 {
 		return fail("scheduled_at (%s) is not a real date", c.ScheduledAt.Format(time.DateTime))
@@ -83,11 +83,12 @@ func Plan(c *store.Campaign, apps map[string]*campaign.App, now time.Time) store
 	if err != nil {
 		return fail("%v", err)
 	}
-	content := campaign.Content{Title: c.Title, Body: c.Body, Data: data, Badge: c.Badge, Sound: c.Sound, CollapseID: c.CollapseID}
-	if content.CollapseID == "" {
+	// The one place a campaign row becomes what a provider renders.
+	n := pushd.Notification{Title: c.Title, Body: c.Body, Data: data, Badge: c.Badge, Sound: c.Sound, CollapseID: c.CollapseID}
+	if n.CollapseID == "" {
 		// Derived from the run, so a copy resent after a crash replaces the
 		// first on the device instead of showing twice.
-		content.CollapseID = fmt.Sprintf("pushd-%d-%d", c.ID, c.RunCount+1)
+		n.CollapseID = fmt.Sprintf("pushd-%d-%d", c.ID, c.RunCount+1)
 	}
 
 	window := app.DefaultExpiry
@@ -99,7 +100,6 @@ func Plan(c *store.Campaign, apps map[string]*campaign.App, now time.Time) store
 		at = *c.NextRunAt
 	}
 	deadline := at.Add(window)
-	n := content.Notification()
 	n.Expiration = deadline
 	if _, err := app.Sender.Prepare(n); err != nil {
 		return fail("%v", err)
@@ -108,37 +108,37 @@ func Plan(c *store.Campaign, apps map[string]*campaign.App, now time.Time) store
 	if !now.Before(deadline) {
 		missed := fmt.Sprintf("the deadline (%s) passed before pushd could start it; was pushd stopped?", deadline.Format(time.DateTime))
 		if sched == nil {
-			return store.Decision{Action: store.Expire, Reason: missed}
+			return pushd.Decision{Action: pushd.Expire, Reason: missed}
 		}
 		next, skipped := at, 1
 		for {
 			next = sched.Next(next)
 			if next.IsZero() || (c.RepeatUntil != nil && next.After(*c.RepeatUntil)) {
-				return store.Decision{Action: store.Expire, Reason: fmt.Sprintf("%d run(s) missed: %s; no run is left before repeat_until", skipped, missed)}
+				return pushd.Decision{Action: pushd.Expire, Reason: fmt.Sprintf("%d run(s) missed: %s; no run is left before repeat_until", skipped, missed)}
 			}
 			if now.Before(next.Add(window)) || skipped >= missedLimit {
 				break
 			}
 			skipped++
 		}
-		return store.Decision{Action: store.Expire, NextRunAt: &next,
+		return pushd.Decision{Action: pushd.Expire, NextRunAt: &next,
 			Reason: fmt.Sprintf("%d run(s) missed: %s; next run at %s", skipped, missed, next.Format(time.DateTime))}
 	}
 
-	body, err := json.Marshal(content)
+	body, err := json.Marshal(n)
 	if err != nil {
 		return fail("cannot store the notification: %v", err)
 	}
-	return store.Decision{
-		Action:    store.Start,
+	return pushd.Decision{
+		Action:    pushd.Start,
 		NextRunAt: following(sched, c, at),
-		Run:       store.NewRun{ScheduledFor: at, Deadline: deadline, BatchSize: batch, Notification: body},
+		Run:       pushd.NewRun{ScheduledFor: at, Deadline: deadline, BatchSize: batch, Notification: body},
 	}
 }
 
 // following is the occurrence after at, or nil for a one-off campaign or
 // when repeat_until ends the series.
-func following(sched Schedule, c *store.Campaign, at time.Time) *time.Time {
+func following(sched Schedule, c *pushd.Campaign, at time.Time) *time.Time {
 	if sched == nil {
 		return nil
 	}

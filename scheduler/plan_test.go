@@ -8,19 +8,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/providers"
-	"github.com/pushd/pushd/store"
 )
 
 // fakeSender rejects what a provider would refuse to render.
 type fakeSender struct{}
 
-type prepared struct{ n providers.Notification }
+type prepared struct{ n pushd.Notification }
 
 func (prepared) PayloadSize() int { return 0 }
 
-func (fakeSender) Prepare(n providers.Notification) (providers.Prepared, error) {
+func (fakeSender) Prepare(n pushd.Notification) (providers.Prepared, error) {
 	if len(n.Body) > 4000 {
 		return nil, errors.New("the message is 4100 bytes, APNs allows 4096: shorten the body or data")
 	}
@@ -43,53 +43,53 @@ func TestPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	apps := map[string]*campaign.App{
-		"MyApp":  campaign.NewApp("MyApp", providers.APNs, fakeSender{}, campaign.AppOptions{BatchSize: 500, DefaultExpiry: 2 * time.Hour}),
-		"MyApp2": campaign.NewApp("MyApp2", providers.FCM, fakeSender{}, campaign.AppOptions{}),
+		"MyApp":  campaign.NewApp("MyApp", pushd.APNs, fakeSender{}, campaign.AppOptions{BatchSize: 500, DefaultExpiry: 2 * time.Hour}),
+		"MyApp2": campaign.NewApp("MyApp2", pushd.FCM, fakeSender{}, campaign.AppOptions{}),
 	}
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	base := func() *store.Campaign {
-		return &store.Campaign{ID: 42, App: "MyApp", Title: "Sale", Body: "50% off", ScheduledAt: now, Status: store.Scheduled}
+	base := func() *pushd.Campaign {
+		return &pushd.Campaign{ID: 42, App: "MyApp", Title: "Sale", Body: "50% off", ScheduledAt: now, Status: pushd.Scheduled}
 	}
 	tests := []struct {
 		name   string
-		edit   func(c *store.Campaign)
+		edit   func(c *pushd.Campaign)
 		now    time.Time
-		action store.Action
+		action pushd.Action
 		reason string // fragment
-		check  func(t *testing.T, d store.Decision)
+		check  func(t *testing.T, d pushd.Decision)
 	}{
-		{name: "unknown app lists the known ones", edit: func(c *store.Campaign) { c.App = "MyAp" },
-			action: store.Fail, reason: "unknown app 'MyAp' (config has: MyApp, MyApp2)"},
-		{name: "expires before scheduled", edit: func(c *store.Campaign) { c.ExpiresAt = ptr(now.Add(-time.Minute)) },
-			action: store.Fail, reason: "expires_at (2026-11-22 09:59:00) is before scheduled_at (2026-11-22 10:00:00)"},
-		{name: "expires equal to scheduled", edit: func(c *store.Campaign) { c.ExpiresAt = ptr(now) },
-			action: store.Fail, reason: "is before scheduled_at"},
-		{name: "zero date", edit: func(c *store.Campaign) { c.ScheduledAt = time.Time{} },
-			action: store.Fail, reason: "is not a real date"},
-		{name: "malformed data JSON", edit: func(c *store.Campaign) { c.Data = `{"screen": "sale"` },
-			action: store.Fail, reason: "data is not valid JSON"},
-		{name: "data not an object", edit: func(c *store.Campaign) { c.Data = `["a"]` },
-			action: store.Fail, reason: "data must be a JSON object"},
-		{name: "data trailing text", edit: func(c *store.Campaign) { c.Data = `{"a":"b"} x` },
-			action: store.Fail, reason: "text after the JSON object"},
-		{name: "broken cron", edit: func(c *store.Campaign) { c.Cron = "61 * * * *" },
-			action: store.Fail, reason: `cron "61 * * * *" is not valid: `},
-		{name: "batch size zero", edit: func(c *store.Campaign) { c.BatchSize = ptr(0) },
-			action: store.Fail, reason: "batch_size 0 is out of range"},
-		{name: "negative badge", edit: func(c *store.Campaign) { c.Badge = ptr(-1) },
-			action: store.Fail, reason: "badge -1 is negative"},
-		{name: "provider refuses payload", edit: func(c *store.Campaign) { c.Body = strings.Repeat("x", 4001) },
-			action: store.Fail, reason: "APNs allows 4096"},
-		{name: "repeat_until before start", edit: func(c *store.Campaign) { c.Cron = "@daily"; c.RepeatUntil = ptr(now.Add(-time.Hour)) },
-			action: store.Fail, reason: "repeat_until"},
-		{name: "one-off starts with its deadline", edit: func(c *store.Campaign) {
+		{name: "unknown app lists the known ones", edit: func(c *pushd.Campaign) { c.App = "MyAp" },
+			action: pushd.Fail, reason: "unknown app 'MyAp' (config has: MyApp, MyApp2)"},
+		{name: "expires before scheduled", edit: func(c *pushd.Campaign) { c.ExpiresAt = ptr(now.Add(-time.Minute)) },
+			action: pushd.Fail, reason: "expires_at (2026-11-22 09:59:00) is before scheduled_at (2026-11-22 10:00:00)"},
+		{name: "expires equal to scheduled", edit: func(c *pushd.Campaign) { c.ExpiresAt = ptr(now) },
+			action: pushd.Fail, reason: "is before scheduled_at"},
+		{name: "zero date", edit: func(c *pushd.Campaign) { c.ScheduledAt = time.Time{} },
+			action: pushd.Fail, reason: "is not a real date"},
+		{name: "malformed data JSON", edit: func(c *pushd.Campaign) { c.Data = `{"screen": "sale"` },
+			action: pushd.Fail, reason: "data is not valid JSON"},
+		{name: "data not an object", edit: func(c *pushd.Campaign) { c.Data = `["a"]` },
+			action: pushd.Fail, reason: "data must be a JSON object"},
+		{name: "data trailing text", edit: func(c *pushd.Campaign) { c.Data = `{"a":"b"} x` },
+			action: pushd.Fail, reason: "text after the JSON object"},
+		{name: "broken cron", edit: func(c *pushd.Campaign) { c.Cron = "61 * * * *" },
+			action: pushd.Fail, reason: `cron "61 * * * *" is not valid: `},
+		{name: "batch size zero", edit: func(c *pushd.Campaign) { c.BatchSize = ptr(0) },
+			action: pushd.Fail, reason: "batch_size 0 is out of range"},
+		{name: "negative badge", edit: func(c *pushd.Campaign) { c.Badge = ptr(-1) },
+			action: pushd.Fail, reason: "badge -1 is negative"},
+		{name: "provider refuses payload", edit: func(c *pushd.Campaign) { c.Body = strings.Repeat("x", 4001) },
+			action: pushd.Fail, reason: "APNs allows 4096"},
+		{name: "repeat_until before start", edit: func(c *pushd.Campaign) { c.Cron = "@daily"; c.RepeatUntil = ptr(now.Add(-time.Hour)) },
+			action: pushd.Fail, reason: "repeat_until"},
+		{name: "one-off starts with its deadline", edit: func(c *pushd.Campaign) {
 			c.ExpiresAt = ptr(now.Add(30 * time.Minute))
 			c.Data = `{"screen":"sale","n":3}`
-		}, now: now.Add(time.Second), action: store.Start, check: func(t *testing.T, d store.Decision) {
+		}, now: now.Add(time.Second), action: pushd.Start, check: func(t *testing.T, d pushd.Decision) {
 			if !d.Run.Deadline.Equal(now.Add(30*time.Minute)) || d.NextRunAt != nil || d.Run.BatchSize != 500 {
 				t.Errorf("deadline %v next %v batch %d", d.Run.Deadline, d.NextRunAt, d.Run.BatchSize)
 			}
-			var c campaign.Content
+			var c pushd.Notification
 			if err := json.Unmarshal(d.Run.Notification, &c); err != nil {
 				t.Fatal(err)
 			}
@@ -97,60 +97,60 @@ func TestPlan(t *testing.T) {
 				t.Errorf("snapshot %+v", c)
 			}
 		}},
-		{name: "no expires_at takes the app default", action: store.Start, check: func(t *testing.T, d store.Decision) {
+		{name: "no expires_at takes the app default", action: pushd.Start, check: func(t *testing.T, d pushd.Decision) {
 			if !d.Run.Deadline.Equal(now.Add(2 * time.Hour)) {
 				t.Errorf("deadline %v, want scheduled_at + 2h", d.Run.Deadline)
 			}
 		}},
-		{name: "staff collapse id wins and batch size is theirs", edit: func(c *store.Campaign) { c.CollapseID = "black-friday"; c.BatchSize = ptr(250) },
-			action: store.Start, check: func(t *testing.T, d store.Decision) {
+		{name: "staff collapse id wins and batch size is theirs", edit: func(c *pushd.Campaign) { c.CollapseID = "black-friday"; c.BatchSize = ptr(250) },
+			action: pushd.Start, check: func(t *testing.T, d pushd.Decision) {
 				if !strings.Contains(string(d.Run.Notification), `"collapse_id":"black-friday"`) || d.Run.BatchSize != 250 {
 					t.Errorf("notification %s batch %d", d.Run.Notification, d.Run.BatchSize)
 				}
 			}},
-		{name: "recurring start sets the next occurrence", edit: func(c *store.Campaign) { c.Cron = "0 9 * * *"; c.ScheduledAt = now.Add(-30 * time.Minute) },
-			action: store.Start, check: func(t *testing.T, d store.Decision) {
+		{name: "recurring start sets the next occurrence", edit: func(c *pushd.Campaign) { c.Cron = "0 9 * * *"; c.ScheduledAt = now.Add(-30 * time.Minute) },
+			action: pushd.Start, check: func(t *testing.T, d pushd.Decision) {
 				if d.NextRunAt == nil || !d.NextRunAt.Equal(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)) {
 					t.Errorf("next %v", d.NextRunAt)
 				}
 			}},
-		{name: "cron follows the configured zone", edit: func(c *store.Campaign) {
+		{name: "cron follows the configured zone", edit: func(c *pushd.Campaign) {
 			c.Cron = "0 9 * * *"
 			c.ScheduledAt = time.Date(2026, 11, 22, 9, 0, 0, 0, paris)
-		}, now: time.Date(2026, 11, 22, 9, 0, 1, 0, paris), action: store.Start, check: func(t *testing.T, d store.Decision) {
+		}, now: time.Date(2026, 11, 22, 9, 0, 1, 0, paris), action: pushd.Start, check: func(t *testing.T, d pushd.Decision) {
 			if d.NextRunAt == nil || !d.NextRunAt.Equal(time.Date(2026, 11, 23, 9, 0, 0, 0, paris)) {
 				t.Errorf("next %v, want 09:00 Paris", d.NextRunAt)
 			}
 		}},
-		{name: "repeat_until ends the series", edit: func(c *store.Campaign) { c.Cron = "@daily"; c.RepeatUntil = ptr(now.Add(time.Hour)) },
-			action: store.Start, check: func(t *testing.T, d store.Decision) {
+		{name: "repeat_until ends the series", edit: func(c *pushd.Campaign) { c.Cron = "@daily"; c.RepeatUntil = ptr(now.Add(time.Hour)) },
+			action: pushd.Start, check: func(t *testing.T, d pushd.Decision) {
 				if d.NextRunAt != nil {
 					t.Errorf("next %v, want none", d.NextRunAt)
 				}
 			}},
-		{name: "one-off whose deadline passed while down", edit: func(c *store.Campaign) { c.ExpiresAt = ptr(now.Add(time.Hour)) },
-			now: now.Add(2 * time.Hour), action: store.Expire, reason: "passed before pushd could start it",
-			check: func(t *testing.T, d store.Decision) {
+		{name: "one-off whose deadline passed while down", edit: func(c *pushd.Campaign) { c.ExpiresAt = ptr(now.Add(time.Hour)) },
+			now: now.Add(2 * time.Hour), action: pushd.Expire, reason: "passed before pushd could start it",
+			check: func(t *testing.T, d pushd.Decision) {
 				if d.NextRunAt != nil {
 					t.Error("a one-off has no next run")
 				}
 			}},
-		{name: "recurring skips missed occurrences", edit: func(c *store.Campaign) {
+		{name: "recurring skips missed occurrences", edit: func(c *pushd.Campaign) {
 			c.Cron = "@hourly"
 			c.ExpiresAt = ptr(now.Add(10 * time.Minute))
-		}, now: now.Add(3*time.Hour + 20*time.Minute), action: store.Expire, reason: "4 run(s) missed",
-			check: func(t *testing.T, d store.Decision) {
+		}, now: now.Add(3*time.Hour + 20*time.Minute), action: pushd.Expire, reason: "4 run(s) missed",
+			check: func(t *testing.T, d pushd.Decision) {
 				if d.NextRunAt == nil || !d.NextRunAt.Equal(now.Add(4*time.Hour)) {
 					t.Errorf("next %v, want 14:00", d.NextRunAt)
 				}
 			}},
-		{name: "resume a paused run", edit: func(c *store.Campaign) {
-			c.CurrentRun = &store.RunState{ID: 7, Status: store.Paused, ScheduledFor: now, Deadline: now.Add(time.Hour)}
-		}, action: store.Resume},
-		{name: "a done run is not resumed", edit: func(c *store.Campaign) {
+		{name: "resume a paused run", edit: func(c *pushd.Campaign) {
+			c.CurrentRun = &pushd.RunState{ID: 7, Status: pushd.Paused, ScheduledFor: now, Deadline: now.Add(time.Hour)}
+		}, action: pushd.Resume},
+		{name: "a done run is not resumed", edit: func(c *pushd.Campaign) {
 			c.RunCount = 1
-			c.CurrentRun = &store.RunState{ID: 7, Status: store.Done, ScheduledFor: now, Deadline: now.Add(time.Hour)}
-		}, action: store.Start, check: func(t *testing.T, d store.Decision) {
+			c.CurrentRun = &pushd.RunState{ID: 7, Status: pushd.Done, ScheduledFor: now, Deadline: now.Add(time.Hour)}
+		}, action: pushd.Start, check: func(t *testing.T, d pushd.Decision) {
 			if !strings.Contains(string(d.Run.Notification), "pushd-42-2") {
 				t.Errorf("second run's collapse id: %s", d.Run.Notification)
 			}

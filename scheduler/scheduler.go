@@ -8,19 +8,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
-	"github.com/pushd/pushd/store"
 )
 
 // Store is the part of the store the scheduler and its runners use.
 type Store interface {
 	campaign.Store
-	DueCampaigns(ctx context.Context, until time.Time, limit int) ([]store.Due, error)
-	Decide(ctx context.Context, id int64, now time.Time, decide func(*store.Campaign) store.Decision) (store.Decision, int64, error)
-	ActiveRuns(ctx context.Context) ([]store.Run, error)
+	DueCampaigns(ctx context.Context, until time.Time, limit int) ([]pushd.Due, error)
+	Decide(ctx context.Context, id int64, now time.Time, decide func(*pushd.Campaign) pushd.Decision) (pushd.Decision, int64, error)
+	ActiveRuns(ctx context.Context) ([]pushd.Run, error)
 }
-
-var _ Store = (*store.Store)(nil)
 
 // Options tune a Scheduler.
 type Options struct {
@@ -200,11 +198,11 @@ func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time
 			continue
 		}
 		var app string
-		dec, runID, err := s.st.Decide(ctx, d.CampaignID, s.o.Clock(), func(c *store.Campaign) store.Decision {
+		dec, runID, err := s.st.Decide(ctx, d.CampaignID, s.o.Clock(), func(c *pushd.Campaign) pushd.Decision {
 			app = c.App
 			return Plan(c, apps, s.o.Clock())
 		})
-		if errors.Is(err, store.ErrNotDue) {
+		if errors.Is(err, pushd.ErrNotDue) {
 			continue
 		}
 		if err != nil {
@@ -212,18 +210,18 @@ func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time
 		}
 		log := s.log.With("campaign_id", d.CampaignID, "app", app)
 		switch dec.Action {
-		case store.Fail:
+		case pushd.Fail:
 			log.Warn("campaign failed", "reason", dec.Reason)
-		case store.Expire:
+		case pushd.Expire:
 			log.Warn("campaign expired before it started", "reason", dec.Reason)
-		case store.Start:
+		case pushd.Start:
 			lag := s.o.Clock().Sub(dec.Run.ScheduledFor)
 			log.Info("campaign started", "run_id", runID, "deadline", dec.Run.Deadline, "lag", lag)
 			started[runID] = true
 			if s.o.Observer != nil {
 				s.o.Observer.RunStarted(app, lag)
 			}
-		case store.Resume:
+		case pushd.Resume:
 			log.Info("campaign resumed", "run_id", runID)
 		}
 	}
@@ -237,7 +235,7 @@ func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time
 	return nil
 }
 
-func (s *Scheduler) ensureRunner(ctx, hardCtx context.Context, r store.Run, apps map[string]*campaign.App, fresh bool) {
+func (s *Scheduler) ensureRunner(ctx, hardCtx context.Context, r pushd.Run, apps map[string]*campaign.App, fresh bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.runners[r.ID]; ok || ctx.Err() != nil {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/go-sql-driver/mysql"
+	pushd "github.com/pushd/pushd"
 )
 
 // The ledger gets one row per user and run, so its writes are most of what
@@ -46,7 +47,7 @@ func (s *Store) probeLocalInfile(ctx context.Context) {
 	}
 }
 
-func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, runID int64, ds []Delivery) error {
+func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd.Delivery) error {
 	if !s.noLocalInfile.Load() {
 		err := loadDeliveries(ctx, tx, runID, ds)
 		if !localInfileRefused(err) {
@@ -78,7 +79,7 @@ func localInfileRefused(err error) bool {
 	return !isRetryableTxError(err)
 }
 
-func loadDeliveries(ctx context.Context, tx *sql.Tx, runID int64, ds []Delivery) error {
+func loadDeliveries(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd.Delivery) error {
 	buf := make([]byte, 0, len(ds)*32)
 	for _, d := range ds {
 		buf = strconv.AppendInt(buf, runID, 10)
@@ -140,7 +141,7 @@ func appendField(buf []byte, s string) []byte {
 	return buf
 }
 
-func insertDeliveryRows(ctx context.Context, tx *sql.Tx, runID int64, ds []Delivery) error {
+func insertDeliveryRows(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd.Delivery) error {
 	for len(ds) > 0 {
 		n := min(len(ds), rowsPerInsert)
 		var q strings.Builder

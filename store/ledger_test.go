@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	pushd "github.com/pushd/pushd"
 	"github.com/pushd/pushd/internal/dbtest"
 	"github.com/pushd/pushd/store"
 )
@@ -38,7 +39,7 @@ func readLedger(t *testing.T, st *store.Store, run int64) map[int64]ledgerRow {
 }
 
 // firstBatch seeds 10 users and claims them as the first batch of a new run.
-func firstBatch(t *testing.T, st *store.Store) (cid, run int64, b *store.Batch, now time.Time) {
+func firstBatch(t *testing.T, st *store.Store) (cid, run int64, b *pushd.Batch, now time.Time) {
 	t.Helper()
 	seedUsers(t, st, "A", 10)
 	now = time.Now().UTC().Truncate(time.Second)
@@ -57,15 +58,15 @@ func recordOdd(t *testing.T, st *store.Store) {
 	t.Helper()
 	cid, run, b, now := firstBatch(t, st)
 	long := strings.Repeat("é", 70) // clipped to 63 runes
-	ds := []store.Delivery{
-		{UserID: b.Recipients[0].UserID, Outcome: store.Sent, Attempts: 1},
-		{UserID: b.Recipients[1].UserID, Outcome: store.FailedSend, Reason: "tab\there, newline\nthere, cr\rand \\N", Attempts: 3},
-		{UserID: b.Recipients[2].UserID, Outcome: store.FailedSend, Reason: `back\slash 'quote' "double" \t`, Attempts: 300},
-		{UserID: b.Recipients[3].UserID, Outcome: store.InvalidToken, Reason: "nul\x00byte", Attempts: -1},
-		{UserID: b.Recipients[4].UserID, Outcome: store.FailedSend, Reason: long, Attempts: 2},
-		{UserID: b.Recipients[5].UserID, Outcome: store.ExpiredSend, Reason: "\\", Attempts: 0},
+	ds := []pushd.Delivery{
+		{UserID: b.Recipients[0].UserID, Outcome: pushd.Sent, Attempts: 1},
+		{UserID: b.Recipients[1].UserID, Outcome: pushd.FailedSend, Reason: "tab\there, newline\nthere, cr\rand \\N", Attempts: 3},
+		{UserID: b.Recipients[2].UserID, Outcome: pushd.FailedSend, Reason: `back\slash 'quote' "double" \t`, Attempts: 300},
+		{UserID: b.Recipients[3].UserID, Outcome: pushd.InvalidToken, Reason: "nul\x00byte", Attempts: -1},
+		{UserID: b.Recipients[4].UserID, Outcome: pushd.FailedSend, Reason: long, Attempts: 2},
+		{UserID: b.Recipients[5].UserID, Outcome: pushd.ExpiredSend, Reason: "\\", Attempts: 0},
 	}
-	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
+	if err := st.Record(ctx, pushd.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
 		Deliveries: ds, Lease: time.Minute, Now: now}); err != nil {
 		t.Fatal(err)
 	}
@@ -104,16 +105,16 @@ func TestRecordRefusesAUserRecordedTwice(t *testing.T) {
 	t.Parallel()
 	st := dbtest.Open(t)
 	cid, run, b, now := firstBatch(t, st)
-	first := []store.Delivery{{UserID: b.Recipients[0].UserID, Outcome: store.Sent, Attempts: 1}}
-	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
+	first := []pushd.Delivery{{UserID: b.Recipients[0].UserID, Outcome: pushd.Sent, Attempts: 1}}
+	if err := st.Record(ctx, pushd.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
 		Deliveries: first, Lease: time.Minute, Now: now}); err != nil {
 		t.Fatal(err)
 	}
-	again := []store.Delivery{
-		{UserID: b.Recipients[1].UserID, Outcome: store.Sent, Attempts: 1},
-		{UserID: b.Recipients[0].UserID, Outcome: store.Sent, Attempts: 1},
+	again := []pushd.Delivery{
+		{UserID: b.Recipients[1].UserID, Outcome: pushd.Sent, Attempts: 1},
+		{UserID: b.Recipients[0].UserID, Outcome: pushd.Sent, Attempts: 1},
 	}
-	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
+	if err := st.Record(ctx, pushd.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
 		Deliveries: again, Lease: time.Minute, Now: now}); err == nil {
 		t.Fatal("recording a user twice succeeded")
 	}
@@ -174,15 +175,15 @@ func TestRecordRecheckAfterAnUnknownCommit(t *testing.T) {
 	t.Parallel()
 	st := dbtest.Open(t)
 	cid, run, b, now := firstBatch(t, st)
-	d := func(lo, hi int) []store.Delivery {
-		var out []store.Delivery
+	d := func(lo, hi int) []pushd.Delivery {
+		var out []pushd.Delivery
 		for _, rc := range b.Recipients[lo:hi] {
-			out = append(out, store.Delivery{UserID: rc.UserID, Outcome: store.Sent, Attempts: 1})
+			out = append(out, pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Sent, Attempts: 1})
 		}
 		return out
 	}
-	flush := func(ds []store.Delivery, done, recheck bool) error {
-		return st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
+	flush := func(ds []pushd.Delivery, done, recheck bool) error {
+		return st.Record(ctx, pushd.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
 			Deliveries: ds, Done: done, Lease: time.Minute, Now: now, Recheck: recheck})
 	}
 	sent := func() (campaign, runRow, ledger int) {
@@ -203,7 +204,7 @@ func TestRecordRecheckAfterAnUnknownCommit(t *testing.T) {
 	if err := flush(d(3, 10), true, false); err != nil { // the final flush commits, "unknown" again
 		t.Fatal(err)
 	}
-	if err := flush(d(3, 10), true, false); !errors.Is(err, store.ErrLeaseLost) {
+	if err := flush(d(3, 10), true, false); !errors.Is(err, pushd.ErrLeaseLost) {
 		t.Fatalf("a done batch flushed again without recheck = %v, want ErrLeaseLost", err)
 	}
 	if err := flush(d(3, 10), true, true); err != nil {

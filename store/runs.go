@@ -7,89 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	pushd "github.com/pushd/pushd"
 )
-
-// Run is a run in progress, as an instance needs it to take part.
-type Run struct {
-	ID           int64
-	CampaignID   int64
-	Occurrence   int
-	App          string
-	Status       Status
-	Notification []byte
-	ScheduledFor time.Time
-	Deadline     time.Time
-	BatchSize    int
-	MaxUserID    int64
-}
-
-// Recipient is one audience member of a batch.
-type Recipient struct {
-	UserID       int64
-	Token        string
-	RegisteredAt time.Time
-}
-
-// Batch is a leased share of a run's audience. Every write about it must
-// quote Epoch; a newer owner has a higher one.
-type Batch struct {
-	ID         int64
-	RunID      int64
-	Epoch      int64
-	After      int64 // users.id > After
-	Last       int64 // users.id <= Last
-	Recipients []Recipient
-	// TakenOver is true when the batch was released or abandoned by an
-	// earlier owner; Recipients then holds only users with no outcome yet.
-	TakenOver bool
-}
-
-// Outcome is a ledger outcome, as stored in pushd_deliveries.outcome.
-type Outcome string
-
-// Ledger outcomes.
-const (
-	Sent         Outcome = "sent"
-	FailedSend   Outcome = "failed"
-	InvalidToken Outcome = "invalid"
-	ExpiredSend  Outcome = "expired"
-)
-
-// Delivery is the outcome for one user of a run.
-type Delivery struct {
-	UserID   int64
-	Outcome  Outcome
-	Reason   string
-	Attempts int
-}
-
-// Invalidation records a token a provider declared dead.
-type Invalidation struct {
-	UserID int64
-	App    string
-	Token  string
-	Since  time.Time
-	Reason string
-}
-
-// Errors of the run and batch methods.
-var (
-	// ErrLeaseLost means another instance owns the batch now (or it is
-	// done): stop sending it and drop what was not recorded.
-	ErrLeaseLost = errors.New("batch lease lost")
-	// ErrNoWork means every audience user is in a batch and other instances
-	// still hold live leases on some: try again after a while.
-	ErrNoWork = errors.New("no batch to claim now")
-	// ErrDrained means every batch is done: the run can be finished.
-	ErrDrained = errors.New("run has no work left")
-	// ErrBusy means another instance still holds a live lease on the run.
-	ErrBusy = errors.New("another instance holds a batch of the run")
-)
-
-// RunStopped is returned by ClaimBatch when the run must not go on.
-type RunStopped struct{ Status Status }
-
-func (e *RunStopped) Error() string { return "run is " + string(e.Status) }
 
 const validToken = `(i.user_id IS NULL OR i.push_token <> u.push_token OR u.registered_at > i.invalid_since)`
 
@@ -103,16 +23,16 @@ const validToken = `(i.user_id IS NULL OR i.push_token <> u.push_token OR u.regi
 const sameApp = `u.app >= ? AND u.app <= ?`
 
 // ActiveRuns lists the runs in status running.
-func (s *Store) ActiveRuns(ctx context.Context) ([]Run, error) {
+func (s *Store) ActiveRuns(ctx context.Context) ([]pushd.Run, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, campaign_id, occurrence, app, status, notification,
 		scheduled_for, deadline, batch_size, max_user_id FROM pushd_runs WHERE status = 'running' ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list running runs: %w", err)
 	}
 	defer rows.Close()
-	var out []Run
+	var out []pushd.Run
 	for rows.Next() {
-		var r Run
+		var r pushd.Run
 		if err := rows.Scan(&r.ID, &r.CampaignID, &r.Occurrence, &r.App, &r.Status, &r.Notification,
 			&r.ScheduledFor, &r.Deadline, &r.BatchSize, &r.MaxUserID); err != nil {
 			return nil, err
@@ -129,7 +49,7 @@ func (s *Store) ActiveRuns(ctx context.Context) ([]Run, error) {
 // dead tokens, read from pushd_invalid_tokens' side. A LEFT JOIN from users
 // made MariaDB look every user up in pushd_invalid_tokens while the first
 // batches were sending.
-func (s *Store) CountAudience(ctx context.Context, r Run) (int64, error) {
+func (s *Store) CountAudience(ctx context.Context, r pushd.Run) (int64, error) {
 	var all, dead int64
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u WHERE `+sameApp+` AND u.id <= ?`,
 		r.App, r.App, r.MaxUserID).Scan(&all)
@@ -146,7 +66,7 @@ func (s *Store) CountAudience(ctx context.Context, r Run) (int64, error) {
 
 // SetTargeted stores the audience size on the run and, while the run is
 // current, on its campaign.
-func (s *Store) SetTargeted(ctx context.Context, r Run, n int64) error {
+func (s *Store) SetTargeted(ctx context.Context, r pushd.Run, n int64) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET targeted = ? WHERE id = ?`, n, r.ID); err != nil {
 			return err
@@ -167,9 +87,9 @@ func (s *Store) SetTargeted(ctx context.Context, r Run, n int64) error {
 // claim committed but its answer was lost, is taken over like any other.
 // ClaimBatch also notices staff pausing or cancelling the campaign and
 // stops the run.
-func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held []int64, lease time.Duration, now time.Time) (*Batch, error) {
+func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held []int64, lease time.Duration, now time.Time) (*pushd.Batch, error) {
 	var (
-		b *Batch
+		b *pushd.Batch
 		// verdict is the claim's answer when it is not a batch; the
 		// transaction still commits what it wrote on the way there.
 		verdict error
@@ -177,7 +97,7 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		b, verdict = nil, nil
 		var (
-			r        Run
+			r        pushd.Run
 			cursor   int64
 			drained  bool
 			campaign sql.NullString
@@ -188,43 +108,26 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 		if err != nil {
 			return fmt.Errorf("lock run %d: %w", runID, err)
 		}
-		if r.Status != Running {
-			verdict = &RunStopped{Status: r.Status}
+		if r.Status != pushd.Running {
+			verdict = &pushd.RunStopped{Status: r.Status}
 			return nil
 		}
 		err = tx.QueryRowContext(ctx, `SELECT status FROM campaigns WHERE id = ? AND current_run_id = ?`, r.CampaignID, runID).Scan(&campaign)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		switch st := Status(campaign.String); {
-		case !campaign.Valid || st == Cancelled:
-			// Cancelled, or the row was deleted or moved on: never resume.
-			_, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'cancelled', status_reason = 'cancelled by staff',
-				finished_at = ? WHERE id = ?`, now, runID)
-			if err == nil {
-				_, err = tx.ExecContext(ctx, `UPDATE campaigns SET finished_at = ?, updated_at = ? WHERE id = ? AND current_run_id = ?`,
-					now, now, r.CampaignID, runID)
-			}
-			if err != nil {
-				return err
-			}
-			verdict = &RunStopped{Status: Cancelled}
+		// The runner decides what a paused or cancelled campaign means for
+		// the run (StopRun); the claim only reports it.
+		switch st := pushd.Status(campaign.String); {
+		case !campaign.Valid:
+			verdict = &pushd.RunStopped{Status: pushd.Cancelled, ByStaff: true}
 			return nil
-		case st == Paused:
-			_, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'paused', status_reason = 'paused by staff' WHERE id = ?`, runID)
-			if err == nil {
-				// Due again as soon as staff set it back to scheduled.
-				_, err = tx.ExecContext(ctx, `UPDATE campaigns SET next_run_at = (SELECT scheduled_for FROM pushd_runs WHERE id = ?),
-					updated_at = ? WHERE id = ?`, runID, now, r.CampaignID)
-			}
-			if err != nil {
-				return err
-			}
-			verdict = &RunStopped{Status: Paused}
+		case st == pushd.Cancelled || st == pushd.Paused:
+			verdict = &pushd.RunStopped{Status: st, ByStaff: true}
 			return nil
 		}
 		if !now.Before(r.Deadline) {
-			verdict = &RunStopped{Status: Expired}
+			verdict = &pushd.RunStopped{Status: pushd.Expired}
 			return nil
 		}
 		leaseMicros := lease.Microseconds()
@@ -236,7 +139,7 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 			}
 		}
 		for {
-			var cand Batch
+			var cand pushd.Batch
 			err := tx.QueryRowContext(ctx, `SELECT id, after_user_id, last_user_id, epoch FROM pushd_batches
 				WHERE run_id = ? AND (status = 'pending' OR (status = 'claimed' AND lease_expires_at < NOW(3)`+notHeld+`))
 				ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`, args...).Scan(&cand.ID, &cand.After, &cand.Last, &cand.Epoch)
@@ -290,7 +193,7 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 				if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET cursor_user_id = ? WHERE id = ?`, last, runID); err != nil {
 					return err
 				}
-				b = &Batch{ID: id, RunID: runID, Epoch: 1, After: cursor, Last: last, Recipients: recips}
+				b = &pushd.Batch{ID: id, RunID: runID, Epoch: 1, After: cursor, Last: last, Recipients: recips}
 				return nil
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET drained = 1, cursor_user_id = max_user_id WHERE id = ?`, runID); err != nil {
@@ -302,9 +205,9 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_batches WHERE run_id = ? AND status <> 'done'`, runID).Scan(&open); err != nil {
 			return err
 		}
-		verdict = ErrDrained
+		verdict = pushd.ErrDrained
 		if open > 0 {
-			verdict = ErrNoWork
+			verdict = pushd.ErrNoWork
 		}
 		return nil
 	})
@@ -322,16 +225,16 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 // pushd_invalid_tokens' primary key. A LEFT JOIN, as readUnrecorded has,
 // made MariaDB look each user up there: a third of the audience read's
 // cost with the table empty, and more as it fills up.
-func readAudience(ctx context.Context, tx *sql.Tx, app string, after, last int64, limit int) ([]Recipient, int64, error) {
+func readAudience(ctx context.Context, tx *sql.Tx, app string, after, last int64, limit int) ([]pushd.Recipient, int64, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT u.id, u.push_token, u.registered_at FROM users u
 		WHERE `+sameApp+` AND u.id > ? AND u.id <= ? ORDER BY u.id LIMIT ?`, app, app, after, last, limit)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read audience: %w", err)
 	}
 	defer rows.Close()
-	out := make([]Recipient, 0, limit)
+	out := make([]pushd.Recipient, 0, limit)
 	for rows.Next() {
-		var r Recipient
+		var r pushd.Recipient
 		if err := rows.Scan(&r.UserID, &r.Token, &r.RegisteredAt); err != nil {
 			return nil, 0, err
 		}
@@ -393,7 +296,7 @@ func deadTokens(ctx context.Context, tx *sql.Tx, after, last int64) (map[int64]d
 
 // readUnrecorded reads the audience in (after, last] that has no outcome in
 // the run yet, in id order: what a taken-over batch still has to send.
-func readUnrecorded(ctx context.Context, tx *sql.Tx, app string, runID, after, last int64) ([]Recipient, error) {
+func readUnrecorded(ctx context.Context, tx *sql.Tx, app string, runID, after, last int64) ([]pushd.Recipient, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT u.id, u.push_token, u.registered_at FROM users u
 		LEFT JOIN pushd_invalid_tokens i ON i.user_id = u.id
 		LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = u.id
@@ -403,9 +306,9 @@ func readUnrecorded(ctx context.Context, tx *sql.Tx, app string, runID, after, l
 		return nil, fmt.Errorf("read audience: %w", err)
 	}
 	defer rows.Close()
-	var out []Recipient
+	var out []pushd.Recipient
 	for rows.Next() {
-		var r Recipient
+		var r pushd.Recipient
 		if err := rows.Scan(&r.UserID, &r.Token, &r.RegisteredAt); err != nil {
 			return nil, err
 		}
@@ -414,33 +317,13 @@ func readUnrecorded(ctx context.Context, tx *sql.Tx, app string, runID, after, l
 	return out, rows.Err()
 }
 
-// Flush is what a runner records about one batch in one transaction.
-type Flush struct {
-	RunID      int64
-	CampaignID int64
-	BatchID    int64
-	Epoch      int64
-	Deliveries []Delivery
-	Invalid    []Invalidation
-	// Done says every recipient of the batch now has an outcome.
-	Done bool
-	// Lease renews the batch lease by this much.
-	Lease time.Duration
-	Now   time.Time
-	// Recheck says an earlier attempt at these deliveries may have
-	// committed although it reported an error (the database went away
-	// around the COMMIT). Users the run already has an outcome for are then
-	// left out and not counted again.
-	Recheck bool
-}
-
 // Record writes a flush if and only if the batch is still leased at f.Epoch;
 // otherwise nothing is written and the error is ErrLeaseLost. A flush with no
 // deliveries only renews the lease.
-func (s *Store) Record(ctx context.Context, f Flush) error {
+func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 	for _, d := range f.Deliveries {
 		switch d.Outcome {
-		case Sent, FailedSend, InvalidToken, ExpiredSend:
+		case pushd.Sent, pushd.FailedSend, pushd.InvalidToken, pushd.ExpiredSend:
 		default:
 			return fmt.Errorf("record run %d: unknown outcome %q", f.RunID, d.Outcome)
 		}
@@ -457,13 +340,13 @@ func (s *Store) Record(ctx context.Context, f Flush) error {
 		var c [4]int64
 		for _, d := range ds {
 			switch d.Outcome {
-			case Sent:
+			case pushd.Sent:
 				c[0]++
-			case FailedSend:
+			case pushd.FailedSend:
 				c[1]++
-			case InvalidToken:
+			case pushd.InvalidToken:
 				c[2]++
-			case ExpiredSend:
+			case pushd.ExpiredSend:
 				c[3]++
 			}
 		}
@@ -496,7 +379,7 @@ func (s *Store) Record(ctx context.Context, f Flush) error {
 					return nil
 				}
 			}
-			return ErrLeaseLost
+			return pushd.ErrLeaseLost
 		}
 		if len(ds) == 0 {
 			return nil
@@ -515,7 +398,7 @@ func (s *Store) Record(ctx context.Context, f Flush) error {
 }
 
 // unrecorded returns the deliveries whose users have no outcome in the run.
-func unrecorded(ctx context.Context, tx *sql.Tx, runID int64, ds []Delivery) ([]Delivery, error) {
+func unrecorded(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd.Delivery) ([]pushd.Delivery, error) {
 	have := map[int64]bool{}
 	for lo := 0; lo < len(ds); lo += rowsPerInsert {
 		chunk := ds[lo:min(len(ds), lo+rowsPerInsert)]
@@ -544,7 +427,7 @@ func unrecorded(ctx context.Context, tx *sql.Tx, runID int64, ds []Delivery) ([]
 	if len(have) == 0 {
 		return ds, nil
 	}
-	out := make([]Delivery, 0, len(ds)-len(have))
+	out := make([]pushd.Delivery, 0, len(ds)-len(have))
 	for _, d := range ds {
 		if !have[d.UserID] {
 			out = append(out, d)
@@ -553,7 +436,7 @@ func unrecorded(ctx context.Context, tx *sql.Tx, runID int64, ds []Delivery) ([]
 	return out, nil
 }
 
-func insertInvalid(ctx context.Context, tx *sql.Tx, runID int64, inv []Invalidation) error {
+func insertInvalid(ctx context.Context, tx *sql.Tx, runID int64, inv []pushd.Invalidation) error {
 	if len(inv) == 0 {
 		return nil
 	}
@@ -595,6 +478,45 @@ func (s *Store) ReleaseBatch(ctx context.Context, batchID, epoch int64) error {
 	return nil
 }
 
+// StopRun stops a running run as paused or cancelled, with reason. A
+// cancelled run is finished for good; a paused one is resumed when its
+// campaign is set back to scheduled. It is a no-op when the run is no
+// longer running.
+func (s *Store) StopRun(ctx context.Context, runID int64, status pushd.Status, reason string, now time.Time) error {
+	if status != pushd.Paused && status != pushd.Cancelled {
+		return fmt.Errorf("stop run %d: status %q is not paused or cancelled", runID, status)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			st         pushd.Status
+			campaignID int64
+		)
+		if err := tx.QueryRowContext(ctx, `SELECT status, campaign_id FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).
+			Scan(&st, &campaignID); err != nil {
+			return fmt.Errorf("lock run %d: %w", runID, err)
+		}
+		if st != pushd.Running {
+			return nil
+		}
+		if status == pushd.Cancelled {
+			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'cancelled', status_reason = ?, finished_at = ? WHERE id = ?`,
+				clip(reason), now, runID); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE campaigns SET finished_at = ?, updated_at = ? WHERE id = ? AND current_run_id = ?`,
+				now, now, campaignID, runID)
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'paused', status_reason = ? WHERE id = ?`, clip(reason), runID); err != nil {
+			return err
+		}
+		// Due again as soon as staff set it back to scheduled.
+		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET next_run_at = (SELECT scheduled_for FROM pushd_runs WHERE id = ?),
+			updated_at = ? WHERE id = ?`, runID, now, campaignID)
+		return err
+	})
+}
+
 // FailRun stops a running run and its campaign with a reason staff can act
 // on. Setting the campaign back to scheduled resumes the run.
 func (s *Store) FailRun(ctx context.Context, runID int64, reason string, now time.Time) error {
@@ -613,23 +535,9 @@ func (s *Store) FailRun(ctx context.Context, runID int64, reason string, now tim
 	})
 }
 
-// RunCounts are a run's progress counters.
-type RunCounts struct {
-	Targeted, Sent, Failed, Invalid, Expired int64
-}
-
-// Outcomes is how many users of the run have an outcome.
-func (c RunCounts) Outcomes() int64 { return c.Sent + c.Failed + c.Invalid + c.Expired }
-
-// ReasonCount is how many deliveries failed for one reason.
-type ReasonCount struct {
-	Reason string
-	Count  int64
-}
-
 // RunSummary returns the run's counters and its most common failure reasons.
-func (s *Store) RunSummary(ctx context.Context, runID int64) (RunCounts, []ReasonCount, error) {
-	var c RunCounts
+func (s *Store) RunSummary(ctx context.Context, runID int64) (pushd.RunCounts, []pushd.ReasonCount, error) {
+	var c pushd.RunCounts
 	err := s.db.QueryRowContext(ctx, `SELECT targeted, sent, failed, invalid_tokens, expired FROM pushd_runs WHERE id = ?`, runID).
 		Scan(&c.Targeted, &c.Sent, &c.Failed, &c.Invalid, &c.Expired)
 	if err != nil {
@@ -644,9 +552,9 @@ func (s *Store) RunSummary(ctx context.Context, runID int64) (RunCounts, []Reaso
 		return c, nil, err
 	}
 	defer rows.Close()
-	var top []ReasonCount
+	var top []pushd.ReasonCount
 	for rows.Next() {
-		var rc ReasonCount
+		var rc pushd.ReasonCount
 		if err := rows.Scan(&rc.Reason, &rc.Count); err != nil {
 			return c, nil, err
 		}
@@ -659,12 +567,12 @@ func (s *Store) RunSummary(ctx context.Context, runID int64) (RunCounts, []Reaso
 // campaign on: back to scheduled when a next occurrence is set, else to the
 // run's final status. It is a no-op when the run is no longer running or
 // (for done) still has open batches.
-func (s *Store) FinishRun(ctx context.Context, runID int64, status Status, reason string, now time.Time) (bool, error) {
+func (s *Store) FinishRun(ctx context.Context, runID int64, status pushd.Status, reason string, now time.Time) (bool, error) {
 	var finished bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		finished = false
 		var (
-			st         Status
+			st         pushd.Status
 			drained    bool
 			campaignID int64
 		)
@@ -672,7 +580,7 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, status Status, reaso
 			Scan(&st, &drained, &campaignID); err != nil {
 			return err
 		}
-		if st != Running || !drained {
+		if st != pushd.Running || !drained {
 			return nil
 		}
 		var open int
@@ -704,12 +612,12 @@ func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, 
 	var (
 		app        string
 		campaignID int64
-		batches    []Batch
+		batches    []pushd.Batch
 	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		batches = nil
 		var (
-			st      Status
+			st      pushd.Status
 			cursor  int64
 			maxID   int64
 			drained bool
@@ -718,8 +626,8 @@ func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, 
 			FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).Scan(&st, &app, &campaignID, &cursor, &maxID, &drained); err != nil {
 			return err
 		}
-		if st != Running {
-			return &RunStopped{Status: st}
+		if st != pushd.Running {
+			return &pushd.RunStopped{Status: st}
 		}
 		var busy int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_batches WHERE run_id = ? AND status = 'claimed'
@@ -727,7 +635,7 @@ func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, 
 			return err
 		}
 		if busy > 0 {
-			return ErrBusy
+			return pushd.ErrBusy
 		}
 		if !drained {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO pushd_batches (run_id, after_user_id, last_user_id, size, status, owner, epoch)
@@ -749,7 +657,7 @@ func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, 
 		}
 		defer rows.Close()
 		for rows.Next() {
-			b := Batch{RunID: runID}
+			b := pushd.Batch{RunID: runID}
 			if err := rows.Scan(&b.ID, &b.After, &b.Last, &b.Epoch); err != nil {
 				return err
 			}
@@ -765,7 +673,7 @@ func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, 
 		n, err := s.expireBatch(ctx, app, campaignID, b, lease, now)
 		total += n
 		if err != nil {
-			return total, err
+			return total, markUnavailable(err)
 		}
 	}
 	return total, nil
@@ -774,7 +682,7 @@ func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, 
 // expireChunk bounds one INSERT … SELECT of the expiry sweep.
 const expireChunk = 10000
 
-func (s *Store) expireBatch(ctx context.Context, app string, campaignID int64, b Batch, lease time.Duration, now time.Time) (int64, error) {
+func (s *Store) expireBatch(ctx context.Context, app string, campaignID int64, b pushd.Batch, lease time.Duration, now time.Time) (int64, error) {
 	var total int64
 	lo := b.After
 	for lo < b.Last {
@@ -804,7 +712,7 @@ func (s *Store) expireBatch(ctx context.Context, app string, campaignID int64, b
 				return err
 			}
 			if n, _ := res.RowsAffected(); n == 0 {
-				return ErrLeaseLost
+				return pushd.ErrLeaseLost
 			}
 			res, err = tx.ExecContext(ctx, `INSERT INTO pushd_deliveries (run_id, user_id, outcome, reason, attempts)
 				SELECT ?, u.id, 'expired', 'deadline reached', 0 FROM users u

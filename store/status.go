@@ -4,42 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
+
+	pushd "github.com/pushd/pushd"
 )
-
-// CampaignStatus is a campaign row as `pushd status` shows it: what staff
-// wrote, the counts of its current run and the run's timing.
-type CampaignStatus struct {
-	ID     int64
-	App    string
-	Title  string
-	Status Status
-	Reason string // status_reason
-	// Counts of the current run, as on the campaigns row.
-	Targeted, Sent, Failed, Invalid, Expired int64
-	RunCount                                 int
-	Cron                                     string
-	ScheduledAt                              time.Time
-	ExpiresAt                                *time.Time
-	NextRunAt                                *time.Time
-	UpdatedAt                                time.Time
-	// Run is the current run, nil before the first.
-	Run *RunTiming
-}
-
-// RunTiming is when the current run started, must end and ended.
-type RunTiming struct {
-	ID         int64
-	Occurrence int
-	Status     Status
-	StartedAt  time.Time
-	Deadline   time.Time
-	FinishedAt *time.Time // nil while the run is not finished
-}
 
 // RecentCampaigns returns every running campaign and the limit most recent
 // others (by id), newest first. A limit of 0 or less means 20.
-func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]CampaignStatus, error) {
+func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]pushd.CampaignStatus, error) {
 	if limit <= 0 {
 		limit = 20
 	}
@@ -59,10 +30,10 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]CampaignStatu
 		return nil, fmt.Errorf("list recent campaigns: %w", err)
 	}
 	defer rows.Close()
-	var out []CampaignStatus
+	var out []pushd.CampaignStatus
 	for rows.Next() {
 		var (
-			c                        CampaignStatus
+			c                        pushd.CampaignStatus
 			cronStr                  sql.NullString
 			expires, next            sql.NullTime
 			runID                    sql.NullInt64
@@ -80,7 +51,7 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]CampaignStatu
 		c.ExpiresAt = timePtr(expires)
 		c.NextRunAt = timePtr(next)
 		if runID.Valid {
-			c.Run = &RunTiming{ID: runID.Int64, Occurrence: int(occurrence.Int32), Status: Status(runStatus.String),
+			c.Run = &pushd.RunTiming{ID: runID.Int64, Occurrence: int(occurrence.Int32), Status: pushd.Status(runStatus.String),
 				StartedAt: started.Time, Deadline: deadline.Time, FinishedAt: timePtr(ended)}
 		}
 		out = append(out, c)

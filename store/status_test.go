@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	pushd "github.com/pushd/pushd"
 	"github.com/pushd/pushd/internal/dbtest"
-	"github.com/pushd/pushd/store"
 )
 
 // TestRecentCampaigns checks which rows `pushd status` lists: every running
@@ -62,16 +62,16 @@ func TestRecentCampaigns(t *testing.T) {
 		}
 	}
 	run := got[3]
-	if run.Run == nil || run.Run.ID != runID || run.Run.Status != store.Running ||
+	if run.Run == nil || run.Run.ID != runID || run.Run.Status != pushd.Running ||
 		!run.Run.StartedAt.Equal(at.Add(1500*time.Millisecond)) || !run.Run.Deadline.Equal(at.Add(time.Hour)) ||
 		run.Run.FinishedAt != nil {
 		t.Errorf("running campaign's run = %+v, want run %d started %v", run.Run, runID, at.Add(1500*time.Millisecond))
 	}
 	if run.Sent != 4 || run.Targeted != 10 || run.Cron != "@daily" || run.NextRunAt == nil ||
-		!run.NextRunAt.Equal(at.Add(24*time.Hour)) || run.Status != store.Running || run.RunCount != 1 {
+		!run.NextRunAt.Equal(at.Add(24*time.Hour)) || run.Status != pushd.Running || run.RunCount != 1 {
 		t.Errorf("running campaign = %+v", run)
 	}
-	if got[0].Run != nil || got[0].NextRunAt != nil || got[0].Status != store.Scheduled {
+	if got[0].Run != nil || got[0].NextRunAt != nil || got[0].Status != pushd.Scheduled {
 		t.Errorf("scheduled campaign = %+v, want no run", got[0])
 	}
 

@@ -11,8 +11,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -21,6 +23,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	pushd "github.com/pushd/pushd"
 )
 
 // Options says how to reach the database.
@@ -155,13 +158,14 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // inTx runs fn in a transaction, retrying it when InnoDB chose it as a
-// deadlock victim or a lock wait timed out; both leave nothing behind.
+// deadlock victim or a lock wait timed out; both leave nothing behind. An
+// error that means the database is away matches pushd.ErrUnavailable.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		err = s.tryTx(ctx, fn)
 		if !isRetryableTxError(err) {
-			return err
+			return markUnavailable(err)
 		}
 		select {
 		case <-ctx.Done():
@@ -192,16 +196,33 @@ func isRetryableTxError(err error) bool {
 	return false
 }
 
-// IsUnavailable reports whether err means the database could not be reached
-// or dropped the connection, as opposed to rejecting a statement.
-func IsUnavailable(err error) bool {
-	if err == nil {
+// unavailable reports whether err means the database could not be reached
+// or dropped the connection, as opposed to rejecting a statement or a
+// logic error such as sql.ErrNoRows, which retrying would not cure.
+func unavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		// Server shutdown in progress, or connection killed.
-		return me.Number == 1053 || me.Number == 1927 || me.Number == 2006 || me.Number == 2013
+		// Too many connections, server shutdown in progress, connection
+		// killed, server gone away, connection lost during a query.
+		switch me.Number {
+		case 1040, 1053, 1927, 2006, 2013:
+			return true
+		}
+		return false
 	}
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	var ne net.Error // dial refused or timed out, reset, broken pipe
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// markUnavailable makes an error that means the database is away match
+// pushd.ErrUnavailable, so callers can wait for it without knowing MySQL.
+func markUnavailable(err error) error {
+	if unavailable(err) && !errors.Is(err, pushd.ErrUnavailable) {
+		return fmt.Errorf("%w: %w", pushd.ErrUnavailable, err)
+	}
+	return err
 }

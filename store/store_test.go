@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	pushd "github.com/pushd/pushd"
 	"github.com/pushd/pushd/internal/dbtest"
+	"github.com/pushd/pushd/scheduler"
 	"github.com/pushd/pushd/store"
 )
 
@@ -55,8 +57,8 @@ func insertCampaign(t *testing.T, st *store.Store, app string, at time.Time) int
 
 func startRun(t *testing.T, st *store.Store, id int64, now time.Time, batch int) int64 {
 	t.Helper()
-	_, runID, err := st.Decide(ctx, id, now, func(c *store.Campaign) store.Decision {
-		return store.Decision{Action: store.Start, Run: store.NewRun{ScheduledFor: c.ScheduledAt,
+	_, runID, err := st.Decide(ctx, id, now, func(c *pushd.Campaign) pushd.Decision {
+		return pushd.Decision{Action: pushd.Start, Run: pushd.NewRun{ScheduledFor: c.ScheduledAt,
 			Deadline: now.Add(time.Hour), BatchSize: batch, Notification: []byte(`{}`)}}
 	})
 	if err != nil {
@@ -114,7 +116,7 @@ func TestUsersView(t *testing.T) {
 	}
 }
 
-func ids(b *store.Batch) []int64 {
+func ids(b *pushd.Batch) []int64 {
 	var out []int64
 	for _, r := range b.Recipients {
 		out = append(out, r.UserID)
@@ -138,15 +140,15 @@ func TestClaimRecordFenceAndTakeover(t *testing.T) {
 	if len(b1.Recipients) != 1000 || b1.Epoch != 1 {
 		t.Fatalf("first batch: %d recipients epoch %d", len(b1.Recipients), b1.Epoch)
 	}
-	half := make([]store.Delivery, 500)
+	half := make([]pushd.Delivery, 500)
 	for i := range half {
-		half[i] = store.Delivery{UserID: b1.Recipients[i].UserID, Outcome: store.Sent, Attempts: 1}
+		half[i] = pushd.Delivery{UserID: b1.Recipients[i].UserID, Outcome: pushd.Sent, Attempts: 1}
 	}
-	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b1.ID, Epoch: b1.Epoch + 1,
-		Deliveries: half, Lease: time.Minute, Now: now}); !errors.Is(err, store.ErrLeaseLost) {
+	if err := st.Record(ctx, pushd.Flush{RunID: run, CampaignID: cid, BatchID: b1.ID, Epoch: b1.Epoch + 1,
+		Deliveries: half, Lease: time.Minute, Now: now}); !errors.Is(err, pushd.ErrLeaseLost) {
 		t.Fatalf("record with a wrong epoch = %v, want ErrLeaseLost", err)
 	}
-	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b1.ID, Epoch: b1.Epoch,
+	if err := st.Record(ctx, pushd.Flush{RunID: run, CampaignID: cid, BatchID: b1.ID, Epoch: b1.Epoch,
 		Deliveries: half, Lease: time.Minute, Now: now}); err != nil {
 		t.Fatal(err)
 	}
@@ -162,9 +164,9 @@ func TestClaimRecordFenceAndTakeover(t *testing.T) {
 	if b2.ID != b1.ID || !b2.TakenOver || b2.Epoch != 2 || len(b2.Recipients) != 500 || b2.Recipients[0].UserID != b1.Recipients[500].UserID {
 		t.Fatalf("takeover: id %d (want %d) takenOver %v epoch %d recipients %d", b2.ID, b1.ID, b2.TakenOver, b2.Epoch, len(b2.Recipients))
 	}
-	late := []store.Delivery{{UserID: b1.Recipients[700].UserID, Outcome: store.Sent}}
-	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b1.ID, Epoch: b1.Epoch,
-		Deliveries: late, Lease: time.Minute, Now: now}); !errors.Is(err, store.ErrLeaseLost) {
+	late := []pushd.Delivery{{UserID: b1.Recipients[700].UserID, Outcome: pushd.Sent}}
+	if err := st.Record(ctx, pushd.Flush{RunID: run, CampaignID: cid, BatchID: b1.ID, Epoch: b1.Epoch,
+		Deliveries: late, Lease: time.Minute, Now: now}); !errors.Is(err, pushd.ErrLeaseLost) {
 		t.Fatalf("stale owner's record = %v, want ErrLeaseLost", err)
 	}
 	var sent int
@@ -259,24 +261,24 @@ func TestConcurrentClaimsPartitionTheAudience(t *testing.T) {
 			defer wg.Done()
 			for {
 				b, err := st.ClaimBatch(ctx, run, owner, nil, time.Minute, now)
-				if errors.Is(err, store.ErrNoWork) || errors.Is(err, store.ErrDrained) {
+				if errors.Is(err, pushd.ErrNoWork) || errors.Is(err, pushd.ErrDrained) {
 					return
 				}
 				if err != nil {
 					errs <- err
 					return
 				}
-				ds := make([]store.Delivery, len(b.Recipients))
+				ds := make([]pushd.Delivery, len(b.Recipients))
 				mu.Lock()
 				for i, r := range b.Recipients {
 					if prev, dup := seen[r.UserID]; dup {
 						errs <- fmt.Errorf("user %d claimed by %s and %s", r.UserID, prev, owner)
 					}
 					seen[r.UserID] = owner
-					ds[i] = store.Delivery{UserID: r.UserID, Outcome: store.Sent, Attempts: 1}
+					ds[i] = pushd.Delivery{UserID: r.UserID, Outcome: pushd.Sent, Attempts: 1}
 				}
 				mu.Unlock()
-				if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
+				if err := st.Record(ctx, pushd.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
 					Deliveries: ds, Done: true, Lease: time.Minute, Now: now}); err != nil {
 					errs <- err
 					return
@@ -299,10 +301,10 @@ func TestConcurrentClaimsPartitionTheAudience(t *testing.T) {
 	if len(owners) < 2 {
 		t.Errorf("one claimer took everything (%v); claims did not interleave", owners)
 	}
-	if _, err := st.ClaimBatch(ctx, run, "w0", nil, time.Minute, now); !errors.Is(err, store.ErrDrained) {
+	if _, err := st.ClaimBatch(ctx, run, "w0", nil, time.Minute, now); !errors.Is(err, pushd.ErrDrained) {
 		t.Fatalf("claim after the end = %v, want ErrDrained", err)
 	}
-	if ok, err := st.FinishRun(ctx, run, store.Done, "", now); err != nil || !ok {
+	if ok, err := st.FinishRun(ctx, run, pushd.Done, "", now); err != nil || !ok {
 		t.Fatalf("FinishRun = %v, %v", ok, err)
 	}
 	var status string
@@ -361,7 +363,7 @@ func TestDeadStretchDoesNotEndTheAudience(t *testing.T) {
 	if got := fmt.Sprint(ids(b)); got != "[26 28 29 30]" || b.After != 20 || b.Last != 30 {
 		t.Fatalf("batch (%d, %d] = %s, want (20, 30] = [26 28 29 30]", b.After, b.Last, got)
 	}
-	if _, err := st.ClaimBatch(ctx, run, "me", []int64{b.ID}, time.Minute, now); !errors.Is(err, store.ErrNoWork) {
+	if _, err := st.ClaimBatch(ctx, run, "me", []int64{b.ID}, time.Minute, now); !errors.Is(err, pushd.ErrNoWork) {
 		t.Fatalf("second claim = %v, want ErrNoWork", err)
 	}
 	if err := st.ReleaseBatch(ctx, b.ID, b.Epoch); err != nil {
@@ -387,8 +389,8 @@ func TestExpireRemainingRecordsEveryUnreachedUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds := []store.Delivery{{UserID: b.Recipients[0].UserID, Outcome: store.Sent, Attempts: 1}}
-	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch, Deliveries: ds, Lease: time.Minute, Now: now}); err != nil {
+	ds := []pushd.Delivery{{UserID: b.Recipients[0].UserID, Outcome: pushd.Sent, Attempts: 1}}
+	if err := st.Record(ctx, pushd.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch, Deliveries: ds, Lease: time.Minute, Now: now}); err != nil {
 		t.Fatal(err)
 	}
 	// Another instance with a live lease blocks the sweep.
@@ -396,7 +398,7 @@ func TestExpireRemainingRecordsEveryUnreachedUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.ExpireRemaining(ctx, run, "me", time.Minute, now); !errors.Is(err, store.ErrBusy) {
+	if _, err := st.ExpireRemaining(ctx, run, "me", time.Minute, now); !errors.Is(err, pushd.ErrBusy) {
 		t.Fatalf("sweep with another live lease = %v, want ErrBusy", err)
 	}
 	st.ReleaseBatch(ctx, other.ID, other.Epoch)
@@ -407,7 +409,7 @@ func TestExpireRemainingRecordsEveryUnreachedUser(t *testing.T) {
 	if n != 24999 {
 		t.Fatalf("expired %d users, want 24999", n)
 	}
-	if ok, err := st.FinishRun(ctx, run, store.Expired, "deadline", now); err != nil || !ok {
+	if ok, err := st.FinishRun(ctx, run, pushd.Expired, "deadline", now); err != nil || !ok {
 		t.Fatalf("FinishRun = %v, %v", ok, err)
 	}
 	var status string
@@ -418,32 +420,48 @@ func TestExpireRemainingRecordsEveryUnreachedUser(t *testing.T) {
 		t.Fatalf("campaign %s sent %d expired %d ledger %d; want expired/1/24999/25000", status, sent, expired, ledger)
 	}
 	// The stale owner of the first batch cannot write after the sweep.
-	late := []store.Delivery{{UserID: b.Recipients[1].UserID, Outcome: store.Sent}}
-	if err := st.Record(ctx, store.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch, Deliveries: late, Lease: time.Minute, Now: now}); !errors.Is(err, store.ErrLeaseLost) {
+	late := []pushd.Delivery{{UserID: b.Recipients[1].UserID, Outcome: pushd.Sent}}
+	if err := st.Record(ctx, pushd.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch, Deliveries: late, Lease: time.Minute, Now: now}); !errors.Is(err, pushd.ErrLeaseLost) {
 		t.Fatalf("record after sweep = %v, want ErrLeaseLost", err)
 	}
 }
 
+// A claim reports a paused or cancelled campaign and writes nothing; StopRun
+// then stops the run with the caller's reason, once.
 func TestPauseAndCancelAreNoticedAtClaim(t *testing.T) {
 	t.Parallel()
 	st := dbtest.Open(t)
 	seedUsers(t, st, "A", 30)
 	now := time.Now().UTC().Truncate(time.Second)
-	for _, status := range []store.Status{store.Paused, store.Cancelled} {
+	for _, status := range []pushd.Status{pushd.Paused, pushd.Cancelled} {
 		cid := insertCampaign(t, st, "A", now)
 		run := startRun(t, st, cid, now, 10)
 		if _, err := st.DB().Exec(`UPDATE campaigns SET status = ? WHERE id = ?`, status, cid); err != nil {
 			t.Fatal(err)
 		}
 		_, err := st.ClaimBatch(ctx, run, "me", nil, time.Minute, now)
-		var stopped *store.RunStopped
-		if !errors.As(err, &stopped) || stopped.Status != status {
+		var stopped *pushd.RunStopped
+		if !errors.As(err, &stopped) || stopped.Status != status || !stopped.ByStaff {
 			t.Fatalf("claim on a %s campaign = %v", status, err)
 		}
-		var runStatus string
-		st.DB().QueryRow(`SELECT status FROM pushd_runs WHERE id = ?`, run).Scan(&runStatus)
-		if runStatus != string(status) {
-			t.Fatalf("run status %s, want %s", runStatus, status)
+		var got, reason string
+		st.DB().QueryRow(`SELECT status, status_reason FROM pushd_runs WHERE id = ?`, run).Scan(&got, &reason)
+		if got != string(pushd.Running) {
+			t.Fatalf("run status after the claim %s, want running (the claim decides nothing)", got)
+		}
+		for range 2 {
+			if err := st.StopRun(ctx, run, status, "stopped for the test", now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.DB().QueryRow(`SELECT status, status_reason FROM pushd_runs WHERE id = ?`, run).Scan(&got, &reason)
+		if got != string(status) || reason != "stopped for the test" {
+			t.Fatalf("run after StopRun: %s %q, want %s with the given reason", got, reason, status)
+		}
+		var next sql.NullTime
+		st.DB().QueryRow(`SELECT next_run_at FROM campaigns WHERE id = ?`, cid).Scan(&next)
+		if next.Valid != (status == pushd.Paused) {
+			t.Fatalf("%s: campaign next_run_at valid = %v", status, next.Valid)
 		}
 	}
 }
@@ -478,3 +496,7 @@ func TestCountAudience(t *testing.T) {
 		t.Fatalf("CountAudience = %d, want 8 (10 users, less 1 and 4)", n)
 	}
 }
+
+// The store is what the scheduler and its runners declare they need. The
+// check lives here so that neither of them imports store.
+var _ scheduler.Store = (*store.Store)(nil)

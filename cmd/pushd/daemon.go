@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/config"
 	"github.com/pushd/pushd/monitor"
@@ -54,7 +53,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	d := &pushd{path: path, cfg: cfg, log: log, stopped: make(chan struct{})}
+	d := &service{path: path, cfg: cfg, log: log, stopped: make(chan struct{})}
 	if err := d.start(ctx); err != nil {
 		d.close()
 		return err
@@ -87,9 +86,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// pushd is the running daemon: its config, database, scheduler and the
+// service is the running daemon: its config, database, scheduler and the
 // listener for health and metrics.
-type pushd struct {
+type service struct {
 	path    string
 	cfg     *config.Config
 	log     *slog.Logger
@@ -107,7 +106,7 @@ type pushd struct {
 // restart us for a missing READY anyway.
 func notify(state string) { daemon.SdNotify(false, state) }
 
-func (d *pushd) start(ctx context.Context) error {
+func (d *service) start(ctx context.Context) error {
 	so := storeOptions(d.cfg)
 	so.Logger = d.log.With("component", "store")
 	st, err := store.Open(ctx, so)
@@ -161,7 +160,7 @@ func (d *pushd) start(ctx context.Context) error {
 // independently of poll_interval. A pass that waits on an unreachable
 // database still counts as alive: restarting pushd would not bring the
 // database back.
-func (d *pushd) watchdogLoop(ctx context.Context, every time.Duration) {
+func (d *service) watchdogLoop(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every / 3)
 	defer t.Stop()
 	for {
@@ -180,7 +179,7 @@ func (d *pushd) watchdogLoop(ctx context.Context, every time.Duration) {
 
 // statusLoop publishes campaign totals to the metrics and systemd's status
 // line every few seconds, e.g. "2 campaigns running, 41,200/1,000,000 sent".
-func (d *pushd) statusLoop(ctx context.Context) {
+func (d *service) statusLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
@@ -215,7 +214,7 @@ func owner(instanceID string) string {
 // reload re-reads config.ini. A config that fails validation is rejected
 // whole and the old one stays in force. Apps whose section is unchanged
 // keep their client, so their runs go on untouched.
-func (d *pushd) reload() {
+func (d *service) reload() {
 	log := d.log.With("component", "daemon")
 	notify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
 	defer notify(daemon.SdNotifyReady)
@@ -277,7 +276,7 @@ func restartOnly(cur, next *config.Config) bool {
 		a.LogFormat != b.LogFormat || a.LogLevel != b.LogLevel || a.InstanceID != b.InstanceID
 }
 
-func (d *pushd) close() {
+func (d *service) close() {
 	close(d.stopped)
 	if d.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/config"
 	"github.com/pushd/pushd/providers"
@@ -82,21 +83,21 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "pushd send: -data: %v\n", err)
 		return errReported
 	}
-	n := campaign.Content{Title: *title, Body: *body, Data: fields, Badge: badge, Sound: *sound}.Notification()
+	n := pushd.Notification{Title: *title, Body: *body, Data: fields, Badge: badge, Sound: *sound}
 	n.Expiration = time.Now().Add(time.Hour)
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var (
 		sender  campaign.Sender
-		kind    providers.Kind
+		kind    pushd.PushType
 		capture *captureTransport
 	)
 	var o senderOptions
 	switch {
-	case *dryRun && a.PushType == config.APNs:
+	case *dryRun && a.PushType == pushd.APNs:
 		capture = &captureTransport{}
 		o.transport = capture
-	case *dryRun && a.PushType == config.FCM:
+	case *dryRun && a.PushType == pushd.FCM:
 		o.validateOnly = true
 	}
 	sender, kind, err = newSender(cfg, a, log, o)
@@ -134,7 +135,7 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "no answer from %s: %v\n", kind, err)
 		return errReported
 	}
-	verdict, ok := describeResult(kind, a.Name, cfg.Path, res, *dryRun && kind == providers.FCM)
+	verdict, ok := describeResult(kind, a.Name, cfg.Path, res, *dryRun && kind == pushd.FCM)
 	fmt.Fprintln(stdout, verdict)
 	if !ok {
 		return errReported
@@ -205,7 +206,7 @@ func describeBearer(v string) string {
 // describeApp is the first line `pushd send` prints: where the push goes.
 func describeApp(a *config.App) string {
 	switch a.PushType {
-	case config.APNs:
+	case pushd.APNs:
 		endpoint := a.Endpoint
 		if endpoint == "" {
 			endpoint = apns.DevelopmentEndpoint
@@ -214,7 +215,7 @@ func describeApp(a *config.App) string {
 			}
 		}
 		return fmt.Sprintf("app %s: APNs %s, bundle_id %s, key %s of team %s, at %s", a.Name, a.Environment, a.BundleID, a.KeyID, a.TeamID, endpoint)
-	case config.FCM:
+	case pushd.FCM:
 		endpoint := a.Endpoint
 		if endpoint == "" {
 			endpoint = fcm.DefaultEndpoint
@@ -257,11 +258,11 @@ var explanations = map[string]string{
 
 // describeResult words a provider's answer for a person, and says whether
 // it counts as success: delivered, or accepted by a validate-only send.
-func describeResult(kind providers.Kind, app, cfgPath string, res providers.Result, validateOnly bool) (string, bool) {
+func describeResult(kind pushd.PushType, app, cfgPath string, res providers.Result, validateOnly bool) (string, bool) {
 	what := explanations[res.Reason]
 	if what == "" {
 		what = res.Detail
-	} else if res.Detail != "" && kind == providers.FCM && !strings.EqualFold(res.Detail, what) {
+	} else if res.Detail != "" && kind == pushd.FCM && !strings.EqualFold(res.Detail, what) {
 		what += " (Google says: " + res.Detail + ")"
 	}
 	reason := res.Reason
@@ -276,7 +277,7 @@ func describeResult(kind providers.Kind, app, cfgPath string, res providers.Resu
 		id := ""
 		if res.ID != "" {
 			label := "apns-id"
-			if kind == providers.FCM {
+			if kind == pushd.FCM {
 				label = "message"
 			}
 			id = fmt.Sprintf(" (%s %s)", label, res.ID)

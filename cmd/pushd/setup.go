@@ -10,9 +10,9 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/config"
-	"github.com/pushd/pushd/providers"
 	"github.com/pushd/pushd/providers/apns"
 	"github.com/pushd/pushd/providers/fcm"
 	"github.com/pushd/pushd/store"
@@ -86,19 +86,19 @@ type senderOptions struct {
 }
 
 // newSender builds the provider client of one app section.
-func newSender(cfg *config.Config, a *config.App, log *slog.Logger, o senderOptions) (campaign.Sender, providers.Kind, error) {
+func newSender(cfg *config.Config, a *config.App, log *slog.Logger, o senderOptions) (campaign.Sender, pushd.PushType, error) {
 	log = log.With("component", "provider", "app", a.Name)
 	switch a.PushType {
-	case config.APNs:
+	case pushd.APNs:
 		c, err := apns.New(apns.Options{Endpoint: a.Endpoint, Environment: a.Environment, BundleID: a.BundleID,
 			TeamID: a.TeamID, KeyID: a.KeyID, Key: a.AuthKey, RootCAs: cfg.SSL.RootCAs, Connections: a.Connections,
 			RequestTimeout: a.RequestTimeout, Logger: log, Transport: o.transport})
-		return c, providers.APNs, err
-	case config.FCM:
+		return c, pushd.APNs, err
+	case pushd.FCM:
 		c, err := fcm.New(fcm.Options{Endpoint: a.Endpoint, ProjectID: a.ProjectID, ServiceAccountJSON: a.ServiceAccountJSON,
 			RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, RequestTimeout: a.RequestTimeout, Logger: log,
 			Transport: o.transport, ValidateOnly: o.validateOnly})
-		return c, providers.FCM, err
+		return c, pushd.FCM, err
 	}
 	return nil, "", fmt.Errorf("push_type %q", a.PushType)
 }

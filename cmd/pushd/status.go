@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/store"
 )
 
@@ -146,7 +147,7 @@ type statusView struct {
 	Loc       *time.Location // zone of the DATETIME columns, for display
 	Now       time.Time
 	Counts    map[string]int // every campaign, by status
-	Campaigns []store.CampaignStatus
+	Campaigns []pushd.CampaignStatus
 }
 
 // Layout of the table.
@@ -156,7 +157,7 @@ const (
 )
 
 // statusOrder is the order of statuses in the summary line.
-var statusOrder = []store.Status{store.Running, store.Scheduled, store.Paused, store.Failed, store.Expired, store.Done, store.Cancelled}
+var statusOrder = []pushd.Status{pushd.Running, pushd.Scheduled, pushd.Paused, pushd.Failed, pushd.Expired, pushd.Done, pushd.Cancelled}
 
 // renderStatus writes the summary line, the campaign table and the full
 // text of every reason the table had to cut.
@@ -183,7 +184,7 @@ func renderStatus(w io.Writer, v statusView) {
 	var running, sent, targeted int64
 	var rate float64
 	for _, c := range v.Campaigns {
-		if c.Status == store.Running {
+		if c.Status == pushd.Running {
 			running++
 			sent += c.Sent
 			targeted += c.Targeted
@@ -273,17 +274,17 @@ func statusTable(w io.Writer, rows [][]string, right map[int]bool) {
 }
 
 // statusProcessed is how many users of the current run have an outcome.
-func statusProcessed(c store.CampaignStatus) int64 {
+func statusProcessed(c pushd.CampaignStatus) int64 {
 	return c.Sent + c.Failed + c.Invalid + c.Expired
 }
 
 // statusProgressCell is a bar and a percentage of the audience with an outcome.
-func statusProgressCell(c store.CampaignStatus) string {
+func statusProgressCell(c pushd.CampaignStatus) string {
 	if c.Run == nil {
 		return "-"
 	}
 	if c.Targeted <= 0 {
-		if c.Status == store.Running {
+		if c.Status == pushd.Running {
 			return "counting the audience"
 		}
 		if statusProcessed(c) == 0 {
@@ -297,17 +298,17 @@ func statusProgressCell(c store.CampaignStatus) string {
 	return "[" + strings.Repeat("#", fill) + strings.Repeat(".", statusBarWidth-fill) + "] " + fmt.Sprintf("%3d%%", pct)
 }
 
-func statusCountsCell(c store.CampaignStatus) string {
+func statusCountsCell(c pushd.CampaignStatus) string {
 	if c.Run == nil {
 		return "-"
 	}
-	if c.Targeted <= 0 && c.Status == store.Running {
+	if c.Targeted <= 0 && c.Status == pushd.Running {
 		return statusNum(c.Sent) + "/?" // the audience is being counted
 	}
 	return statusNum(c.Sent) + "/" + statusNum(c.Targeted)
 }
 
-func statusCountCell(c store.CampaignStatus, n int64) string {
+func statusCountCell(c pushd.CampaignStatus, n int64) string {
 	if c.Run == nil {
 		return "-"
 	}
@@ -317,13 +318,13 @@ func statusCountCell(c store.CampaignStatus, n int64) string {
 // statusElapsed is how long the current run has been going: until now while
 // it runs, until it finished once it has. Paused and failed runs have no
 // meaningful rate.
-func statusElapsed(c store.CampaignStatus, now time.Time) (time.Duration, bool) {
+func statusElapsed(c pushd.CampaignStatus, now time.Time) (time.Duration, bool) {
 	if c.Run == nil {
 		return 0, false
 	}
 	end := now
 	switch {
-	case c.Status == store.Running && c.Run.Status == store.Running:
+	case c.Status == pushd.Running && c.Run.Status == pushd.Running:
 	case c.Run.FinishedAt != nil:
 		end = *c.Run.FinishedAt
 	default:
@@ -334,7 +335,7 @@ func statusElapsed(c store.CampaignStatus, now time.Time) (time.Duration, bool) 
 }
 
 // statusSendRate is pushes sent per second over the current run.
-func statusSendRate(c store.CampaignStatus, now time.Time) (float64, bool) {
+func statusSendRate(c pushd.CampaignStatus, now time.Time) (float64, bool) {
 	d, ok := statusElapsed(c, now)
 	if !ok {
 		return 0, false
@@ -342,7 +343,7 @@ func statusSendRate(c store.CampaignStatus, now time.Time) (float64, bool) {
 	return float64(c.Sent) / d.Seconds(), true
 }
 
-func statusRateCell(c store.CampaignStatus, now time.Time) string {
+func statusRateCell(c pushd.CampaignStatus, now time.Time) string {
 	r, ok := statusSendRate(c, now)
 	if !ok {
 		return "-"
@@ -355,8 +356,8 @@ func statusRateCell(c store.CampaignStatus, now time.Time) string {
 // got an outcome of any kind (not only sent): a dead token uses up the
 // audience as a delivered push does, so with many of them the sent rate
 // alone would promise too late an end.
-func statusETA(c store.CampaignStatus, now time.Time) (string, bool) {
-	if c.Status != store.Running || c.Targeted <= 0 {
+func statusETA(c pushd.CampaignStatus, now time.Time) (string, bool) {
+	if c.Status != pushd.Running || c.Targeted <= 0 {
 		return "-", false
 	}
 	d, ok := statusElapsed(c, now)
@@ -378,14 +379,14 @@ func statusETA(c store.CampaignStatus, now time.Time) (string, bool) {
 // statusNextRunCell is when a scheduled campaign starts, or when a running
 // recurring one runs next. A paused or failed campaign's next_run_at is the
 // run it would resume, not a future run, so it is not shown.
-func statusNextRunCell(c store.CampaignStatus, now time.Time, loc *time.Location) string {
+func statusNextRunCell(c pushd.CampaignStatus, now time.Time, loc *time.Location) string {
 	var at time.Time
 	switch {
-	case c.Status == store.Scheduled && c.NextRunAt != nil:
+	case c.Status == pushd.Scheduled && c.NextRunAt != nil:
 		at = *c.NextRunAt
-	case c.Status == store.Scheduled:
+	case c.Status == pushd.Scheduled:
 		at = c.ScheduledAt
-	case c.Status == store.Running && c.NextRunAt != nil:
+	case c.Status == pushd.Running && c.NextRunAt != nil:
 		at = *c.NextRunAt
 	default:
 		return "-"

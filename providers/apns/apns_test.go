@@ -17,10 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
 )
 
-func mustPrepare(t testing.TB, c *Client, n providers.Notification) providers.Prepared {
+func mustPrepare(t testing.TB, c *Client, n pushd.Notification) providers.Prepared {
 	t.Helper()
 	p, err := c.Prepare(n)
 	if err != nil {
@@ -38,7 +39,7 @@ func mustSend(t testing.TB, c *Client, p providers.Prepared, token string) provi
 	return res
 }
 
-var hello = providers.Notification{Title: "Hello", Body: "World"}
+var hello = pushd.Notification{Title: "Hello", Body: "World"}
 
 func TestNewValidatesOptions(t *testing.T) {
 	t.Parallel()
@@ -111,7 +112,7 @@ func TestSendDeliveredWithHeaders(t *testing.T) {
 	c := newTestClient(t, f, nil)
 	exp := f.clock.Now().Add(2 * time.Hour)
 	badge := 3
-	p := mustPrepare(t, c, providers.Notification{
+	p := mustPrepare(t, c, pushd.Notification{
 		Title: "Sale", Body: "50% off", Badge: &badge, Sound: "default",
 		CollapseID: "sale-1", Expiration: exp,
 	})
@@ -501,7 +502,7 @@ func TestSendExpired(t *testing.T) {
 	t.Parallel()
 	f := newFakeAPNs(t)
 	c := newTestClient(t, f, nil)
-	p := mustPrepare(t, c, providers.Notification{Title: "t", Expiration: f.clock.Now().Add(time.Minute)})
+	p := mustPrepare(t, c, pushd.Notification{Title: "t", Expiration: f.clock.Now().Add(time.Minute)})
 	mustSend(t, c, p, deviceToken(1)) // before the deadline
 	f.clock.Advance(time.Minute + time.Second)
 	res, err := c.Send(context.Background(), p, deviceToken(1))
@@ -738,7 +739,7 @@ func TestSendAllocations(t *testing.T) {
 	// Not parallel: AllocsPerRun counts every goroutine's allocations.
 	f := newFakeAPNs(t)
 	c := newTestClient(t, f, func(o *Options) { o.Transport = newAnswerTransport() })
-	p := mustPrepare(t, c, providers.Notification{Title: "t", Body: "b", Expiration: f.clock.Now().Add(time.Hour)})
+	p := mustPrepare(t, c, pushd.Notification{Title: "t", Body: "b", Expiration: f.clock.Now().Add(time.Hour)})
 	tok := deviceToken(1)
 	ctx := context.Background()
 	done := func(res providers.Result, err error) {

@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
 )
 
-var benchNotification = providers.Notification{
+var benchNotification = pushd.Notification{
 	Title: "Summer sale", Body: "Everything 50% off until Sunday", Sound: "default",
 	CollapseID: "sale-2026",
 }

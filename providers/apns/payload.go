@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -98,7 +99,7 @@ func (r *payloadBody) Payload() []byte { return r.b[r.off:] }
 // the people who wrote it: no title and no body, a custom key "aps", a value
 // that is not JSON, a collapse id over MaxCollapseIDSize bytes, or a payload
 // over MaxPayloadSize bytes (wrapping providers.ErrPayloadTooLarge).
-func (c *Client) Prepare(n providers.Notification) (providers.Prepared, error) {
+func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
 	payload, err := renderPayload(n)
 	if err != nil {
 		return nil, err
@@ -134,7 +135,7 @@ func checkCollapseID(id string) error {
 }
 
 // renderPayload builds the APNs JSON payload of n and checks its size.
-func renderPayload(n providers.Notification) ([]byte, error) {
+func renderPayload(n pushd.Notification) ([]byte, error) {
 	if n.Title == "" && n.Body == "" {
 		return nil, errors.New("the notification has neither a title nor a body; add at least one")
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -23,26 +24,26 @@ func TestPrepareRendersPayload(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		n    providers.Notification
+		n    pushd.Notification
 		want string
 	}{
-		{"title and body", providers.Notification{Title: "Hi", Body: "There"},
+		{"title and body", pushd.Notification{Title: "Hi", Body: "There"},
 			`{"aps":{"alert":{"title":"Hi","body":"There"}}}`},
-		{"body only", providers.Notification{Body: "There"},
+		{"body only", pushd.Notification{Body: "There"},
 			`{"aps":{"alert":{"body":"There"}}}`},
-		{"title only", providers.Notification{Title: "Hi"},
+		{"title only", pushd.Notification{Title: "Hi"},
 			`{"aps":{"alert":{"title":"Hi"}}}`},
-		{"badge nil is omitted", providers.Notification{Body: "b", Badge: nil},
+		{"badge nil is omitted", pushd.Notification{Body: "b", Badge: nil},
 			`{"aps":{"alert":{"body":"b"}}}`},
-		{"badge 0 clears", providers.Notification{Body: "b", Badge: intp(0)},
+		{"badge 0 clears", pushd.Notification{Body: "b", Badge: intp(0)},
 			`{"aps":{"alert":{"body":"b"},"badge":0}}`},
-		{"badge 12", providers.Notification{Body: "b", Badge: intp(12)},
+		{"badge 12", pushd.Notification{Body: "b", Badge: intp(12)},
 			`{"aps":{"alert":{"body":"b"},"badge":12}}`},
-		{"sound", providers.Notification{Body: "b", Sound: "chime.caf"},
+		{"sound", pushd.Notification{Body: "b", Sound: "chime.caf"},
 			`{"aps":{"alert":{"body":"b"},"sound":"chime.caf"}}`},
-		{"badge and sound", providers.Notification{Body: "b", Badge: intp(1), Sound: "default"},
+		{"badge and sound", pushd.Notification{Body: "b", Badge: intp(1), Sound: "default"},
 			`{"aps":{"alert":{"body":"b"},"badge":1,"sound":"default"}}`},
-		{"data keep their JSON types, sorted, compacted", providers.Notification{Body: "b", Data: map[string]json.RawMessage{
+		{"data keep their JSON types, sorted, compacted", pushd.Notification{Body: "b", Data: map[string]json.RawMessage{
 			"url":    raw(`"https://example.com/?a=1&b=<2>"`),
 			"count":  raw(`42`),
 			"ratio":  raw(`-1.5e3`),
@@ -51,13 +52,13 @@ func TestPrepareRendersPayload(t *testing.T) {
 			"list":   raw(` [1, "two", {"three": 3}] `),
 			"nested": raw("{\n  \"a\": {\"b\": [ ]}\n}"),
 		}}, `{"aps":{"alert":{"body":"b"}},"count":42,"flag":true,"list":[1,"two",{"three":3}],"nested":{"a":{"b":[]}},"none":null,"ratio":-1.5e3,"url":"https://example.com/?a=1&b=<2>"}`},
-		{"unicode and emoji stay UTF-8", providers.Notification{Title: "Grüße 🎉", Body: "日本語 — ok"},
+		{"unicode and emoji stay UTF-8", pushd.Notification{Title: "Grüße 🎉", Body: "日本語 — ok"},
 			`{"aps":{"alert":{"title":"Grüße 🎉","body":"日本語 — ok"}}}`},
-		{"quotes, backslashes, newlines and HTML", providers.Notification{Title: `"Q" \ <b>&</b>`, Body: "line1\nline2\t"},
+		{"quotes, backslashes, newlines and HTML", pushd.Notification{Title: `"Q" \ <b>&</b>`, Body: "line1\nline2\t"},
 			`{"aps":{"alert":{"title":"\"Q\" \\ <b>&</b>","body":"line1\nline2\t"}}}`},
-		{"invalid UTF-8 becomes U+FFFD", providers.Notification{Body: "a\xffb"},
+		{"invalid UTF-8 becomes U+FFFD", pushd.Notification{Body: "a\xffb"},
 			`{"aps":{"alert":{"body":"a\ufffdb"}}}`},
-		{"unicode data key", providers.Notification{Body: "b", Data: map[string]json.RawMessage{"clé": raw(`"v"`)}},
+		{"unicode data key", pushd.Notification{Body: "b", Data: map[string]json.RawMessage{"clé": raw(`"v"`)}},
 			`{"aps":{"alert":{"body":"b"}},"clé":"v"}`},
 	}
 	for _, tt := range tests {
@@ -82,21 +83,21 @@ func TestPrepareRejectsBadContent(t *testing.T) {
 	c := &Client{topic: testTopic}
 	tests := []struct {
 		name string
-		n    providers.Notification
+		n    pushd.Notification
 		want string // substring of the error; "" = no error
 	}{
-		{"no title, no body", providers.Notification{Sound: "x"}, "neither a title nor a body"},
-		{"aps data key", providers.Notification{Body: "b", Data: map[string]json.RawMessage{"aps": raw(`{}`)}}, `"aps" is reserved`},
-		{"data not JSON", providers.Notification{Body: "b", Data: map[string]json.RawMessage{"k": raw(`hello`)}}, "not valid JSON"},
-		{"data two values", providers.Notification{Body: "b", Data: map[string]json.RawMessage{"k": raw(`1 2`)}}, "not valid JSON"},
-		{"data empty", providers.Notification{Body: "b", Data: map[string]json.RawMessage{"k": nil}}, "not valid JSON"},
-		{"data bad UTF-8", providers.Notification{Body: "b", Data: map[string]json.RawMessage{"k": raw("\"\xff\"")}}, "UTF-8"},
-		{"negative badge", providers.Notification{Body: "b", Badge: intp(-1)}, "badge"},
-		{"collapse id 64 bytes", providers.Notification{Body: "b", CollapseID: strings.Repeat("x", 64)}, ""},
-		{"collapse id 65 bytes", providers.Notification{Body: "b", CollapseID: strings.Repeat("x", 65)}, "65 bytes long, but Apple allows at most 64"},
-		{"collapse id 64 bytes of emoji", providers.Notification{Body: "b", CollapseID: strings.Repeat("🎉", 16)}, ""},
-		{"collapse id 17 emoji is 68 bytes", providers.Notification{Body: "b", CollapseID: strings.Repeat("🎉", 17)}, "68 bytes"},
-		{"collapse id with newline", providers.Notification{Body: "b", CollapseID: "a\nb"}, "line breaks"},
+		{"no title, no body", pushd.Notification{Sound: "x"}, "neither a title nor a body"},
+		{"aps data key", pushd.Notification{Body: "b", Data: map[string]json.RawMessage{"aps": raw(`{}`)}}, `"aps" is reserved`},
+		{"data not JSON", pushd.Notification{Body: "b", Data: map[string]json.RawMessage{"k": raw(`hello`)}}, "not valid JSON"},
+		{"data two values", pushd.Notification{Body: "b", Data: map[string]json.RawMessage{"k": raw(`1 2`)}}, "not valid JSON"},
+		{"data empty", pushd.Notification{Body: "b", Data: map[string]json.RawMessage{"k": nil}}, "not valid JSON"},
+		{"data bad UTF-8", pushd.Notification{Body: "b", Data: map[string]json.RawMessage{"k": raw("\"\xff\"")}}, "UTF-8"},
+		{"negative badge", pushd.Notification{Body: "b", Badge: intp(-1)}, "badge"},
+		{"collapse id 64 bytes", pushd.Notification{Body: "b", CollapseID: strings.Repeat("x", 64)}, ""},
+		{"collapse id 65 bytes", pushd.Notification{Body: "b", CollapseID: strings.Repeat("x", 65)}, "65 bytes long, but Apple allows at most 64"},
+		{"collapse id 64 bytes of emoji", pushd.Notification{Body: "b", CollapseID: strings.Repeat("🎉", 16)}, ""},
+		{"collapse id 17 emoji is 68 bytes", pushd.Notification{Body: "b", CollapseID: strings.Repeat("🎉", 17)}, "68 bytes"},
+		{"collapse id with newline", pushd.Notification{Body: "b", CollapseID: "a\nb"}, "line breaks"},
 	}
 	for _, tt := range tests {
 		_, err := c.Prepare(tt.n)
@@ -113,7 +114,7 @@ func TestPrepareHeaders(t *testing.T) {
 	t.Parallel()
 	c := &Client{topic: testTopic}
 	exp := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	p, err := c.Prepare(providers.Notification{Body: "b", Expiration: exp, CollapseID: "c"})
+	p, err := c.Prepare(pushd.Notification{Body: "b", Expiration: exp, CollapseID: "c"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestPrepareHeaders(t *testing.T) {
 		t.Errorf("apns-expiration %q, want the absolute epoch 1893456000", got)
 	}
 	// A deadline at the epoch itself is a real deadline, not "none".
-	p, err = c.Prepare(providers.Notification{Body: "b", Expiration: time.Unix(0, 0)})
+	p, err = c.Prepare(pushd.Notification{Body: "b", Expiration: time.Unix(0, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,12 +134,12 @@ func TestPrepareHeaders(t *testing.T) {
 
 // payloadOfSize returns a notification whose payload is exactly n bytes,
 // padded with multi-byte characters so that bytes, not runes, are counted.
-func payloadOfSize(t *testing.T, n int) providers.Notification {
+func payloadOfSize(t *testing.T, n int) pushd.Notification {
 	t.Helper()
 	const overhead = len(`{"aps":{"alert":{"body":""}}}`)
 	room := n - overhead
 	body := strings.Repeat("🎉", room/4) + strings.Repeat("a", room%4)
-	return providers.Notification{Body: body}
+	return pushd.Notification{Body: body}
 }
 
 func TestPayloadLimit(t *testing.T) {
@@ -179,7 +180,7 @@ func FuzzPrepare(f *testing.F) {
 	f.Add("🎉", strings.Repeat("é", 2100), "", strings.Repeat("c", 64), "aps", []byte(`{}`), -1, true)
 	c := &Client{topic: testTopic}
 	f.Fuzz(func(t *testing.T, title, body, sound, collapse, key string, val []byte, badge int, hasBadge bool) {
-		n := providers.Notification{Title: title, Body: body, Sound: sound, CollapseID: collapse}
+		n := pushd.Notification{Title: title, Body: body, Sound: sound, CollapseID: collapse}
 		if hasBadge {
 			n.Badge = &badge
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -22,7 +23,7 @@ import (
 // parallel senders, and includes the server's cost on the same machine.
 func BenchmarkSend(b *testing.B) {
 	badge := 1
-	n := providers.Notification{
+	n := pushd.Notification{
 		Title: "Spring sale", Body: "Everything 50% off until midnight 🎉", Badge: &badge, Sound: "default", CollapseID: "spring-sale",
 		Data:       map[string]json.RawMessage{"campaign_id": json.RawMessage(`1234`), "deep_link": json.RawMessage(`"app://sale/spring"`)},
 		Expiration: time.Now().Add(6 * time.Hour),

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -23,7 +24,7 @@ func FuzzPrepare(f *testing.F) {
 	deadline := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 	f.Fuzz(func(t *testing.T, title, body, k1 string, v1 []byte, k2 string, v2 []byte, collapse, sound string, badge int, validateOnly bool) {
-		n := providers.Notification{Title: title, Body: body, Sound: sound, CollapseID: collapse, Expiration: deadline}
+		n := pushd.Notification{Title: title, Body: body, Sound: sound, CollapseID: collapse, Expiration: deadline}
 		if badge >= 0 {
 			n.Badge = &badge
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -60,7 +61,7 @@ const reservedData = `keys "from", "notification", "message_type" and any key st
 // number keeps its literal text ("1.50"), true and false become "true" and
 // "false", null becomes "", and an object or array becomes its compact JSON
 // text. Keys are sent in sorted order.
-func (c *Client) Prepare(n providers.Notification) (providers.Prepared, error) {
+func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
 	if n.Title == "" && n.Body == "" {
 		return nil, errors.New("fcm prepare: the notification has neither a title nor a body; FCM needs at least one")
 	}

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
 )
 
 func raw(s string) json.RawMessage { return json.RawMessage(s) }
 
 // renderFor prepares n and renders the body a send with ttl would post.
-func renderFor(t *testing.T, c *Client, n providers.Notification, ttl int64) (string, error) {
+func renderFor(t *testing.T, c *Client, n pushd.Notification, ttl int64) (string, error) {
 	t.Helper()
 	p, err := c.Prepare(n)
 	if err != nil {
@@ -30,12 +31,12 @@ func TestPrepareRendersV1Message(t *testing.T) {
 	tests := []struct {
 		name         string
 		validateOnly bool
-		n            providers.Notification
+		n            pushd.Notification
 		want         string
 	}{
 		{
 			name: "everything",
-			n: providers.Notification{
+			n: pushd.Notification{
 				Title: "Sale", Body: `50% off <today> & "now"`, Badge: &zero, Sound: "chime.caf", CollapseID: "sale",
 				Data: map[string]json.RawMessage{"b": raw("2"), "a": raw(`"x"`)}, Expiration: deadline,
 			},
@@ -45,28 +46,28 @@ func TestPrepareRendersV1Message(t *testing.T) {
 		},
 		{
 			name: "body only, no deadline",
-			n:    providers.Notification{Body: "Hi"},
+			n:    pushd.Notification{Body: "Hi"},
 			want: `{"message":{"token":"tok","notification":{"body":"Hi"},"android":{"priority":"high"},"apns":{"headers":{"apns-priority":"10"}}}}`,
 		},
 		{
 			name: "title and badge",
-			n:    providers.Notification{Title: "Hi", Badge: &zero},
+			n:    pushd.Notification{Title: "Hi", Badge: &zero},
 			want: `{"message":{"token":"tok","notification":{"title":"Hi"},"android":{"priority":"high"},"apns":{"headers":{"apns-priority":"10"},"payload":{"aps":{"badge":0}}}}}`,
 		},
 		{
 			name: "collapse id without sound",
-			n:    providers.Notification{Title: "Hi", CollapseID: "c"},
+			n:    pushd.Notification{Title: "Hi", CollapseID: "c"},
 			want: `{"message":{"token":"tok","notification":{"title":"Hi"},"android":{"priority":"high","notification":{"tag":"c"}},"apns":{"headers":{"apns-collapse-id":"c","apns-priority":"10"}}}}`,
 		},
 		{
 			name:         "validate_only",
 			validateOnly: true,
-			n:            providers.Notification{Title: "Hi", Expiration: deadline},
+			n:            pushd.Notification{Title: "Hi", Expiration: deadline},
 			want:         `{"validate_only":true,"message":{"token":"tok","notification":{"title":"Hi"},"android":{"ttl":"3600s","priority":"high"},"apns":{"headers":{"apns-expiration":"1893553445","apns-priority":"10"}}}}`,
 		},
 		{
 			name: "unicode and emoji pass through, controls are escaped",
-			n:    providers.Notification{Title: "Grüße 🎉 日本", Body: "line1\nline2\t\u0001\\"},
+			n:    pushd.Notification{Title: "Grüße 🎉 日本", Body: "line1\nline2\t\u0001\\"},
 			want: `{"message":{"token":"tok","notification":{"title":"Grüße 🎉 日本","body":"line1\nline2\t\u0001\\"},"android":{"priority":"high"},"apns":{"headers":{"apns-priority":"10"}}}}`,
 		},
 	}
@@ -110,7 +111,7 @@ func TestDataValuesBecomeStrings(t *testing.T) {
 		{`{"html":"<b>&</b>"}`, `{"html":"<b>&</b>"}`},
 	}
 	for _, tt := range tests {
-		body, err := renderFor(t, c, providers.Notification{Title: "t", Data: map[string]json.RawMessage{"v": raw(tt.in)}}, 0)
+		body, err := renderFor(t, c, pushd.Notification{Title: "t", Data: map[string]json.RawMessage{"v": raw(tt.in)}}, 0)
 		if err != nil {
 			t.Errorf("data %s: %v", tt.in, err)
 			continue
@@ -133,7 +134,7 @@ func TestReservedDataKeys(t *testing.T) {
 	t.Parallel()
 	c := offlineClient(t, false)
 	for _, k := range []string{"from", "notification", "message_type", "google", "google.c.a.e", "gcm", "gcm.notification.body", "GoogleAnalytics", "From", ""} {
-		_, err := c.Prepare(providers.Notification{Title: "t", Data: map[string]json.RawMessage{k: raw(`"v"`)}})
+		_, err := c.Prepare(pushd.Notification{Title: "t", Data: map[string]json.RawMessage{k: raw(`"v"`)}})
 		if err == nil {
 			t.Errorf("data key %q accepted", k)
 			continue
@@ -143,7 +144,7 @@ func TestReservedDataKeys(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"fromage", "from_screen", "googly", "my_google", "gc", "message", "notification_id", "キー"} {
-		if _, err := c.Prepare(providers.Notification{Title: "t", Data: map[string]json.RawMessage{k: raw(`"v"`)}}); err != nil {
+		if _, err := c.Prepare(pushd.Notification{Title: "t", Data: map[string]json.RawMessage{k: raw(`"v"`)}}); err != nil {
 			t.Errorf("data key %q: %v", k, err)
 		}
 	}
@@ -155,15 +156,15 @@ func TestPrepareRejects(t *testing.T) {
 	neg := -1
 	tests := []struct {
 		name string
-		n    providers.Notification
+		n    pushd.Notification
 		want string
 	}{
-		{"no title or body", providers.Notification{Sound: "default"}, "neither a title nor a body"},
-		{"collapse id of 65 bytes", providers.Notification{Title: "t", CollapseID: strings.Repeat("c", 65)}, "collapse id is 65 bytes"},
-		{"negative badge", providers.Notification{Title: "t", Badge: &neg}, "badge"},
-		{"data not JSON", providers.Notification{Title: "t", Data: map[string]json.RawMessage{"k": raw(`hello`)}}, `data "k"`},
-		{"data truncated", providers.Notification{Title: "t", Data: map[string]json.RawMessage{"k": raw(`{"a":`)}}, "not valid JSON"},
-		{"data empty", providers.Notification{Title: "t", Data: map[string]json.RawMessage{"k": nil}}, "empty"},
+		{"no title or body", pushd.Notification{Sound: "default"}, "neither a title nor a body"},
+		{"collapse id of 65 bytes", pushd.Notification{Title: "t", CollapseID: strings.Repeat("c", 65)}, "collapse id is 65 bytes"},
+		{"negative badge", pushd.Notification{Title: "t", Badge: &neg}, "badge"},
+		{"data not JSON", pushd.Notification{Title: "t", Data: map[string]json.RawMessage{"k": raw(`hello`)}}, `data "k"`},
+		{"data truncated", pushd.Notification{Title: "t", Data: map[string]json.RawMessage{"k": raw(`{"a":`)}}, "not valid JSON"},
+		{"data empty", pushd.Notification{Title: "t", Data: map[string]json.RawMessage{"k": nil}}, "empty"},
 	}
 	for _, tt := range tests {
 		_, err := c.Prepare(tt.n)
@@ -171,7 +172,7 @@ func TestPrepareRejects(t *testing.T) {
 			t.Errorf("%s: Prepare error %v, want one mentioning %q", tt.name, err, tt.want)
 		}
 	}
-	if _, err := c.Prepare(providers.Notification{Title: "t", CollapseID: strings.Repeat("c", 64)}); err != nil {
+	if _, err := c.Prepare(pushd.Notification{Title: "t", CollapseID: strings.Repeat("c", 64)}); err != nil {
 		t.Errorf("collapse id of 64 bytes: %v", err)
 	}
 }
@@ -184,18 +185,18 @@ func TestPayloadLimit(t *testing.T) {
 	quotes := strings.Repeat(`"`, 2042) // 4084 bytes once escaped
 	tests := []struct {
 		name string
-		n    providers.Notification
+		n    pushd.Notification
 		size int
 	}{
-		{"ascii title at the limit", providers.Notification{Title: strings.Repeat("a", 4084)}, 4096},
-		{"ascii title over", providers.Notification{Title: strings.Repeat("a", 4085)}, 4097},
-		{"emoji counted in bytes, at the limit", providers.Notification{Title: emoji}, 4096},
-		{"emoji counted in bytes, over", providers.Notification{Title: emoji + "a"}, 4097},
-		{"escapes count, at the limit", providers.Notification{Title: quotes}, 4096},
-		{"escapes count, over", providers.Notification{Title: quotes + "a"}, 4097},
-		{"data counts, at the limit", providers.Notification{Body: "hi", Data: map[string]json.RawMessage{"k": raw(`"` + strings.Repeat("v", 4075) + `"`)}}, 4096},
-		{"data counts, over", providers.Notification{Body: "hi", Data: map[string]json.RawMessage{"k": raw(`"` + strings.Repeat("v", 4076) + `"`)}}, 4097},
-		{"data measured after conversion", providers.Notification{Body: "hi", Data: map[string]json.RawMessage{"k": raw(strings.Repeat(" ", 5000) + "null")}}, 21},
+		{"ascii title at the limit", pushd.Notification{Title: strings.Repeat("a", 4084)}, 4096},
+		{"ascii title over", pushd.Notification{Title: strings.Repeat("a", 4085)}, 4097},
+		{"emoji counted in bytes, at the limit", pushd.Notification{Title: emoji}, 4096},
+		{"emoji counted in bytes, over", pushd.Notification{Title: emoji + "a"}, 4097},
+		{"escapes count, at the limit", pushd.Notification{Title: quotes}, 4096},
+		{"escapes count, over", pushd.Notification{Title: quotes + "a"}, 4097},
+		{"data counts, at the limit", pushd.Notification{Body: "hi", Data: map[string]json.RawMessage{"k": raw(`"` + strings.Repeat("v", 4075) + `"`)}}, 4096},
+		{"data counts, over", pushd.Notification{Body: "hi", Data: map[string]json.RawMessage{"k": raw(`"` + strings.Repeat("v", 4076) + `"`)}}, 4097},
+		{"data measured after conversion", pushd.Notification{Body: "hi", Data: map[string]json.RawMessage{"k": raw(strings.Repeat(" ", 5000) + "null")}}, 21},
 	}
 	for _, tt := range tests {
 		p, err := c.Prepare(tt.n)
@@ -237,7 +238,7 @@ func TestTTLAtSendTime(t *testing.T) {
 		{100 * 365 * 24 * time.Hour, 2419200, false},
 	}
 	for _, tt := range tests {
-		p, err := c.Prepare(providers.Notification{Title: "t", Expiration: now.Add(tt.left)})
+		p, err := c.Prepare(pushd.Notification{Title: "t", Expiration: now.Add(tt.left)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +259,7 @@ func TestTTLAtSendTime(t *testing.T) {
 	}
 
 	// No deadline: no ttl, no apns-expiration, never expired.
-	p, _ := c.Prepare(providers.Notification{Title: "t"})
+	p, _ := c.Prepare(pushd.Notification{Title: "t"})
 	if _, err := p.(*message).ttl(now.Add(100 * 365 * 24 * time.Hour)); err != nil {
 		t.Errorf("no deadline: %v", err)
 	}

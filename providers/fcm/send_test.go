@@ -12,17 +12,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
 )
 
 // deviceToken looks like a real registration token.
 const deviceToken = "cY8vJ5xQTkWm1bR3:APA91bH-k2Zq_9xYv7LmN0pQrStUvWxYz01234567890abcdefGHIJKLmnopQRSTuvwxyz-_ABCDEFghijklMNOPqrstUVWXYZ0123456789abcdefghijklmnopqrstuv"
 
-func hello() providers.Notification {
-	return providers.Notification{Title: "Hello", Body: "World"}
+func hello() pushd.Notification {
+	return pushd.Notification{Title: "Hello", Body: "World"}
 }
 
-func prepare(t testing.TB, c *Client, n providers.Notification) providers.Prepared {
+func prepare(t testing.TB, c *Client, n pushd.Notification) providers.Prepared {
 	t.Helper()
 	p, err := c.Prepare(n)
 	if err != nil {
@@ -36,7 +37,7 @@ func TestSendDelivered(t *testing.T) {
 	f := newFake(t)
 	c := f.client(f.options())
 	badge := 3
-	p := prepare(t, c, providers.Notification{
+	p := prepare(t, c, pushd.Notification{
 		Title: "Sale", Body: "50% off", Badge: &badge, Sound: "default", CollapseID: "sale-42",
 		Data: map[string]json.RawMessage{"campaign": json.RawMessage(`17`), "deep_link": json.RawMessage(`"app://sale"`)},
 	})
@@ -397,7 +398,7 @@ func TestSendTTLAtSendTime(t *testing.T) {
 	opts.Now = clock.Now
 	c := f.client(opts)
 	deadline := clock.Now().Add(90*time.Second + 700*time.Millisecond)
-	p := prepare(t, c, providers.Notification{Title: "Flash sale", Expiration: deadline})
+	p := prepare(t, c, pushd.Notification{Title: "Flash sale", Expiration: deadline})
 
 	for _, tc := range []struct {
 		advance time.Duration
@@ -431,7 +432,7 @@ func TestExpiredSendsNothing(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	c := f.client(f.options())
-	p := prepare(t, c, providers.Notification{Title: "Too late", Expiration: time.Now().Add(-time.Second)})
+	p := prepare(t, c, pushd.Notification{Title: "Too late", Expiration: time.Now().Add(-time.Second)})
 	res, err := c.Send(background(t), p, deviceToken)
 	if !errors.Is(err, providers.ErrExpired) || res != (providers.Result{}) {
 		t.Fatalf("Send = %+v, %v; want ErrExpired", res, err)

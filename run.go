@@ -1,0 +1,106 @@
+package pushd
+
+import (
+	"errors"
+	"time"
+)
+
+// Run is a run in progress, as an instance needs it to take part.
+type Run struct {
+	ID           int64
+	CampaignID   int64
+	Occurrence   int
+	App          string
+	Status       Status
+	Notification []byte
+	ScheduledFor time.Time
+	Deadline     time.Time
+	BatchSize    int
+	MaxUserID    int64
+}
+
+// Recipient is one audience member of a batch.
+type Recipient struct {
+	UserID       int64
+	Token        string
+	RegisteredAt time.Time
+}
+
+// Batch is a leased share of a run's audience. Every write about it must
+// quote Epoch; a newer owner has a higher one.
+type Batch struct {
+	ID         int64
+	RunID      int64
+	Epoch      int64
+	After      int64 // users.id > After
+	Last       int64 // users.id <= Last
+	Recipients []Recipient
+	// TakenOver is true when the batch was released or abandoned by an
+	// earlier owner; Recipients then holds only users with no outcome yet.
+	TakenOver bool
+}
+
+// Errors of the run and batch methods.
+var (
+	// ErrLeaseLost means another instance owns the batch now (or it is
+	// done): stop sending it and drop what was not recorded.
+	ErrLeaseLost = errors.New("batch lease lost")
+	// ErrNoWork means every audience user is in a batch and other instances
+	// still hold live leases on some: try again after a while.
+	ErrNoWork = errors.New("no batch to claim now")
+	// ErrDrained means every batch is done: the run can be finished.
+	ErrDrained = errors.New("run has no work left")
+	// ErrBusy means another instance still holds a live lease on the run.
+	ErrBusy = errors.New("another instance holds a batch of the run")
+	// ErrUnavailable is matched by a store error that means the database
+	// could not be reached or dropped the connection: wait and try again,
+	// nothing was decided.
+	ErrUnavailable = errors.New("database unavailable")
+)
+
+// RunStopped is returned by ClaimBatch when the run must not go on.
+type RunStopped struct {
+	// Status is the run's status or, with ByStaff, the one it should take.
+	Status Status
+	// ByStaff says the campaign row, not the run, says stop: staff paused
+	// or cancelled it (a deleted row, or one moved on to another run,
+	// counts as cancelled). The run is still marked running; whoever got
+	// this stops it with Status.
+	ByStaff bool
+}
+
+func (e *RunStopped) Error() string { return "run is " + string(e.Status) }
+
+// Flush is what a runner records about one batch in one transaction.
+type Flush struct {
+	RunID      int64
+	CampaignID int64
+	BatchID    int64
+	Epoch      int64
+	Deliveries []Delivery
+	Invalid    []Invalidation
+	// Done says every recipient of the batch now has an outcome.
+	Done bool
+	// Lease renews the batch lease by this much.
+	Lease time.Duration
+	Now   time.Time
+	// Recheck says an earlier attempt at these deliveries may have
+	// committed although it reported an error (the database went away
+	// around the COMMIT). Users the run already has an outcome for are then
+	// left out and not counted again.
+	Recheck bool
+}
+
+// RunCounts are a run's progress counters.
+type RunCounts struct {
+	Targeted, Sent, Failed, Invalid, Expired int64
+}
+
+// Outcomes is how many users of the run have an outcome.
+func (c RunCounts) Outcomes() int64 { return c.Sent + c.Failed + c.Invalid + c.Expired }
+
+// ReasonCount is how many deliveries failed for one reason.
+type ReasonCount struct {
+	Reason string
+	Count  int64
+}
