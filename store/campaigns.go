@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	pushd "github.com/pushd/pushd"
+	"github.com/pushd/pushd"
 )
 
 const campaignColumns = `c.id, c.app, c.title, c.body, c.data, c.badge, c.sound, c.collapse_id,
@@ -111,7 +111,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 		return 0, nil
 	case pushd.Fail:
 		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = 'failed', status_reason = ?,
-			finished_at = ?, updated_at = ? WHERE id = ?`, clip(d.Reason), now, now, c.ID)
+			finished_at = ?, updated_at = ? WHERE id = ?`, clip(d.Reason, statusReasonChars), now, now, c.ID)
 		return 0, err
 	case pushd.Expire:
 		status := pushd.Expired
@@ -119,7 +119,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 			status = pushd.Scheduled
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = ?, status_reason = ?, next_run_at = ?,
-			finished_at = ?, updated_at = ? WHERE id = ?`, status, clip(d.Reason), d.NextRunAt, now, now, c.ID)
+			finished_at = ?, updated_at = ? WHERE id = ?`, status, clip(d.Reason, statusReasonChars), d.NextRunAt, now, now, c.ID)
 		return 0, err
 	case pushd.Resume:
 		if c.CurrentRun == nil {
@@ -151,7 +151,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET status = 'running', status_reason = ?, run_count = run_count + 1,
 			current_run_id = ?, next_run_at = ?, targeted = 0, sent = 0, failed = 0, invalid_tokens = 0, expired = 0,
 			started_at = ?, finished_at = NULL, updated_at = ? WHERE id = ?`,
-			clip(d.Reason), runID, d.NextRunAt, now, now, c.ID)
+			clip(d.Reason, statusReasonChars), runID, d.NextRunAt, now, now, c.ID)
 		return runID, err
 	}
 	return 0, fmt.Errorf("unknown decision %d", d.Action)
@@ -159,12 +159,3 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 
 // minUserID is below every users.id, so the first batch starts after it.
 const minUserID = -1 << 63
-
-// clip keeps a reason within status_reason's 1024 characters.
-func clip(s string) string {
-	r := []rune(s)
-	if len(r) <= 1000 {
-		return s
-	}
-	return string(r[:1000]) + "…"
-}

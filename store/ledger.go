@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/go-sql-driver/mysql"
-	pushd "github.com/pushd/pushd"
+	"github.com/pushd/pushd"
 )
 
 // The ledger gets one row per user and run, so its writes are most of what
@@ -88,7 +88,7 @@ func loadDeliveries(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd.Del
 		buf = append(buf, '\t')
 		buf = append(buf, d.Outcome...)
 		buf = append(buf, '\t')
-		buf = appendField(buf, clipReason(d.Reason))
+		buf = appendField(buf, clip(d.Reason, reasonChars))
 		buf = append(buf, '\t')
 		buf = strconv.AppendInt(buf, int64(min(max(d.Attempts, 0), 255)), 10)
 		buf = append(buf, '\n')
@@ -153,12 +153,153 @@ func insertDeliveryRows(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd
 				q.WriteByte(',')
 			}
 			q.WriteString("(?,?,?,?,?)")
-			args = append(args, runID, d.UserID, string(d.Outcome), clipReason(d.Reason), min(max(d.Attempts, 0), 255))
+			args = append(args, runID, d.UserID, string(d.Outcome), clip(d.Reason, reasonChars), min(max(d.Attempts, 0), 255))
 		}
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return fmt.Errorf("record outcomes of run %d: %w", runID, err)
 		}
 		ds = ds[n:]
+	}
+	return nil
+}
+
+// Record writes a flush if and only if the batch is still leased at f.Epoch;
+// otherwise nothing is written and the error is ErrLeaseLost. A flush with no
+// deliveries only renews the lease.
+func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
+	for _, d := range f.Deliveries {
+		switch d.Outcome {
+		case pushd.Sent, pushd.FailedSend, pushd.InvalidToken, pushd.ExpiredSend:
+		default:
+			return fmt.Errorf("record run %d: unknown outcome %q", f.RunID, d.Outcome)
+		}
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		ds := f.Deliveries
+		if f.Recheck && len(ds) > 0 {
+			// The invalid tokens are an upsert: writing them again is harmless.
+			var err error
+			if ds, err = unrecorded(ctx, tx, f.RunID, ds); err != nil {
+				return err
+			}
+		}
+		var c [4]int64
+		for _, d := range ds {
+			switch d.Outcome {
+			case pushd.Sent:
+				c[0]++
+			case pushd.FailedSend:
+				c[1]++
+			case pushd.InvalidToken:
+				c[2]++
+			case pushd.ExpiredSend:
+				c[3]++
+			}
+		}
+		if len(ds) > 0 {
+			// The run row first: every transaction that touches a run locks
+			// it before its batches, which keeps them free of deadlocks.
+			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET sent = sent + ?, failed = failed + ?,
+				invalid_tokens = invalid_tokens + ?, expired = expired + ? WHERE id = ?`, c[0], c[1], c[2], c[3], f.RunID); err != nil {
+				return fmt.Errorf("count run %d: %w", f.RunID, err)
+			}
+		}
+		status := "claimed"
+		if f.Done {
+			status = "done"
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE pushd_batches SET status = ?, lease_expires_at = NOW(3) + INTERVAL ? MICROSECOND
+			WHERE id = ? AND epoch = ? AND status = 'claimed'`, status, f.Lease.Microseconds(), f.BatchID, f.Epoch)
+		if err != nil {
+			return fmt.Errorf("renew batch %d: %w", f.BatchID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			if f.Recheck && f.Done && len(ds) == 0 {
+				// Perhaps the earlier attempt committed this final flush.
+				var st string
+				var epoch int64
+				err := tx.QueryRowContext(ctx, `SELECT status, epoch FROM pushd_batches WHERE id = ?`, f.BatchID).Scan(&st, &epoch)
+				if err == nil && st == "done" && epoch == f.Epoch {
+					return nil
+				}
+			}
+			return pushd.ErrLeaseLost
+		}
+		if len(ds) == 0 {
+			return nil
+		}
+		if err := s.insertDeliveries(ctx, tx, f.RunID, ds); err != nil {
+			return err
+		}
+		if err := insertInvalid(ctx, tx, f.RunID, f.Invalid); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET sent = sent + ?, failed = failed + ?,
+			invalid_tokens = invalid_tokens + ?, expired = expired + ?, updated_at = ? WHERE id = ? AND current_run_id = ?`,
+			c[0], c[1], c[2], c[3], f.Now, f.CampaignID, f.RunID)
+		return err
+	})
+}
+
+// unrecorded returns the deliveries whose users have no outcome in the run.
+func unrecorded(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd.Delivery) ([]pushd.Delivery, error) {
+	have := map[int64]bool{}
+	for lo := 0; lo < len(ds); lo += rowsPerInsert {
+		chunk := ds[lo:min(len(ds), lo+rowsPerInsert)]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, runID)
+		for _, d := range chunk {
+			args = append(args, d.UserID)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT user_id FROM pushd_deliveries WHERE run_id = ? AND user_id IN (?`+
+			strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("recheck outcomes of run %d: %w", runID, err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			have[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if len(have) == 0 {
+		return ds, nil
+	}
+	out := make([]pushd.Delivery, 0, len(ds)-len(have))
+	for _, d := range ds {
+		if !have[d.UserID] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+func insertInvalid(ctx context.Context, tx *sql.Tx, runID int64, inv []pushd.Invalidation) error {
+	if len(inv) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO pushd_invalid_tokens (user_id, app, push_token, invalid_since, reason, run_id) VALUES `)
+	args := make([]any, 0, len(inv)*6)
+	for i, v := range inv {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("(?,?,?,?,?,?)")
+		args = append(args, v.UserID, v.App, v.Token, v.Since, clip(v.Reason, reasonChars), runID)
+	}
+	q.WriteString(` ON DUPLICATE KEY UPDATE app = VALUES(app), push_token = VALUES(push_token),
+		invalid_since = VALUES(invalid_since), reason = VALUES(reason), run_id = VALUES(run_id), recorded_at = NOW(3)`)
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		return fmt.Errorf("record invalid tokens: %w", err)
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	pushd "github.com/pushd/pushd"
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/internal/dbtest"
 	"github.com/pushd/pushd/store"
 )
@@ -57,7 +57,7 @@ func firstBatch(t *testing.T, st *store.Store) (cid, run int64, b *pushd.Batch, 
 func recordOdd(t *testing.T, st *store.Store) {
 	t.Helper()
 	cid, run, b, now := firstBatch(t, st)
-	long := strings.Repeat("é", 70) // clipped to 63 runes
+	long := strings.Repeat("é", 70) // clipped to 63 characters and "…"
 	ds := []pushd.Delivery{
 		{UserID: b.Recipients[0].UserID, Outcome: pushd.Sent, Attempts: 1},
 		{UserID: b.Recipients[1].UserID, Outcome: pushd.FailedSend, Reason: "tab\there, newline\nthere, cr\rand \\N", Attempts: 3},
@@ -75,7 +75,7 @@ func recordOdd(t *testing.T, st *store.Store) {
 		ds[1].UserID: {"failed", ds[1].Reason, 3},
 		ds[2].UserID: {"failed", ds[2].Reason, 255},
 		ds[3].UserID: {"invalid", ds[3].Reason, 0},
-		ds[4].UserID: {"failed", strings.Repeat("é", 31), 2}, // 64 bytes cut on a rune boundary
+		ds[4].UserID: {"failed", strings.Repeat("é", 63) + "…", 2}, // 64 characters, as VARCHAR(64) counts them
 		ds[5].UserID: {"expired", "\\", 0},
 	}
 	got := readLedger(t, st, run)

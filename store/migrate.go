@@ -8,7 +8,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	pushd "github.com/pushd/pushd"
+	"github.com/pushd/pushd"
 )
 
 // ErrSchemaMissing means pushd's tables are not there: run `pushd migrate`.

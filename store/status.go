@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
-	pushd "github.com/pushd/pushd"
+	"github.com/pushd/pushd"
 )
 
 // RecentCampaigns returns every running campaign and the limit most recent

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	pushd "github.com/pushd/pushd"
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/internal/dbtest"
 )
 

@@ -21,9 +21,10 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
-	pushd "github.com/pushd/pushd"
+	"github.com/pushd/pushd"
 )
 
 // Options says how to reach the database.
@@ -225,4 +226,32 @@ func markUnavailable(err error) error {
 		return fmt.Errorf("%w: %w", pushd.ErrUnavailable, err)
 	}
 	return err
+}
+
+// Text column sizes, in characters as VARCHAR counts them.
+const (
+	// statusReasonChars leaves status_reason (VARCHAR(1024)) room to spare.
+	statusReasonChars = 1000
+	// reasonChars is the ledger's and pushd_invalid_tokens' reason.
+	reasonChars = 64
+)
+
+// clip keeps s within n characters, cutting on a rune boundary and ending
+// a cut text with "…", so that a long reason is neither refused by the
+// column nor stored with a broken character.
+func clip(s string, n int) string {
+	if len(s) <= n { // the common case: no more bytes than characters allowed
+		return s
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	kept := 0
+	for i := range s {
+		if kept == n-1 {
+			return s[:i] + "…"
+		}
+		kept++
+	}
+	return s
 }

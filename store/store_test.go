@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	pushd "github.com/pushd/pushd"
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/internal/dbtest"
 	"github.com/pushd/pushd/scheduler"
 	"github.com/pushd/pushd/store"

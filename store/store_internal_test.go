@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -44,6 +46,33 @@ func TestUnavailable(t *testing.T) {
 		}
 		if got := errors.Is(markUnavailable(tc.err), pushd.ErrUnavailable); got != tc.want {
 			t.Errorf("%s: markUnavailable(%v) matches ErrUnavailable = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"", 64, ""},
+		{"BadDeviceToken", 64, "BadDeviceToken"},
+		{strings.Repeat("a", 64), 64, strings.Repeat("a", 64)},
+		{strings.Repeat("a", 65), 64, strings.Repeat("a", 63) + "…"},
+		// More bytes than n, but no more characters: kept whole.
+		{strings.Repeat("é", 64), 64, strings.Repeat("é", 64)},
+		{strings.Repeat("é", 65), 64, strings.Repeat("é", 63) + "…"},
+		{"ab€cd", 4, "ab€…"},
+		{strings.Repeat("🚀", 1001), 1000, strings.Repeat("🚀", 999) + "…"},
+	} {
+		got := clip(tc.in, tc.n)
+		if got != tc.want {
+			t.Errorf("clip(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+		if !utf8.ValidString(got) || utf8.RuneCountInString(got) > tc.n {
+			t.Errorf("clip(%q, %d) = %q: not valid UTF-8 within %d characters", tc.in, tc.n, got, tc.n)
 		}
 	}
 }
