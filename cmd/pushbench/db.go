@@ -1,24 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/store"
 )
 
 // The apps of the benchmark's config.ini.
@@ -126,9 +125,6 @@ func checkDisk(datadir string, n int) error {
 type benchDB struct {
 	s    *server
 	name string
-	// noLocalInfile: the server refuses LOAD DATA LOCAL, so pushd and the
-	// probe write the ledger with INSERTs.
-	noLocalInfile bool
 }
 
 func (s *server) createDB(ctx context.Context, run int) (*benchDB, error) {
@@ -138,12 +134,7 @@ func (s *server) createDB(ctx context.Context, run int) (*benchDB, error) {
 	if _, err := s.db.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4"); err != nil {
 		return nil, fmt.Errorf("create database: %w", err)
 	}
-	d := &benchDB{s: s, name: name}
-	var on int
-	if err := s.db.QueryRowContext(ctx, "SELECT @@GLOBAL.local_infile").Scan(&on); err == nil {
-		d.noLocalInfile = on == 0
-	}
-	return d, nil
+	return &benchDB{s: s, name: name}, nil
 }
 
 func (d *benchDB) drop(ctx context.Context) error {
@@ -296,56 +287,32 @@ func (d *benchDB) runs(ctx context.Context) ([]runRow, error) {
 // probeResult is the database's cost per batch, measured apart from pushd.
 type probeResult struct {
 	Batches int
-	Read    time.Duration // median: one keyset audience read of batch users, in its transaction
-	Write   time.Duration // median: the batch's ledger rows as store.Record writes them, in one transaction
+	Read    time.Duration // median: one store.ClaimBatch (the audience read and the batch row)
+	Write   time.Duration // median: one store.Record of the batch's outcomes, all sent
 }
 
-// probe measures what one batch costs the database, with pushd stopped: it
-// reads samples batches of the audience of app with pushd's keyset query
-// (spread over the id range), and writes each one's outcomes into a scratch
-// copy of pushd_deliveries as store.Record does (LOAD DATA LOCAL, else
-// multi-row INSERTs of at most 2000 rows), each in its own transaction.
+// probe measures what one batch costs the database, with pushd stopped, by
+// calling the store's own code as a runner does: for each app it starts a
+// scratch run of a campaign that never falls due, then claims up to
+// samples batches of batch users in turn and records each one's outcomes.
+// The scratch rows stay in the run's database, which is dropped anyway.
 func (d *benchDB) probe(ctx context.Context, apps []string, batch, samples int) (probeResult, error) {
 	var res probeResult
-	scratch := d.t("pushbench_scratch")
-	if _, err := d.s.db.ExecContext(ctx, "CREATE TABLE "+scratch+" LIKE "+d.t("pushd_deliveries")); err != nil {
-		return res, err
+	host, port, socket := d.s.hostPort()
+	st, err := store.Open(ctx, store.Options{Host: host, Port: port, Socket: socket, User: d.s.cfg.User,
+		Password: d.s.cfg.Passwd, Database: d.name, MaxOpenConns: 2})
+	if err != nil {
+		return res, fmt.Errorf("probe: %w", err)
 	}
-	defer d.s.db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+scratch)
-	// store.readAudience's two reads: the audience, then the stretch's dead
-	// tokens.
-	read := "SELECT u.id, u.push_token, u.registered_at FROM " + d.t("users") +
-		" u WHERE u.app >= ? AND u.app <= ? AND u.id > ? AND u.id <= ? ORDER BY u.id LIMIT ?"
-	dead := "SELECT user_id, push_token, invalid_since FROM " + d.t("pushd_invalid_tokens") + " WHERE user_id > ? AND user_id <= ?"
+	defer st.Close()
 	var reads, writes []time.Duration
-	runID := int64(0)
 	for _, app := range apps {
-		var lo, hi sql.NullInt64
-		if err := d.s.db.QueryRowContext(ctx, "SELECT MIN(id), MAX(id) FROM "+d.t("users")+" WHERE app = ?", app).Scan(&lo, &hi); err != nil {
-			return res, err
+		k := max(1, samples/len(apps))
+		r, w, err := d.probeApp(ctx, st, app, batch, k)
+		if err != nil {
+			return res, fmt.Errorf("probe %s: %w", app, err)
 		}
-		if !lo.Valid {
-			continue
-		}
-		span := hi.Int64 - lo.Int64 + 1
-		k := int64(max(1, samples/len(apps)))
-		k = min(k, max(1, span/int64(batch)))
-		for j := range k {
-			after := lo.Int64 - 1 + j*(span/k)
-			ids, rd, err := d.probeRead(ctx, read, dead, app, after, hi.Int64, batch)
-			if err != nil {
-				return res, err
-			}
-			if len(ids) == 0 {
-				continue
-			}
-			runID++
-			wr, err := d.probeWrite(ctx, scratch, runID, ids)
-			if err != nil {
-				return res, err
-			}
-			reads, writes = append(reads, rd), append(writes, wr)
-		}
+		reads, writes = append(reads, r...), append(writes, w...)
 	}
 	if len(reads) == 0 {
 		return res, errors.New("probe: no users")
@@ -355,119 +322,43 @@ func (d *benchDB) probe(ctx context.Context, apps []string, batch, samples int) 
 	return res, nil
 }
 
-func (d *benchDB) probeRead(ctx context.Context, q, dead, app string, after, last int64, batch int) ([]int64, time.Duration, error) {
-	start := time.Now()
-	tx, err := d.s.db.BeginTx(ctx, nil)
+// probeApp times k claims and records of one app's scratch run.
+func (d *benchDB) probeApp(ctx context.Context, st *store.Store, app string, batch, k int) (reads, writes []time.Duration, err error) {
+	now := time.Now().UTC().Truncate(time.Second)
+	cid, err := d.insertCampaign(ctx, app, now.AddDate(10, 0, 0))
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
-	defer tx.Rollback()
-	// The same form as store's audience read (see store.sameApp).
-	rows, err := tx.QueryContext(ctx, q, app, app, after, last, batch)
+	_, runID, err := st.Decide(ctx, cid, now, func(*pushd.Campaign) pushd.Decision {
+		return pushd.Decision{Action: pushd.Start, Run: pushd.NewRun{ScheduledFor: now, Deadline: now.Add(time.Hour),
+			BatchSize: batch, Notification: []byte(`{"title":"probe","body":"probe"}`)}}
+	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("probe read: %w", err)
+		return nil, nil, err
 	}
-	ids := make([]int64, 0, batch)
-	for rows.Next() {
-		var id int64
-		var tok string
-		var reg time.Time
-		if err := rows.Scan(&id, &tok, &reg); err != nil {
-			rows.Close()
-			return nil, 0, err
+	const owner = "pushbench-probe"
+	for range k {
+		start := time.Now()
+		b, err := st.ClaimBatch(ctx, runID, owner, nil, time.Minute, time.Now())
+		if errors.Is(err, pushd.ErrDrained) {
+			break
 		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
-	}
-	if len(ids) > 0 {
-		rows, err := tx.QueryContext(ctx, dead, after, ids[len(ids)-1])
 		if err != nil {
-			return nil, 0, fmt.Errorf("probe read: %w", err)
+			return nil, nil, err
 		}
-		for rows.Next() {
-			var id int64
-			var tok string
-			var since time.Time
-			if err := rows.Scan(&id, &tok, &since); err != nil {
-				rows.Close()
-				return nil, 0, err
-			}
+		read := time.Since(start)
+		ds := make([]pushd.Delivery, len(b.Recipients))
+		for i, rc := range b.Recipients {
+			ds[i] = pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Sent, Attempts: 1}
 		}
-		if err := rows.Err(); err != nil {
-			return nil, 0, err
+		start = time.Now()
+		if err := st.Record(ctx, pushd.Flush{RunID: runID, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
+			Deliveries: ds, Done: true, Lease: time.Minute, Now: time.Now()}); err != nil {
+			return nil, nil, err
 		}
+		reads, writes = append(reads, read), append(writes, time.Since(start))
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, 0, err
-	}
-	return ids, time.Since(start), nil
-}
-
-// probeRowsPerInsert is store's rowsPerInsert.
-const probeRowsPerInsert = 2000
-
-// probeSeq names the readers the probe registers for LOAD DATA LOCAL.
-var probeSeq atomic.Uint64
-
-// probeWrite writes a batch's ledger rows the way store.Record does: with
-// LOAD DATA LOCAL, or multi-row INSERTs where the server refuses it.
-func (d *benchDB) probeWrite(ctx context.Context, table string, runID int64, ids []int64) (time.Duration, error) {
-	start := time.Now()
-	tx, err := d.s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	write := probeLoad
-	if d.noLocalInfile {
-		write = probeInsert
-	}
-	if err := write(ctx, tx, table, runID, ids); err != nil {
-		return 0, fmt.Errorf("probe write: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
-}
-
-func probeLoad(ctx context.Context, tx *sql.Tx, table string, runID int64, ids []int64) error {
-	buf := make([]byte, 0, len(ids)*32)
-	for _, id := range ids {
-		buf = strconv.AppendInt(buf, runID, 10)
-		buf = append(buf, '\t')
-		buf = strconv.AppendInt(buf, id, 10)
-		buf = append(buf, "\tsent\t\t1\n"...)
-	}
-	name := "pushbench-" + strconv.FormatUint(probeSeq.Add(1), 10)
-	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(buf) })
-	defer mysql.DeregisterReaderHandler(name)
-	_, err := tx.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE "+table+
-		" CHARACTER SET utf8mb4 (run_id, user_id, outcome, reason, attempts)")
-	return err
-}
-
-func probeInsert(ctx context.Context, tx *sql.Tx, table string, runID int64, ids []int64) error {
-	for len(ids) > 0 {
-		n := min(len(ids), probeRowsPerInsert)
-		var q strings.Builder
-		q.WriteString("INSERT INTO " + table + " (run_id, user_id, outcome, reason, attempts) VALUES ")
-		args := make([]any, 0, n*5)
-		for i, id := range ids[:n] {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString("(?,?,?,?,?)")
-			args = append(args, runID, id, "sent", "", 1)
-		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-			return err
-		}
-		ids = ids[n:]
-	}
-	return nil
+	return reads, writes, nil
 }
 
 // hostPort is the server address for config.ini.

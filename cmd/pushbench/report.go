@@ -24,9 +24,9 @@ type runResult struct {
 	// per 10,000 pushes delivered.
 	CPUPer10k float64 `json:"cpu_s_per_10k"`
 	// DBReadPerBatchMS and DBWritePerBatchMS are the database probe's
-	// medians (pushd stopped): one keyset audience read of a batch, and the
-	// batch's ledger rows written with multi-row INSERTs, each in its own
-	// transaction.
+	// medians (pushd stopped), through the store's own code: one
+	// store.ClaimBatch (the audience read and the batch row) and one
+	// store.Record of the batch's outcomes, each its own transaction.
 	DBReadPerBatchMS  float64 `json:"db_read_per_batch_ms"`
 	DBWritePerBatchMS float64 `json:"db_write_per_batch_ms"`
 	ProbeBatches      int     `json:"probe_batches"`
@@ -111,8 +111,8 @@ var metrics = []metric{
 	{"first_push_late_ms", "first push after scheduled_at, ms", "%.0f", func(r runResult) float64 { return r.FirstPushLateMS }, ""},
 	{"peak_rss_mib", "pushd peak RSS, MiB", "%.1f", func(r runResult) float64 { return r.PeakRSSMiB }, ""},
 	{"cpu_s_per_10k", "pushd CPU s per 10k pushes", "%.3f", func(r runResult) float64 { return r.CPUPer10k }, ""},
-	{"db_read_per_batch_ms", "db read per batch, ms (probe)", "%.2f", func(r runResult) float64 { return r.DBReadPerBatchMS }, ""},
-	{"db_write_per_batch_ms", "db write per batch, ms (probe)", "%.2f", func(r runResult) float64 { return r.DBWritePerBatchMS }, ""},
+	{"db_read_per_batch_ms", "db claim per batch, ms (probe)", "%.2f", func(r runResult) float64 { return r.DBReadPerBatchMS }, ""},
+	{"db_write_per_batch_ms", "db record per batch, ms (probe)", "%.2f", func(r runResult) float64 { return r.DBWritePerBatchMS }, ""},
 	{"send_per_batch_ms", "send per batch, ms (batch / users/s)", "%.1f", func(r runResult) float64 { return r.SendPerBatchMS }, ""},
 	{"apns_run_per_s", "APNs run row sent/s", "%.0f", func(r runResult) float64 { return r.provider(providerAPNs).RunPerSec }, providerAPNs},
 	{"apns_sim_per_s", "APNs pushsim first→last /s", "%.0f", func(r runResult) float64 { return r.provider(providerAPNs).SimPerSec }, providerAPNs},
