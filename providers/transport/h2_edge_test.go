@@ -1,8 +1,10 @@
 package transport
 
-// Review tests: each one pins down a bug found by reading h2conn.go and
-// transport.go, now fixed, or a subtle invariant that holds and is worth
-// keeping.
+// Edge cases of a connection's life (draining, stream ids used up, GOAWAY,
+// a stalled peer), of RequestTimeout and of malformed server behaviour.
+// Each test pins down a bug found by reading the client, now fixed, or a
+// subtle invariant that holds and is worth keeping; a test's comment
+// describes the bug as it was.
 
 import (
 	"context"
@@ -41,7 +43,7 @@ func connDead(cc *clientConn) bool {
 // connection open: the pool has already replaced it, so nobody will ever
 // close it, and its reader, writer and sweeper (which keeps PINGing)
 // live as long as the server keeps the TCP connection.
-func TestReviewDrainingConnClosedWhenLastStreamResets(t *testing.T) {
+func TestDrainingConnClosedWhenLastStreamEndsUnanswered(t *testing.T) {
 	cases := []struct {
 		name    string
 		timeout time.Duration                                     // Options.RequestTimeout
@@ -87,7 +89,7 @@ func TestReviewDrainingConnClosedWhenLastStreamResets(t *testing.T) {
 
 // The same leak when the connection drains because its stream ids are used
 // up: the last stream times out and the connection stays open.
-func TestReviewStreamIDExhaustionThenTimeoutClosesConn(t *testing.T) {
+func TestConnOutOfStreamIDsClosedWhenLastStreamTimesOut(t *testing.T) {
 	t.Parallel()
 	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		if s.Path() == "/hang" {
@@ -119,7 +121,7 @@ func TestReviewStreamIDExhaustionThenTimeoutClosesConn(t *testing.T) {
 
 // Invariant: a connection out of stream ids whose last stream is answered
 // is closed, and the last id used is 2^31-1.
-func TestReviewStreamIDExhaustionAnswered(t *testing.T) {
+func TestConnOutOfStreamIDsClosedWhenLastStreamAnswered(t *testing.T) {
 	t.Parallel()
 	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1})
@@ -149,7 +151,7 @@ func TestReviewStreamIDExhaustionAnswered(t *testing.T) {
 // refused (REFUSED_STREAM, GOAWAY) just before its timeout is retried with a
 // whole new timeout, up to maxAttempts times: RoundTrip can take five times
 // RequestTimeout. The timeout should run from RoundTrip's start.
-func TestReviewRequestTimeoutSpansRetries(t *testing.T) {
+func TestRequestTimeoutSpansRetries(t *testing.T) {
 	t.Parallel()
 	const timeout = 500 * time.Millisecond
 	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
@@ -174,7 +176,7 @@ func TestReviewRequestTimeoutSpansRetries(t *testing.T) {
 // never answers the handshake (a blackholed dial), holds every request for
 // DialTimeout. The same happens mid-life: once a connection fails, every
 // request waits for the redial.
-func TestReviewRequestTimeoutCoversDial(t *testing.T) {
+func TestRequestTimeoutCoversDial(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	check := func(t *testing.T, p *Pool, url string) {
 		r := roundTrip(context.Background(), p, "GET", url, nil)
@@ -213,7 +215,7 @@ func TestReviewRequestTimeoutCoversDial(t *testing.T) {
 // cached, and the new connection is unusable at once. RoundTrip returns only
 // when its context ends, after opening connections in a tight loop (which
 // Apple treats as abuse).
-func TestReviewImmediateGoAwayDoesNotDialInALoop(t *testing.T) {
+func TestImmediateGoAwayDoesNotDialInALoop(t *testing.T) {
 	t.Parallel()
 	fs := h2fake.New(t, h2fake.Options{
 		NoSettings: true,
@@ -246,7 +248,7 @@ func TestReviewImmediateGoAwayDoesNotDialInALoop(t *testing.T) {
 // seen first makes a request header keyed "x-trace" go out as "X-Trace",
 // an upper-case field name that makes the request malformed (RFC 9113
 // 8.2.1).
-func TestReviewHeaderNameCacheDirections(t *testing.T) {
+func TestHeaderNameCacheKeepsDirectionsApart(t *testing.T) {
 	t.Run("request first", func(t *testing.T) {
 		t.Parallel()
 		fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
@@ -302,7 +304,7 @@ func TestReviewHeaderNameCacheDirections(t *testing.T) {
 // RoundTrip reports the deadline. Each attempt below opens the window
 // about 1 ms after the deadline, so the bug shows unless a sweep falls in
 // that millisecond.
-func TestReviewNoBodyDataAfterDeadline(t *testing.T) {
+func TestNoRequestBodyWrittenAfterDeadline(t *testing.T) {
 	t.Parallel()
 	var deadline atomic.Int64
 	fs := h2fake.New(t, h2fake.Options{
@@ -352,7 +354,7 @@ func TestReviewNoBodyDataAfterDeadline(t *testing.T) {
 // writer is stuck in a socket write and the write queue is full; the PING
 // health check then fails the connection, the stuck write is cut by the
 // write deadline, and the socket is closed.
-func TestReviewServerStopsReading(t *testing.T) {
+func TestStalledServerFailsRequestsAndConnection(t *testing.T) {
 	t.Parallel()
 	cert, pool := h2fake.Cert(t)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
@@ -440,7 +442,7 @@ func (b payload) Payload() []byte          { return b }
 // a SETTINGS_INITIAL_WINDOW_SIZE change that takes an open stream's window
 // past it, are connection errors of type FLOW_CONTROL_ERROR (RFC 9113
 // 6.9.1, 6.9.2). handle's errors all become GOAWAY(PROTOCOL_ERROR).
-func TestReviewFlowControlErrorCode(t *testing.T) {
+func TestFlowControlViolationSendsFlowControlError(t *testing.T) {
 	cases := []struct {
 		name string
 		send func(c *h2fake.Conn, s *h2fake.Stream) error
@@ -491,7 +493,7 @@ func TestReviewFlowControlErrorCode(t *testing.T) {
 // looking at END_STREAM, so the stream is never finished: the request hangs
 // until its timeout or context ends (forever without either) and keeps its
 // stream slot.
-func TestReviewInformationalWithEndStream(t *testing.T) {
+func TestInformationalWithEndStreamFailsAtOnce(t *testing.T) {
 	t.Parallel()
 	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		_ = s.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "103"}}, true)
