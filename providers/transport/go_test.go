@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/pushd/pushd/internal/h2fake"
 )
 
 // goResult is one completion of Pool.Go.
@@ -24,7 +26,7 @@ type goResult struct {
 // goRequest starts a POST of body to path with Go; its completion (body
 // read inside done, as a provider client does) goes to out. It fails the
 // test if done is called more than once.
-func goRequest(t *testing.T, p *Pool, fs *fakeServer, path string, body []byte, out chan<- goResult) {
+func goRequest(t *testing.T, p *Pool, fs *h2fake.Server, path string, body []byte, out chan<- goResult) {
 	req, err := http.NewRequestWithContext(ctxT(t, 20*time.Second), "POST", fs.URL(path), bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +51,7 @@ func goRequest(t *testing.T, p *Pool, fs *fakeServer, path string, body []byte, 
 func TestGoManyInFlight(t *testing.T) {
 	t.Parallel()
 	const n = 2000
-	fs := newFakeServer(t, fakeOptions{Settings: settings(sMCS, 250)})
+	fs := h2fake.New(t, h2fake.Options{Settings: settings(sMCS, 250)})
 	p := newTestPool(t, fs, Options{Connections: 2})
 	out := make(chan goResult, n)
 	for i := range n {
@@ -80,7 +82,7 @@ func TestGoManyInFlight(t *testing.T) {
 // the next request with Go does not deadlock.
 func TestGoDoneMaySendAgain(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	const chain = 50
 	finished := make(chan int, 1)
@@ -118,7 +120,7 @@ func TestGoRetriedOnce(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	seen := map[string]int{}
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		mu.Lock()
 		seen[s.Path()]++
 		n := seen[s.Path()]
@@ -129,7 +131,7 @@ func TestGoRetriedOnce(t *testing.T) {
 		case s.Path() == "/rst":
 			_ = s.Reset(http2.ErrCodeInternal)
 		default:
-			echoHandler(s)
+			h2fake.EchoHandler(s)
 		}
 	}})
 	p := newTestPool(t, fs, Options{Connections: 2})
@@ -170,7 +172,7 @@ func TestGoRetriedOnce(t *testing.T) {
 func TestGoDialDoesNotBlockOtherConnection(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	fs := newFakeServer(t, fakeOptions{OnConn: func(c *fakeConn) {
+	fs := h2fake.New(t, h2fake.Options{OnConn: func(c *h2fake.Conn) {
 		if c.Index == 1 {
 			<-release // the second connection's SETTINGS wait for the test
 		}
@@ -192,7 +194,7 @@ func TestGoDialDoesNotBlockOtherConnection(t *testing.T) {
 		t.Errorf("the working connection carried %d of the 20 requests", n)
 	}
 	close(release)
-	if !waitUntil(5*time.Second, func() bool {
+	if !h2fake.WaitUntil(5*time.Second, func() bool {
 		path := fmt.Sprint("/after-dial/", time.Now().UnixNano())
 		checkEcho(t, roundTrip(ctx, p, "POST", fs.URL(path), []byte("b")), path, []byte("b"))
 		return fs.NumConns() == 2 && len(fs.Conns()[1].Streams()) > 0

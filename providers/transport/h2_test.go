@@ -1,7 +1,7 @@
 package transport
 
 // Tests of the HTTP/2 client against the strict fake server in
-// h2_fake_test.go (which fails a test on any protocol violation it sees) and
+// internal/h2fake (which fails a test on any protocol violation it sees) and
 // against golang.org/x/net/http2's server.
 
 import (
@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,12 +27,14 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/pushd/pushd/internal/h2fake"
 )
 
 // ---------------------------------------------------------------------------
 // Helpers
 
-func newTestPool(t *testing.T, fs *fakeServer, o Options) *Pool {
+func newTestPool(t *testing.T, fs *h2fake.Server, o Options) *Pool {
 	t.Helper()
 	if o.RootCAs == nil {
 		o.RootCAs = fs.RootCAs
@@ -99,7 +102,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// checkEcho checks an answer from echoHandler.
+// checkEcho checks an answer from h2fake.EchoHandler.
 func checkEcho(t *testing.T, r result, path string, body []byte) {
 	t.Helper()
 	if r.err != nil {
@@ -112,7 +115,7 @@ func checkEcho(t *testing.T, r result, path string, body []byte) {
 	if got := r.header.Get("X-Echo-Path"); got != path {
 		t.Errorf("%s: answer carries X-Echo-Path %q: answers mixed up between streams", path, got)
 	}
-	want := echoBody(path, body)
+	want := h2fake.EchoBody(path, body)
 	if !bytes.Equal(r.body, want) {
 		t.Errorf("%s: answer body %.60q (%d bytes) differs from the expected %.60q (%d bytes)", path, r.body, len(r.body), want, len(want))
 	}
@@ -155,14 +158,21 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// holdThenEcho answers with echoHandler once n streams are open on the
+// holdThenEcho answers with h2fake.EchoHandler once n streams are open on the
 // connection (or after max), so that tests see how many streams the client
 // opens at once.
-func holdThenEcho(n func() int, max time.Duration) func(s *fakeStream) {
-	return func(s *fakeStream) {
-		waitUntil(max, func() bool { return s.Conn().Open() >= n() })
-		echoHandler(s)
+func holdThenEcho(n func() int, max time.Duration) func(s *h2fake.Stream) {
+	return func(s *h2fake.Stream) {
+		h2fake.WaitUntil(max, func() bool { return s.Conn().Open() >= n() })
+		h2fake.EchoHandler(s)
 	}
+}
+
+// sortedIDs returns ids sorted ascending.
+func sortedIDs(ids []uint32) []uint32 {
+	out := append([]uint32(nil), ids...)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
 }
 
 func settings(kv ...uint32) []http2.Setting {
@@ -189,7 +199,7 @@ const (
 // answer's status, canonical header keys and body come back.
 func TestH2HandshakeAndSimpleGet(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		if _, err := s.ReadBody(); err != nil {
 			return
 		}
@@ -230,7 +240,7 @@ func TestH2HandshakeAndSimpleGet(t *testing.T) {
 	if !found || push != 0 {
 		t.Errorf("client's first SETTINGS %v: want SETTINGS_ENABLE_PUSH=0", cs[0])
 	}
-	if !waitUntil(5*time.Second, func() bool { return c.SettingsAcks() >= 1 }) {
+	if !h2fake.WaitUntil(5*time.Second, func() bool { return c.SettingsAcks() >= 1 }) {
 		t.Errorf("client never ACKed the server's SETTINGS")
 	}
 
@@ -267,7 +277,7 @@ func TestH2RefusesServerWithoutH2(t *testing.T) {
 	for name, protos := range map[string][]string{"http/1.1 only": {"http/1.1"}, "no ALPN": nil} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cert, pool := testCert(t)
+			cert, pool := h2fake.Cert(t)
 			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: protos})
 			if err != nil {
 				t.Fatal(err)
@@ -329,7 +339,7 @@ func TestH2RefusesServerWithoutH2(t *testing.T) {
 // within DialTimeout, and the client opens no stream on it.
 func TestH2DialTimeoutWithoutServerSettings(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{NoSettings: true})
+	fs := h2fake.New(t, h2fake.Options{NoSettings: true})
 	p := newTestPool(t, fs, Options{Connections: 1, DialTimeout: 300 * time.Millisecond})
 	r := roundTrip(ctxT(t, 10*time.Second), p, "GET", fs.URL("/x"), nil)
 	if r.err == nil {
@@ -346,7 +356,7 @@ func TestH2DialTimeoutWithoutServerSettings(t *testing.T) {
 // The client opens no stream before the server's first SETTINGS arrives.
 func TestH2WaitsForServerSettings(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{SettingsDelay: 300 * time.Millisecond, Settings: settings(sMCS, 2)})
+	fs := h2fake.New(t, h2fake.Options{SettingsDelay: 300 * time.Millisecond, Settings: settings(sMCS, 2)})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx := ctxT(t, 10*time.Second)
 	parallel(6, func(i int) {
@@ -370,7 +380,7 @@ func TestH2WaitsForServerSettings(t *testing.T) {
 // the client does use the streams it is allowed.
 func TestH2MaxConcurrentStreams(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{
+	fs := h2fake.New(t, h2fake.Options{
 		Settings: settings(sMCS, 3),
 		Handler:  holdThenEcho(func() int { return 3 }, 300*time.Millisecond),
 	})
@@ -396,16 +406,16 @@ func TestH2MaxConcurrentStreamsChangesMidConnection(t *testing.T) {
 	var target atomic.Int32
 	target.Store(5)
 	gate := make(chan struct{})
-	fs := newFakeServer(t, fakeOptions{
+	fs := h2fake.New(t, h2fake.Options{
 		Settings: settings(sMCS, 5),
-		Handler: func(s *fakeStream) {
+		Handler: func(s *h2fake.Stream) {
 			if strings.HasPrefix(s.Path(), "/hold/") {
 				select {
 				case <-gate:
 				case <-s.Gone():
 					return
 				}
-				echoHandler(s)
+				h2fake.EchoHandler(s)
 				return
 			}
 			holdThenEcho(func() int { return int(target.Load()) }, 300*time.Millisecond)(s)
@@ -435,7 +445,7 @@ func TestH2MaxConcurrentStreamsChangesMidConnection(t *testing.T) {
 			checkEcho(t, roundTrip(ctx, p, "GET", fs.URL(path), nil), path, nil)
 		}()
 	}
-	if !waitUntil(5*time.Second, func() bool { return c.Open() == 5 }) {
+	if !h2fake.WaitUntil(5*time.Second, func() bool { return c.Open() == 5 }) {
 		t.Fatalf("the 5 held requests did not all open streams (open: %d)", c.Open())
 	}
 	if err := c.WriteSettings(settings(sMCS, 1)...); err != nil {
@@ -483,7 +493,7 @@ func TestH2MaxConcurrentStreamsChangesMidConnection(t *testing.T) {
 // concurrency.
 func TestH2StreamIDsOddAndIncreasing(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx := ctxT(t, 10*time.Second)
 	for i := range 10 {
@@ -517,7 +527,7 @@ func TestH2StreamIDsOddAndIncreasing(t *testing.T) {
 // HEADERS.
 func TestH2RequestEncoding(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx := ctxT(t, 10*time.Second)
 
@@ -577,7 +587,7 @@ func TestH2RequestEncoding(t *testing.T) {
 // allowed.
 func TestH2ConnectionSpecificHeadersNotSent(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	r := roundTrip(ctxT(t, 10*time.Second), p, "POST", fs.URL("/conn-hdrs"), []byte("x"),
 		"Connection", "keep-alive", "Keep-Alive", "timeout=5", "Proxy-Connection", "keep-alive", "Upgrade", "websocket")
@@ -594,7 +604,7 @@ func TestH2DataFramesRespectMaxFrameSize(t *testing.T) {
 	for _, mfs := range []uint32{16384, 20000} {
 		t.Run(fmt.Sprint(mfs), func(t *testing.T) {
 			t.Parallel()
-			fs := newFakeServer(t, fakeOptions{Settings: settings(sMCS, 100, sMFS, mfs, sIWS, 1<<20)})
+			fs := h2fake.New(t, h2fake.Options{Settings: settings(sMCS, 100, sMFS, mfs, sIWS, 1<<20)})
 			p := newTestPool(t, fs, Options{Connections: 1})
 			body := randBytes(150000)
 			checkEcho(t, roundTrip(ctxT(t, 10*time.Second), p, "POST", fs.URL("/big"), body), "/big", body)
@@ -625,7 +635,7 @@ func TestH2DataFramesRespectMaxFrameSize(t *testing.T) {
 // frames could interleave.
 func TestH2RequestHeadersUseContinuation(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx := ctxT(t, 15*time.Second)
 	parallel(20, func(i int) {
@@ -657,7 +667,7 @@ func TestH2RequestHeadersUseContinuation(t *testing.T) {
 // block is much smaller.
 func TestH2UniquePathsNeverIndexed(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1, UniquePaths: true})
 	ctx := ctxT(t, 10*time.Second)
 	auth := "bearer " + randToken(400)
@@ -691,7 +701,7 @@ func TestH2UniquePathsNeverIndexed(t *testing.T) {
 // from the first SETTINGS and when it is lowered mid-connection.
 func TestH2HeaderTableSize(t *testing.T) {
 	t.Parallel()
-	run := func(t *testing.T, fs *fakeServer, p *Pool, prefix string) {
+	run := func(t *testing.T, fs *h2fake.Server, p *Pool, prefix string) {
 		ctx := ctxT(t, 10*time.Second)
 		auth := "bearer " + randToken(200)
 		for i := range 5 {
@@ -706,7 +716,7 @@ func TestH2HeaderTableSize(t *testing.T) {
 	for _, size := range []uint32{0, 100} {
 		t.Run(fmt.Sprintf("first SETTINGS %d", size), func(t *testing.T) {
 			t.Parallel()
-			fs := newFakeServer(t, fakeOptions{Settings: settings(sMCS, 100, sTable, size)})
+			fs := h2fake.New(t, h2fake.Options{Settings: settings(sMCS, 100, sTable, size)})
 			p := newTestPool(t, fs, Options{Connections: 1})
 			run(t, fs, p, "/a")
 			if v := fs.Violations(); v != 0 {
@@ -716,7 +726,7 @@ func TestH2HeaderTableSize(t *testing.T) {
 	}
 	t.Run("lowered to 0 mid-connection", func(t *testing.T) {
 		t.Parallel()
-		fs := newFakeServer(t, fakeOptions{})
+		fs := h2fake.New(t, h2fake.Options{})
 		p := newTestPool(t, fs, Options{Connections: 1})
 		run(t, fs, p, "/before")
 		c := fs.Conns()[0]
@@ -738,14 +748,14 @@ func TestH2HeaderTableSize(t *testing.T) {
 // then waits for WINDOW_UPDATE.
 func TestH2RequestBodyStreamWindow(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{ManualFlow: true, Settings: settings(sMCS, 100, sIWS, 1000)})
+	fs := h2fake.New(t, h2fake.Options{ManualFlow: true, Settings: settings(sMCS, 100, sIWS, 1000)})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	body := randBytes(5000)
 	done := make(chan result, 1)
 	go func() { done <- roundTrip(ctxT(t, 15*time.Second), p, "POST", fs.URL("/up"), body) }()
 
-	var s *fakeStream
-	if !waitUntil(5*time.Second, func() bool {
+	var s *h2fake.Stream
+	if !h2fake.WaitUntil(5*time.Second, func() bool {
 		ss := fs.StreamsForPath("/up")
 		if len(ss) == 1 {
 			s = ss[0]
@@ -775,7 +785,7 @@ func TestH2RequestBodyStreamWindow(t *testing.T) {
 // stream 0.
 func TestH2RequestBodyConnectionWindow(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{ManualFlow: true, Settings: settings(sMCS, 100, sIWS, 1<<20)})
+	fs := h2fake.New(t, h2fake.Options{ManualFlow: true, Settings: settings(sMCS, 100, sIWS, 1<<20)})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx := ctxT(t, 15*time.Second)
 	bodies := [][]byte{randBytes(50000), randBytes(50000)}
@@ -793,7 +803,7 @@ func TestH2RequestBodyConnectionWindow(t *testing.T) {
 		}()
 	}
 	c := fs.WaitConns(t, 1)[0]
-	if !waitUntil(5*time.Second, func() bool { return c.ConnRecv() >= 65535 }) {
+	if !h2fake.WaitUntil(5*time.Second, func() bool { return c.ConnRecv() >= 65535 }) {
 		t.Fatalf("client sent %d bytes; the connection window allows 65535", c.ConnRecv())
 	}
 	time.Sleep(100 * time.Millisecond)
@@ -813,16 +823,16 @@ func TestH2RequestBodyConnectionWindow(t *testing.T) {
 // by the difference, also below zero (RFC 9113 §6.9.2).
 func TestH2InitialWindowSizeChangeAdjustsOpenStreams(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{ManualFlow: true, Settings: settings(sMCS, 100, sIWS, 1000)})
+	fs := h2fake.New(t, h2fake.Options{ManualFlow: true, Settings: settings(sMCS, 100, sIWS, 1000)})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	body := randBytes(10000)
 	done := make(chan result, 1)
 	go func() { done <- roundTrip(ctxT(t, 15*time.Second), p, "POST", fs.URL("/iws"), body) }()
 
-	var s *fakeStream
+	var s *h2fake.Stream
 	waitRecv := func(n int64, why string) {
 		t.Helper()
-		if !waitUntil(5*time.Second, func() bool {
+		if !h2fake.WaitUntil(5*time.Second, func() bool {
 			if s == nil {
 				if ss := fs.StreamsForPath("/iws"); len(ss) == 1 {
 					s = ss[0]
@@ -874,7 +884,7 @@ func TestH2InitialWindowSizeChangeAdjustsOpenStreams(t *testing.T) {
 func TestH2ResponseShapes(t *testing.T) {
 	t.Parallel()
 	long := randToken(3000)
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		if _, err := s.ReadBody(); err != nil {
 			return
 		}
@@ -949,14 +959,14 @@ func TestH2ResponseShapes(t *testing.T) {
 // are ignored (RFC 9113 §4.1, §5.5, §6.5.2).
 func TestH2IgnoresUnknownFramesAndSettings(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{
+	fs := h2fake.New(t, h2fake.Options{
 		Settings: settings(sMCS, 100, 0x4a4a, 7),
-		Handler: func(s *fakeStream) {
+		Handler: func(s *h2fake.Stream) {
 			c := s.Conn()
 			_ = c.WriteRaw(0xfa, 0xff, 0, []byte("unknown frame on stream 0"))
 			_ = c.WriteRaw(0xfb, 0, s.ID, []byte("unknown frame on the stream"))
 			_ = c.WriteRaw(http2.FramePriority, 0, s.ID, []byte{0, 0, 0, 0, 15})
-			echoHandler(s)
+			h2fake.EchoHandler(s)
 		},
 	})
 	p := newTestPool(t, fs, Options{Connections: 1})
@@ -985,10 +995,10 @@ func TestH2MalformedResponseIsStreamError(t *testing.T) {
 		"/pseudo-late":    {{Name: "content-type", Value: "text/plain"}, {Name: ":status", Value: "200"}},
 		"/request-pseudo": {{Name: ":status", Value: "200"}, {Name: ":path", Value: "/"}},
 	}
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		fields, ok := blocks[s.Path()]
 		if !ok {
-			echoHandler(s)
+			h2fake.EchoHandler(s)
 			return
 		}
 		if _, err := s.ReadBody(); err != nil {
@@ -1031,7 +1041,7 @@ func TestH2ManyResponseBytesOnOneConnection(t *testing.T) {
 	bodyFor := func(path string) []byte {
 		return bytes.Repeat([]byte(path+";"), size/(len(path)+1)+1)[:size]
 	}
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		if _, err := s.ReadBody(); err != nil {
 			return
 		}
@@ -1069,7 +1079,7 @@ func TestH2ManyResponseBytesOnOneConnection(t *testing.T) {
 // or a larger window than 65535); a larger one fails that request only.
 func TestH2ResponseBodyLimit(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		if _, err := s.ReadBody(); err != nil {
 			return
 		}
@@ -1125,7 +1135,7 @@ func TestH2ResponseBodyLimit(t *testing.T) {
 // The client answers the server's PINGs with an ACK carrying the same data.
 func TestH2AnswersPing(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	checkEcho(t, roundTrip(ctxT(t, 10*time.Second), p, "GET", fs.URL("/p"), nil), "/p", nil)
 	c := fs.Conns()[0]
@@ -1140,12 +1150,12 @@ func TestH2AnswersPing(t *testing.T) {
 // connection.
 func TestH2ReadIdlePingKeepsConnection(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1, ReadIdleTimeout: 100 * time.Millisecond, PingTimeout: 2 * time.Second})
 	ctx := ctxT(t, 10*time.Second)
 	checkEcho(t, roundTrip(ctx, p, "GET", fs.URL("/a"), nil), "/a", nil)
 	c := fs.Conns()[0]
-	if !waitUntil(5*time.Second, func() bool { return c.ClientPings() >= 2 }) {
+	if !h2fake.WaitUntil(5*time.Second, func() bool { return c.ClientPings() >= 2 }) {
 		t.Fatalf("client sent %d PINGs in 5s with ReadIdleTimeout 100ms", c.ClientPings())
 	}
 	select {
@@ -1163,18 +1173,18 @@ func TestH2ReadIdlePingKeepsConnection(t *testing.T) {
 // request fails and the next one dials a new connection.
 func TestH2PingTimeoutClosesConnection(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{
-		OnConn: func(c *fakeConn) {
+	fs := h2fake.New(t, h2fake.Options{
+		OnConn: func(c *h2fake.Conn) {
 			if c.Index == 0 {
 				c.SetIgnorePings(true)
 			}
 		},
-		Handler: func(s *fakeStream) {
+		Handler: func(s *h2fake.Stream) {
 			if s.Path() == "/hang" {
 				<-s.Gone()
 				return
 			}
-			echoHandler(s)
+			h2fake.EchoHandler(s)
 		},
 	})
 	p := newTestPool(t, fs, Options{Connections: 1, ReadIdleTimeout: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond})
@@ -1212,7 +1222,7 @@ func TestH2PingTimeoutClosesConnection(t *testing.T) {
 func TestH2GoAwayRetriesUnprocessedStreams(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		if strings.HasPrefix(s.Path(), "/g/") && s.Conn().Index == 0 {
 			select {
 			case <-release:
@@ -1220,7 +1230,7 @@ func TestH2GoAwayRetriesUnprocessedStreams(t *testing.T) {
 				return
 			}
 		}
-		echoHandler(s)
+		h2fake.EchoHandler(s)
 	}})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx := ctxT(t, 15*time.Second)
@@ -1235,7 +1245,7 @@ func TestH2GoAwayRetriesUnprocessedStreams(t *testing.T) {
 		}()
 	}
 	c0 := fs.WaitConns(t, 1)[0]
-	if !waitUntil(5*time.Second, func() bool {
+	if !h2fake.WaitUntil(5*time.Second, func() bool {
 		n := 0
 		for _, s := range c0.Streams() {
 			select {
@@ -1284,7 +1294,7 @@ func TestH2GoAwayRetriesUnprocessedStreams(t *testing.T) {
 	// The client either processed the GOAWAY and the PING after it, or
 	// closed the connection once its last stream was done; either way the
 	// fake has checked that no stream was opened after the GOAWAY.
-	if !waitUntil(5*time.Second, func() bool {
+	if !h2fake.WaitUntil(5*time.Second, func() bool {
 		select {
 		case <-c0.Done():
 			return true
@@ -1311,9 +1321,9 @@ func TestH2GoAwayDebugDataInError(t *testing.T) {
 	for _, code := range []http2.ErrCode{http2.ErrCodeNo, http2.ErrCodeProtocol} {
 		t.Run(code.String(), func(t *testing.T) {
 			t.Parallel()
-			fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+			fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 				if s.Path() != "/shut" {
-					echoHandler(s)
+					h2fake.EchoHandler(s)
 					return
 				}
 				if _, err := s.ReadBody(); err != nil {
@@ -1323,7 +1333,7 @@ func TestH2GoAwayDebugDataInError(t *testing.T) {
 				// The request's stream is <= last: the server may have
 				// processed it, and then it goes away.
 				_ = c.GoAway(s.ID, code, `{"reason":"Shutdown"}`)
-				waitUntil(2*time.Second, c.GoAwayProcessed)
+				h2fake.WaitUntil(2*time.Second, c.GoAwayProcessed)
 				c.Close()
 			}})
 			p := newTestPool(t, fs, Options{Connections: 1})
@@ -1348,7 +1358,7 @@ func TestH2RefusedStreamRetried(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	seen := map[string]int{}
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		mu.Lock()
 		seen[s.Path()]++
 		first := seen[s.Path()] == 1
@@ -1362,7 +1372,7 @@ func TestH2RefusedStreamRetried(t *testing.T) {
 			_ = s.Reset(http2.ErrCodeRefusedStream)
 			return
 		}
-		echoHandler(s)
+		h2fake.EchoHandler(s)
 	}})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx := ctxT(t, 10*time.Second)
@@ -1382,7 +1392,7 @@ func TestH2RefusedStreamRetried(t *testing.T) {
 func TestH2RstStreamFailsRequest(t *testing.T) {
 	t.Parallel()
 	codes := []http2.ErrCode{http2.ErrCodeInternal, http2.ErrCodeCancel, http2.ErrCodeProtocol, http2.ErrCodeEnhanceYourCalm}
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		if _, err := s.ReadBody(); err != nil {
 			return
 		}
@@ -1397,7 +1407,7 @@ func TestH2RstStreamFailsRequest(t *testing.T) {
 			_ = s.Reset(http2.ErrCodeInternal)
 			return
 		}
-		echoHandler(s)
+		h2fake.EchoHandler(s)
 	}})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx := ctxT(t, 10*time.Second)
@@ -1426,9 +1436,9 @@ func TestH2RstStreamFailsRequest(t *testing.T) {
 // connection is closed, the request fails, the next one redials.
 func TestH2PushPromiseIsConnectionError(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		if s.Path() != "/push" {
-			echoHandler(s)
+			h2fake.EchoHandler(s)
 			return
 		}
 		_ = s.Conn().WritePushPromise(s.ID, 2, []hpack.HeaderField{
@@ -1469,9 +1479,9 @@ func TestH2PushPromiseIsConnectionError(t *testing.T) {
 // (they may have been processed: no silent retry); the next request redials.
 func TestH2ServerDropsConnection(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		if !strings.HasPrefix(s.Path(), "/drop/") {
-			echoHandler(s)
+			h2fake.EchoHandler(s)
 			return
 		}
 		if _, err := s.ReadBody(); err != nil {
@@ -1479,7 +1489,7 @@ func TestH2ServerDropsConnection(t *testing.T) {
 		}
 		if s.Path() == "/drop/trigger" {
 			c := s.Conn()
-			waitUntil(5*time.Second, func() bool { return c.Open() >= 3 })
+			h2fake.WaitUntil(5*time.Second, func() bool { return c.Open() >= 3 })
 			c.Close()
 			return
 		}
@@ -1513,23 +1523,23 @@ func TestH2ServerDropsConnection(t *testing.T) {
 
 func TestH2ContextCancellation(t *testing.T) {
 	t.Parallel()
-	holdHandler := func(s *fakeStream) {
+	holdHandler := func(s *h2fake.Stream) {
 		if strings.HasPrefix(s.Path(), "/wait") {
 			<-s.Gone()
 			return
 		}
-		echoHandler(s)
+		h2fake.EchoHandler(s)
 	}
 
 	t.Run("cancel while waiting for the answer", func(t *testing.T) {
 		t.Parallel()
-		fs := newFakeServer(t, fakeOptions{Handler: holdHandler})
+		fs := h2fake.New(t, h2fake.Options{Handler: holdHandler})
 		p := newTestPool(t, fs, Options{Connections: 1})
 		ctx, cancel := context.WithCancel(bg())
 		defer cancel()
 		var cancelledAt time.Time
 		go func() {
-			waitUntil(5*time.Second, func() bool { return len(fs.StreamsForPath("/wait")) == 1 })
+			h2fake.WaitUntil(5*time.Second, func() bool { return len(fs.StreamsForPath("/wait")) == 1 })
 			cancelledAt = time.Now()
 			cancel()
 		}()
@@ -1552,7 +1562,7 @@ func TestH2ContextCancellation(t *testing.T) {
 
 	t.Run("deadline while waiting for the answer", func(t *testing.T) {
 		t.Parallel()
-		fs := newFakeServer(t, fakeOptions{Handler: holdHandler})
+		fs := h2fake.New(t, h2fake.Options{Handler: holdHandler})
 		p := newTestPool(t, fs, Options{Connections: 1})
 		checkEcho(t, roundTrip(ctxT(t, 10*time.Second), p, "GET", fs.URL("/warm"), nil), "/warm", nil)
 		ctx, cancel := context.WithTimeout(bg(), 200*time.Millisecond)
@@ -1579,13 +1589,13 @@ func TestH2ContextCancellation(t *testing.T) {
 
 	t.Run("deadline while waiting for a stream slot", func(t *testing.T) {
 		t.Parallel()
-		fs := newFakeServer(t, fakeOptions{Handler: holdHandler, Settings: settings(sMCS, 1)})
+		fs := h2fake.New(t, h2fake.Options{Handler: holdHandler, Settings: settings(sMCS, 1)})
 		p := newTestPool(t, fs, Options{Connections: 1})
 		holdCtx, release := context.WithCancel(bg())
 		defer release()
 		held := make(chan result, 1)
 		go func() { held <- roundTrip(holdCtx, p, "GET", fs.URL("/wait/hold"), nil) }()
-		if !waitUntil(5*time.Second, func() bool { return len(fs.StreamsForPath("/wait/hold")) == 1 }) {
+		if !h2fake.WaitUntil(5*time.Second, func() bool { return len(fs.StreamsForPath("/wait/hold")) == 1 }) {
 			t.Fatal("the first request never arrived")
 		}
 		ctx, cancel := context.WithTimeout(bg(), 200*time.Millisecond)
@@ -1609,14 +1619,14 @@ func TestH2ContextCancellation(t *testing.T) {
 
 	t.Run("cancel while blocked on flow control", func(t *testing.T) {
 		t.Parallel()
-		fs := newFakeServer(t, fakeOptions{ManualFlow: true, Settings: settings(sMCS, 100, sIWS, 1000)})
+		fs := h2fake.New(t, h2fake.Options{ManualFlow: true, Settings: settings(sMCS, 100, sIWS, 1000)})
 		p := newTestPool(t, fs, Options{Connections: 1})
 		ctx, cancel := context.WithCancel(bg())
 		defer cancel()
 		done := make(chan result, 1)
 		go func() { done <- roundTrip(ctx, p, "POST", fs.URL("/blocked"), randBytes(5000)) }()
-		var s *fakeStream
-		if !waitUntil(5*time.Second, func() bool {
+		var s *h2fake.Stream
+		if !h2fake.WaitUntil(5*time.Second, func() bool {
 			if ss := fs.StreamsForPath("/blocked"); len(ss) == 1 {
 				s = ss[0]
 				return s.RecvFlow() >= 1000
@@ -1646,7 +1656,7 @@ func TestH2ContextCancellation(t *testing.T) {
 // timeout error and its stream is reset; other requests are unaffected.
 func TestH2RequestTimeout(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		switch s.Path() {
 		case "/never":
 			<-s.Gone()
@@ -1658,7 +1668,7 @@ func TestH2RequestTimeout(t *testing.T) {
 				return
 			}
 		}
-		echoHandler(s)
+		h2fake.EchoHandler(s)
 	}})
 	p := newTestPool(t, fs, Options{Connections: 1, RequestTimeout: 300 * time.Millisecond})
 	ctx := ctxT(t, 10*time.Second)
@@ -1697,7 +1707,7 @@ func TestH2RequestTimeout(t *testing.T) {
 // next request dials again.
 func TestH2CloseIdleConnections(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx := ctxT(t, 10*time.Second)
 	checkEcho(t, roundTrip(ctx, p, "GET", fs.URL("/a"), nil), "/a", nil)
@@ -1724,7 +1734,7 @@ func TestH2CloseIdleConnections(t *testing.T) {
 // 100 all complete, each with its own answer.
 func TestH2ManyConcurrentRequests(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{Settings: settings(sMCS, 100)})
+	fs := h2fake.New(t, h2fake.Options{Settings: settings(sMCS, 100)})
 	p := newTestPool(t, fs, Options{Connections: 2})
 	ctx := ctxT(t, 60*time.Second)
 	var failed atomic.Int32
@@ -1820,12 +1830,12 @@ func TestH2EarlyResponseClosesStream(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			fs := newFakeServer(t, fakeOptions{ManualFlow: true, Settings: settings(sMCS, 1, sIWS, 1000), Handler: func(s *fakeStream) {
+			fs := h2fake.New(t, h2fake.Options{ManualFlow: true, Settings: settings(sMCS, 1, sIWS, 1000), Handler: func(s *h2fake.Stream) {
 				if s.Path() != "/early" {
-					echoHandler(s)
+					h2fake.EchoHandler(s)
 					return
 				}
-				waitUntil(5*time.Second, func() bool { return s.RecvFlow() >= 1000 })
+				h2fake.WaitUntil(5*time.Second, func() bool { return s.RecvFlow() >= 1000 })
 				if err := s.Respond(200, []byte("early")); err != nil {
 					return
 				}
@@ -1846,7 +1856,7 @@ func TestH2EarlyResponseClosesStream(t *testing.T) {
 			if len(ss) != 1 {
 				t.Fatalf("%d streams for /early", len(ss))
 			}
-			if !rst && !waitUntil(5*time.Second, ss[0].ClosedByClient) {
+			if !rst && !h2fake.WaitUntil(5*time.Second, ss[0].ClosedByClient) {
 				t.Errorf("after the complete early response the client neither finished the request body nor sent RST_STREAM: the stream stays half-closed and counts against MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)")
 			}
 			checkEcho(t, roundTrip(ctx, p, "GET", fs.URL("/next"), nil), "/next", nil)
@@ -1858,7 +1868,7 @@ func TestH2EarlyResponseClosesStream(t *testing.T) {
 // must not make other requests, with time left, fail.
 func TestH2ShortContextDoesNotFailOtherRequests(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{SettingsDelay: 400 * time.Millisecond})
+	fs := h2fake.New(t, h2fake.Options{SettingsDelay: 400 * time.Millisecond})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx, cancel := context.WithTimeout(bg(), 100*time.Millisecond)
 	defer cancel()
@@ -1882,9 +1892,9 @@ func TestH2ShortContextDoesNotFailOtherRequests(t *testing.T) {
 // with RST_STREAM or GOAWAY carrying that code.
 func TestH2RejectsFrameOverMaxFrameSize(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		if s.Path() != "/huge-frame" {
-			echoHandler(s)
+			h2fake.EchoHandler(s)
 			return
 		}
 		if _, err := s.ReadBody(); err != nil {
@@ -1905,7 +1915,7 @@ func TestH2RejectsFrameOverMaxFrameSize(t *testing.T) {
 	if len(ss) != 1 {
 		t.Fatalf("%d streams", len(ss))
 	}
-	ok := waitUntil(5*time.Second, func() bool {
+	ok := h2fake.WaitUntil(5*time.Second, func() bool {
 		if code, ok := ss[0].ClientReset(); ok && code == http2.ErrCodeFrameSize {
 			return true
 		}
@@ -1927,7 +1937,7 @@ func TestH2RejectsFrameOverMaxFrameSize(t *testing.T) {
 // (here just over 16 MiB).
 func TestH2LargeRequestBodyNotTruncated(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{Settings: settings(sMCS, 100, sIWS, 1<<24, sMFS, 1<<20)})
+	fs := h2fake.New(t, h2fake.Options{Settings: settings(sMCS, 100, sIWS, 1<<24, sMFS, 1<<20)})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	body := randBytes(16<<20 + 1)
 	r := roundTrip(ctxT(t, 30*time.Second), p, "POST", fs.URL("/huge-body"), body)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/pushd/pushd/internal/h2fake"
 )
 
 // send posts body with the given header map itself, not a copy: the cache
@@ -32,7 +34,7 @@ func send(ctx context.Context, p *Pool, url string, h http.Header, body []byte) 
 
 // checkFields fails unless the server decoded exactly h's fields, in lower
 // case, on s.
-func checkFields(t *testing.T, s *fakeStream, h http.Header, bodyLen int) {
+func checkFields(t *testing.T, s *h2fake.Stream, h http.Header, bodyLen int) {
 	t.Helper()
 	got := map[string][]string{}
 	for _, f := range s.Fields {
@@ -61,7 +63,7 @@ func lowerASCII(s string) string { return string(bytes.ToLower([]byte(s))) }
 // is identical, whatever order the map happens to iterate in.
 func TestHeaderBlockReused(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx := ctxT(t, 10*time.Second)
 	h := http.Header{"Authorization": {"bearer " + randToken(300)}, "X-A": {"1"}, "X-B": {"2"}, "X-C": {"3"}, "X-D": {"4", "5"}}
@@ -96,7 +98,7 @@ func TestHeaderBlockReused(t *testing.T) {
 // A header map changed in place between requests is sent as it now is.
 func TestHeaderBlockMapChangedInPlace(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1, UniquePaths: true})
 	ctx := ctxT(t, 10*time.Second)
 	h := http.Header{"Authorization": {"bearer one"}, "X-A": {"1"}}
@@ -133,7 +135,7 @@ func TestHeaderBlockSetsEvictEachOther(t *testing.T) {
 	for _, table := range []uint32{4096, 300} {
 		t.Run(fmt.Sprint("table ", table), func(t *testing.T) {
 			t.Parallel()
-			fs := newFakeServer(t, fakeOptions{Settings: settings(sMCS, 100, sTable, table)})
+			fs := h2fake.New(t, h2fake.Options{Settings: settings(sMCS, 100, sTable, table)})
 			p := newTestPool(t, fs, Options{Connections: 1, UniquePaths: true})
 			ctx := ctxT(t, 20*time.Second)
 			sets := make([]http.Header, 6) // more than a connection caches
@@ -172,7 +174,7 @@ func TestHeaderBlockSetsEvictEachOther(t *testing.T) {
 // the next block even when that block's header set was cached.
 func TestHeaderBlockTableSizeLowered(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1, UniquePaths: true})
 	ctx := ctxT(t, 10*time.Second)
 	h := http.Header{"Authorization": {"bearer " + randToken(200)}, "X-A": {"1"}}
@@ -224,7 +226,7 @@ func TestAllIndexed(t *testing.T) {
 func TestUniqueAnswersAskForNoIndexing(t *testing.T) {
 	t.Parallel()
 	for _, unique := range []bool{true, false} {
-		fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+		fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 			if _, err := s.ReadBody(); err != nil {
 				return
 			}

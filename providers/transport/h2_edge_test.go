@@ -1,8 +1,10 @@
 package transport
 
-// Review tests: each one pins down a bug found by reading h2conn.go and
-// transport.go, now fixed, or a subtle invariant that holds and is worth
-// keeping.
+// Edge cases of a connection's life (draining, stream ids used up, GOAWAY,
+// a stalled peer), of RequestTimeout and of malformed server behaviour.
+// Each test pins down a bug found by reading the client, now fixed, or a
+// subtle invariant that holds and is worth keeping; a test's comment
+// describes the bug as it was.
 
 import (
 	"context"
@@ -17,6 +19,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/pushd/pushd/internal/h2fake"
 )
 
 // poolConn is the connection in slot i of p (nil if none).
@@ -39,27 +43,27 @@ func connDead(cc *clientConn) bool {
 // connection open: the pool has already replaced it, so nobody will ever
 // close it, and its reader, writer and sweeper (which keeps PINGing)
 // live as long as the server keeps the TCP connection.
-func TestReviewDrainingConnClosedWhenLastStreamResets(t *testing.T) {
+func TestDrainingConnClosedWhenLastStreamEndsUnanswered(t *testing.T) {
 	cases := []struct {
 		name    string
-		timeout time.Duration                                  // Options.RequestTimeout
-		end     func(s *fakeStream, cancel context.CancelFunc) // ends the last stream
+		timeout time.Duration                                     // Options.RequestTimeout
+		end     func(s *h2fake.Stream, cancel context.CancelFunc) // ends the last stream
 	}{
-		{"server RST_STREAM", 0, func(s *fakeStream, _ context.CancelFunc) { _ = s.Reset(http2.ErrCodeInternal) }},
-		{"context canceled", 0, func(_ *fakeStream, cancel context.CancelFunc) { cancel() }},
-		{"request timeout", 300 * time.Millisecond, func(*fakeStream, context.CancelFunc) {}},
+		{"server RST_STREAM", 0, func(s *h2fake.Stream, _ context.CancelFunc) { _ = s.Reset(http2.ErrCodeInternal) }},
+		{"context canceled", 0, func(_ *h2fake.Stream, cancel context.CancelFunc) { cancel() }},
+		{"request timeout", 300 * time.Millisecond, func(*h2fake.Stream, context.CancelFunc) {}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) { <-s.Gone() }})
+			fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) { <-s.Gone() }})
 			p := newTestPool(t, fs, Options{Connections: 1, RequestTimeout: tc.timeout})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			done := make(chan result, 1)
 			go func() { done <- roundTrip(ctx, p, "GET", fs.URL("/hang"), nil) }()
 			c := fs.WaitConns(t, 1)[0]
-			if !waitUntil(5*time.Second, func() bool { return len(c.Streams()) == 1 }) {
+			if !h2fake.WaitUntil(5*time.Second, func() bool { return len(c.Streams()) == 1 }) {
 				t.Fatal("the request did not arrive")
 			}
 			s := c.Streams()[0]
@@ -68,7 +72,7 @@ func TestReviewDrainingConnClosedWhenLastStreamResets(t *testing.T) {
 			if err := c.GoAway(s.ID, http2.ErrCodeNo, "drain"); err != nil {
 				t.Fatal(err)
 			}
-			if !waitUntil(5*time.Second, c.GoAwayProcessed) {
+			if !h2fake.WaitUntil(5*time.Second, c.GoAwayProcessed) {
 				t.Fatal("client did not process the GOAWAY")
 			}
 			tc.end(s, cancel)
@@ -76,7 +80,7 @@ func TestReviewDrainingConnClosedWhenLastStreamResets(t *testing.T) {
 			if r.err == nil {
 				t.Fatal("the request succeeded")
 			}
-			if !waitUntil(2*time.Second, func() bool { return connDead(cc) }) {
+			if !h2fake.WaitUntil(2*time.Second, func() bool { return connDead(cc) }) {
 				t.Errorf("the draining connection carries no stream but is still open 2s after its last stream ended (%v)", r.err)
 			}
 		})
@@ -85,14 +89,14 @@ func TestReviewDrainingConnClosedWhenLastStreamResets(t *testing.T) {
 
 // The same leak when the connection drains because its stream ids are used
 // up: the last stream times out and the connection stays open.
-func TestReviewStreamIDExhaustionThenTimeoutClosesConn(t *testing.T) {
+func TestConnOutOfStreamIDsClosedWhenLastStreamTimesOut(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		if s.Path() == "/hang" {
 			<-s.Gone()
 			return
 		}
-		echoHandler(s)
+		h2fake.EchoHandler(s)
 	}})
 	p := newTestPool(t, fs, Options{Connections: 1, RequestTimeout: 300 * time.Millisecond})
 	ctx := ctxT(t, 5*time.Second)
@@ -108,7 +112,7 @@ func TestReviewStreamIDExhaustionThenTimeoutClosesConn(t *testing.T) {
 	if !cc.unusable.Load() {
 		t.Fatal("the connection is still usable after its last stream id")
 	}
-	if !waitUntil(2*time.Second, func() bool { return connDead(cc) }) {
+	if !h2fake.WaitUntil(2*time.Second, func() bool { return connDead(cc) }) {
 		t.Errorf("connection out of stream ids carries no stream but is still open")
 	}
 	// The next request goes out on a new connection.
@@ -117,9 +121,9 @@ func TestReviewStreamIDExhaustionThenTimeoutClosesConn(t *testing.T) {
 
 // Invariant: a connection out of stream ids whose last stream is answered
 // is closed, and the last id used is 2^31-1.
-func TestReviewStreamIDExhaustionAnswered(t *testing.T) {
+func TestConnOutOfStreamIDsClosedWhenLastStreamAnswered(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{})
+	fs := h2fake.New(t, h2fake.Options{})
 	p := newTestPool(t, fs, Options{Connections: 1})
 	ctx := ctxT(t, 5*time.Second)
 	checkEcho(t, roundTrip(ctx, p, "GET", fs.URL("/a"), nil), "/a", nil)
@@ -129,7 +133,7 @@ func TestReviewStreamIDExhaustionAnswered(t *testing.T) {
 	cc.mu.Unlock()
 	checkEcho(t, roundTrip(ctx, p, "GET", fs.URL("/b"), nil), "/b", nil)
 	checkEcho(t, roundTrip(ctx, p, "GET", fs.URL("/c"), nil), "/c", nil)
-	if !waitUntil(2*time.Second, func() bool { return connDead(cc) }) {
+	if !h2fake.WaitUntil(2*time.Second, func() bool { return connDead(cc) }) {
 		t.Errorf("connection out of stream ids still open after its last stream")
 	}
 	checkEcho(t, roundTrip(ctx, p, "GET", fs.URL("/d"), nil), "/d", nil)
@@ -147,10 +151,10 @@ func TestReviewStreamIDExhaustionAnswered(t *testing.T) {
 // refused (REFUSED_STREAM, GOAWAY) just before its timeout is retried with a
 // whole new timeout, up to maxAttempts times: RoundTrip can take five times
 // RequestTimeout. The timeout should run from RoundTrip's start.
-func TestReviewRequestTimeoutSpansRetries(t *testing.T) {
+func TestRequestTimeoutSpansRetries(t *testing.T) {
 	t.Parallel()
 	const timeout = 500 * time.Millisecond
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		select {
 		case <-time.After(400 * time.Millisecond):
 			_ = s.Reset(http2.ErrCodeRefusedStream)
@@ -172,7 +176,7 @@ func TestReviewRequestTimeoutSpansRetries(t *testing.T) {
 // never answers the handshake (a blackholed dial), holds every request for
 // DialTimeout. The same happens mid-life: once a connection fails, every
 // request waits for the redial.
-func TestReviewRequestTimeoutCoversDial(t *testing.T) {
+func TestRequestTimeoutCoversDial(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	check := func(t *testing.T, p *Pool, url string) {
 		r := roundTrip(context.Background(), p, "GET", url, nil)
@@ -185,7 +189,7 @@ func TestReviewRequestTimeoutCoversDial(t *testing.T) {
 	}
 	t.Run("no SETTINGS", func(t *testing.T) {
 		t.Parallel()
-		fs := newFakeServer(t, fakeOptions{NoSettings: true})
+		fs := h2fake.New(t, h2fake.Options{NoSettings: true})
 		p := newTestPool(t, fs, Options{Connections: 1, RequestTimeout: timeout, DialTimeout: 3 * time.Second})
 		check(t, p, fs.URL("/x"))
 	})
@@ -196,7 +200,7 @@ func TestReviewRequestTimeoutCoversDial(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		_, pool := testCert(t)
+		_, pool := h2fake.Cert(t)
 		p, err := New(Options{Connections: 1, RootCAs: pool, RequestTimeout: timeout, DialTimeout: 3 * time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -211,15 +215,15 @@ func TestReviewRequestTimeoutCoversDial(t *testing.T) {
 // cached, and the new connection is unusable at once. RoundTrip returns only
 // when its context ends, after opening connections in a tight loop (which
 // Apple treats as abuse).
-func TestReviewImmediateGoAwayDoesNotDialInALoop(t *testing.T) {
+func TestImmediateGoAwayDoesNotDialInALoop(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{
+	fs := h2fake.New(t, h2fake.Options{
 		NoSettings: true,
-		OnConn: func(c *fakeConn) {
-			c.sendFirstSettings([]http2.Setting{{ID: http2.SettingMaxConcurrentStreams, Val: 100}})
+		OnConn: func(c *h2fake.Conn) {
+			_ = c.WriteFirstSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100})
 			_ = c.GoAway(0, http2.ErrCodeNo, "go away")
 		},
-		Handler: func(s *fakeStream) { <-s.Gone() },
+		Handler: func(s *h2fake.Stream) { <-s.Gone() },
 	})
 	p := newTestPool(t, fs, Options{Connections: 1, RequestTimeout: 500 * time.Millisecond})
 	ctx := ctxT(t, 3*time.Second)
@@ -244,10 +248,10 @@ func TestReviewImmediateGoAwayDoesNotDialInALoop(t *testing.T) {
 // seen first makes a request header keyed "x-trace" go out as "X-Trace",
 // an upper-case field name that makes the request malformed (RFC 9113
 // 8.2.1).
-func TestReviewHeaderNameCacheDirections(t *testing.T) {
+func TestHeaderNameCacheKeepsDirectionsApart(t *testing.T) {
 	t.Run("request first", func(t *testing.T) {
 		t.Parallel()
-		fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+		fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 			_ = s.Respond(200, nil, "x-trace", "resp")
 		}})
 		p := newTestPool(t, fs, Options{Connections: 1})
@@ -263,8 +267,8 @@ func TestReviewHeaderNameCacheDirections(t *testing.T) {
 	})
 	t.Run("response first", func(t *testing.T) {
 		t.Parallel()
-		rec := &recordingTB{TB: t}
-		fs := newFakeServer(rec, fakeOptions{Handler: func(s *fakeStream) {
+		rec := &h2fake.Recorder{TB: t}
+		fs := h2fake.New(rec, h2fake.Options{Handler: func(s *h2fake.Stream) {
 			_ = s.Respond(200, nil, "x-trace", "resp")
 		}})
 		p := newTestPool(t, fs, Options{Connections: 1})
@@ -286,7 +290,7 @@ func TestReviewHeaderNameCacheDirections(t *testing.T) {
 				t.Errorf("request field name %q sent with upper case", f.Name)
 			}
 		}
-		if errs := rec.all(); len(errs) > 0 {
+		if errs := rec.All(); len(errs) > 0 {
 			t.Errorf("fake server: %q", errs)
 		}
 	})
@@ -300,18 +304,18 @@ func TestReviewHeaderNameCacheDirections(t *testing.T) {
 // RoundTrip reports the deadline. Each attempt below opens the window
 // about 1 ms after the deadline, so the bug shows unless a sweep falls in
 // that millisecond.
-func TestReviewNoBodyDataAfterDeadline(t *testing.T) {
+func TestNoRequestBodyWrittenAfterDeadline(t *testing.T) {
 	t.Parallel()
 	var deadline atomic.Int64
-	fs := newFakeServer(t, fakeOptions{
+	fs := h2fake.New(t, h2fake.Options{
 		ManualFlow: true,
 		Settings:   settings(sMCS, 100, sIWS, 16),
-		Handler: func(s *fakeStream) {
+		Handler: func(s *h2fake.Stream) {
 			if s.Path() == "/warm" {
-				echoHandler(s)
+				h2fake.EchoHandler(s)
 				return
 			}
-			if !waitUntil(2*time.Second, func() bool { return s.RecvFlow() >= 16 }) {
+			if !h2fake.WaitUntil(2*time.Second, func() bool { return s.RecvFlow() >= 16 }) {
 				return
 			}
 			time.Sleep(time.Until(time.Unix(0, deadline.Load())) + time.Millisecond)
@@ -350,9 +354,9 @@ func TestReviewNoBodyDataAfterDeadline(t *testing.T) {
 // writer is stuck in a socket write and the write queue is full; the PING
 // health check then fails the connection, the stuck write is cut by the
 // write deadline, and the socket is closed.
-func TestReviewServerStopsReading(t *testing.T) {
+func TestStalledServerFailsRequestsAndConnection(t *testing.T) {
 	t.Parallel()
-	cert, pool := testCert(t)
+	cert, pool := h2fake.Cert(t)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
 	if err != nil {
 		t.Fatal(err)
@@ -417,7 +421,7 @@ func TestReviewServerStopsReading(t *testing.T) {
 	}
 	defer nc.Close()
 	cc := poolConn(p, 0)
-	if !waitUntil(5*time.Second, func() bool { return connDead(cc) }) {
+	if !h2fake.WaitUntil(5*time.Second, func() bool { return connDead(cc) }) {
 		t.Fatal("connection to a peer that stopped reading and writing is not failed by the PING check")
 	}
 	// The client closes the socket: reading what it queued ends in EOF.
@@ -438,31 +442,31 @@ func (b payload) Payload() []byte          { return b }
 // a SETTINGS_INITIAL_WINDOW_SIZE change that takes an open stream's window
 // past it, are connection errors of type FLOW_CONTROL_ERROR (RFC 9113
 // 6.9.1, 6.9.2). handle's errors all become GOAWAY(PROTOCOL_ERROR).
-func TestReviewFlowControlErrorCode(t *testing.T) {
+func TestFlowControlViolationSendsFlowControlError(t *testing.T) {
 	cases := []struct {
 		name string
-		send func(c *fakeConn, s *fakeStream) error
+		send func(c *h2fake.Conn, s *h2fake.Stream) error
 	}{
-		{"connection window overflow", func(c *fakeConn, _ *fakeStream) error { return c.WindowUpdate(0, maxStreamID) }},
-		{"stream window overflow by SETTINGS", func(c *fakeConn, s *fakeStream) error {
+		{"connection window overflow", func(c *h2fake.Conn, _ *h2fake.Stream) error { return c.WindowUpdate(0, maxStreamID) }},
+		{"stream window overflow by SETTINGS", func(c *h2fake.Conn, s *h2fake.Stream) error {
 			if err := c.WindowUpdate(s.ID, maxStreamID-65535); err != nil {
 				return err
 			}
 			return c.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65536})
 		}},
-		{"INITIAL_WINDOW_SIZE over 2^31-1", func(c *fakeConn, _ *fakeStream) error {
+		{"INITIAL_WINDOW_SIZE over 2^31-1", func(c *h2fake.Conn, _ *h2fake.Stream) error {
 			return c.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 31})
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) { <-s.Gone() }})
+			fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) { <-s.Gone() }})
 			p := newTestPool(t, fs, Options{Connections: 1})
 			done := make(chan result, 1)
 			go func() { done <- roundTrip(ctxT(t, 5*time.Second), p, "GET", fs.URL("/a"), nil) }()
 			c := fs.WaitConns(t, 1)[0]
-			if !waitUntil(5*time.Second, func() bool { return len(c.Streams()) == 1 }) {
+			if !h2fake.WaitUntil(5*time.Second, func() bool { return len(c.Streams()) == 1 }) {
 				t.Fatal("the request did not arrive")
 			}
 			if err := tc.send(c, c.Streams()[0]); err != nil {
@@ -489,9 +493,9 @@ func TestReviewFlowControlErrorCode(t *testing.T) {
 // looking at END_STREAM, so the stream is never finished: the request hangs
 // until its timeout or context ends (forever without either) and keeps its
 // stream slot.
-func TestReviewInformationalWithEndStream(t *testing.T) {
+func TestInformationalWithEndStreamFailsAtOnce(t *testing.T) {
 	t.Parallel()
-	fs := newFakeServer(t, fakeOptions{Handler: func(s *fakeStream) {
+	fs := h2fake.New(t, h2fake.Options{Handler: func(s *h2fake.Stream) {
 		_ = s.WriteHeaders([]hpack.HeaderField{{Name: ":status", Value: "103"}}, true)
 	}})
 	p := newTestPool(t, fs, Options{Connections: 1})
