@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"reflect"
 	"runtime/debug"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/config"
 	"github.com/pushd/pushd/monitor"
+	"github.com/pushd/pushd/report"
 	"github.com/pushd/pushd/scheduler"
 	"github.com/pushd/pushd/store"
 )
@@ -188,7 +188,7 @@ func (d *service) statusLoop(ctx context.Context) {
 		cancel()
 		if err == nil {
 			d.metrics.SetCampaigns(tot.ByStatus)
-			notify(fmt.Sprintf("STATUS=%d campaigns running, %s/%s sent", tot.ByStatus["running"], commas(tot.Sent), commas(tot.Targeted)))
+			notify(fmt.Sprintf("STATUS=%d campaigns running, %s/%s sent", tot.ByStatus["running"], report.Num(tot.Sent), report.Num(tot.Targeted)))
 		} else {
 			notify("STATUS=database unreachable: sending paused")
 		}
@@ -359,13 +359,4 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintln(stdout, "config is valid")
 	return nil
-}
-
-// commas writes a non-negative n with comma separators: 41,200.
-func commas(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }

@@ -2,16 +2,14 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
-	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pushd/pushd/internal/dbtest"
 	"github.com/pushd/pushd/internal/pushsim"
+	"github.com/pushd/pushd/report"
 )
 
 // seedCampaign is a campaign row and, when runStatus is set, its current
@@ -101,7 +99,7 @@ func TestStatusTable(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	seedStatusCampaigns(t, st.DB(), now)
 
-	v := statusView{Database: "pushd", Loc: time.UTC, Now: now}
+	v := report.StatusView{Database: "pushd", Loc: time.UTC, Now: now}
 	var err error
 	if v.Campaigns, err = st.RecentCampaigns(t.Context(), 20); err != nil {
 		t.Fatal(err)
@@ -112,7 +110,7 @@ func TestStatusTable(t *testing.T) {
 	}
 	v.Counts = tot.ByStatus
 	var b bytes.Buffer
-	renderStatus(&b, v)
+	report.Status(&b, v)
 	want := `pushd campaigns in database pushd at 2026-03-01 12:00:00 UTC: 3 running, 2 scheduled, 1 paused, 1 failed, 1 done
 sending: 42,250/110,000 sent in 3 running campaigns, 70/s
 
@@ -141,20 +139,6 @@ Reasons in full:
 				break
 			}
 		}
-	}
-}
-
-// TestStatusEmpty is the first thing a new install shows.
-func TestStatusEmpty(t *testing.T) {
-	t.Parallel()
-	var b bytes.Buffer
-	berlin, err := time.LoadLocation("Europe/Berlin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	renderStatus(&b, statusView{Database: "pushd", Loc: berlin, Now: time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)})
-	if want := "pushd campaigns in database pushd at 2026-07-01 12:00:00 CEST: no campaigns\n"; b.String() != want {
-		t.Errorf("empty status = %q, want %q", b.String(), want)
 	}
 }
 
@@ -190,92 +174,5 @@ func TestStatusCommand(t *testing.T) {
 	err := run(t.Context(), []string{"status", "-config", e.config, "-n", "0"}, &out, &errOut)
 	if err == nil || !strings.Contains(errOut.String(), "-n 0: must be 1 or more") {
 		t.Errorf("pushd status -n 0 = %v, stderr %q; want a usage error", err, errOut.String())
-	}
-}
-
-// TestStatusWatch checks the redraw loop: ANSI clearing on a terminal
-// only, a frame per interval, and a clean return when interrupted.
-func TestStatusWatch(t *testing.T) {
-	t.Parallel()
-	for _, tty := range []bool{true, false} {
-		ctx, cancel := context.WithCancel(context.Background())
-		var (
-			mu     sync.Mutex
-			frames int
-			out    bytes.Buffer
-		)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := watchStatus(ctx, &out, 5*time.Millisecond, tty, func(context.Context) []byte {
-				mu.Lock()
-				defer mu.Unlock()
-				frames++
-				if frames == 3 {
-					cancel()
-				}
-				return []byte("frame\n")
-			}); err != nil {
-				t.Errorf("watchStatus = %v, want nil after an interrupt", err)
-			}
-		}()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("watchStatus did not return after its context ended")
-		}
-		want := "frame\n\nframe\n"
-		if tty {
-			want = ansiClearScreen + "frame\n" + ansiClearScreen + "frame\n"
-		}
-		if out.String() != want {
-			t.Errorf("tty=%v: watch wrote %q, want %q (the frame that saw the interrupt is dropped)", tty, out.String(), want)
-		}
-	}
-}
-
-// TestStatusWatchWriteError checks that a watch into a closed pipe ends.
-func TestStatusWatchWriteError(t *testing.T) {
-	t.Parallel()
-	err := watchStatus(t.Context(), failingWriter{}, time.Millisecond, false, func(context.Context) []byte { return []byte("x\n") })
-	if !errors.Is(err, errClosedPipe) {
-		t.Errorf("watchStatus into a failing writer = %v, want its error", err)
-	}
-}
-
-var errClosedPipe = errors.New("closed pipe")
-
-type failingWriter struct{}
-
-func (failingWriter) Write([]byte) (int, error) { return 0, errClosedPipe }
-
-// TestStatusFormatting pins the small formatters the table relies on.
-func TestStatusFormatting(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		got, want string
-	}{
-		{statusNum(0), "0"},
-		{statusNum(999), "999"},
-		{statusNum(1000), "1,000"},
-		{statusNum(1234567), "1,234,567"},
-		{statusNum(-1234), "-1,234"},
-		{statusDuration(45 * time.Second), "45s"},
-		{statusDuration(4*time.Minute + 5*time.Second), "4m05s"},
-		{statusDuration(12*time.Minute + 59*time.Second), "12m"},
-		{statusDuration(3*time.Hour + 5*time.Minute), "3h05m"},
-		{statusDuration(51 * time.Hour), "2d03h"},
-		{statusRateText(0), "0.0/s"},
-		{statusRateText(9.94), "9.9/s"},
-		{statusRateText(12345.6), "12,346/s"},
-		{statusOneLine("a\nb\tc\x00d  e"), "a b c d e"},
-		{statusTruncate("short", 10), "short"},
-		{statusTruncate("one two three four five", 16), "one two three…"},
-		{statusTruncate("abcdefghijklmnop", 8), "abcdefg…"},
-		{statusTruncate("one two three four", 14), "one two three…"},
-	} {
-		if c.got != c.want {
-			t.Errorf("got %q, want %q", c.got, c.want)
-		}
 	}
 }

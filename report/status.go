@@ -1,0 +1,413 @@
+// Package report words what pushd's commands show a person: the table of
+// `pushd status` and the verdicts of `pushd send`. Its functions read no
+// clock, no database and no network, so tests can pin every line.
+package report
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/pushd/pushd"
+)
+
+// ANSI escapes: cursor home, then clear the screen.
+const ansiClearScreen = "\x1b[H\x1b[2J"
+
+// Watch writes a frame every interval until ctx ends, which is not an
+// error, or a write fails (the reader of a pipe went away). On a terminal
+// each frame replaces the previous one; in a pipe or a file the frames
+// follow each other, so a log of them stays readable.
+func Watch(ctx context.Context, w io.Writer, interval time.Duration, tty bool, frame func(context.Context) []byte) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for first := true; ; first = false {
+		out := frame(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var b bytes.Buffer
+		if tty {
+			b.WriteString(ansiClearScreen)
+		} else if !first {
+			b.WriteByte('\n')
+		}
+		b.Write(out)
+		if _, err := w.Write(b.Bytes()); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// StatusView is everything one frame of `pushd status` shows. Rendering it
+// reads no clock and no database, so a test can pin every line.
+type StatusView struct {
+	Database  string
+	Loc       *time.Location // zone of the DATETIME columns, for display
+	Now       time.Time
+	Counts    map[string]int // every campaign, by status
+	Campaigns []pushd.CampaignStatus
+}
+
+// Layout of the table.
+const (
+	statusBarWidth    = 20
+	statusReasonWidth = 60
+)
+
+// statusOrder is the order of statuses in the summary line.
+var statusOrder = []pushd.Status{pushd.Running, pushd.Scheduled, pushd.Paused, pushd.Failed, pushd.Expired, pushd.Done, pushd.Cancelled}
+
+// Status writes the summary line, the campaign table and the full
+// text of every reason the table had to cut.
+func Status(w io.Writer, v StatusView) {
+	loc := v.Loc
+	if loc == nil {
+		loc = time.UTC
+	}
+	now := v.Now.In(loc)
+	var parts []string
+	total := 0
+	for _, s := range statusOrder {
+		if n := v.Counts[string(s)]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s", Num(int64(n)), s))
+			total += n
+		}
+	}
+	summary := "no campaigns"
+	if total > 0 {
+		summary = strings.Join(parts, ", ")
+	}
+	fmt.Fprintf(w, "pushd campaigns in database %s at %s %s: %s\n", v.Database, now.Format(time.DateTime), statusZone(now), summary)
+
+	var running, sent, targeted int64
+	var rate float64
+	for _, c := range v.Campaigns {
+		if c.Status == pushd.Running {
+			running++
+			sent += c.Sent
+			targeted += c.Targeted
+			if r, ok := statusSendRate(c, v.Now); ok {
+				rate += r
+			}
+		}
+	}
+	if running > 0 {
+		fmt.Fprintf(w, "sending: %s/%s sent in %d running campaign%s, %s\n",
+			Num(sent), Num(targeted), running, statusPlural(running), statusRateText(rate))
+	}
+	if len(v.Campaigns) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+
+	header := []string{"ID", "APP", "STATUS", "PROGRESS", "SENT/TARGETED", "FAILED", "INVALID", "EXPIRED", "RATE", "ETA", "NEXT RUN", "REASON"}
+	right := map[int]bool{0: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true}
+	rows := [][]string{header}
+	type longReason struct {
+		id     int64
+		reason string
+	}
+	var cut []longReason
+	lateETA := false
+	for _, c := range v.Campaigns {
+		reason := statusOneLine(c.Reason)
+		short := statusTruncate(reason, statusReasonWidth)
+		if short != reason {
+			cut = append(cut, longReason{c.ID, reason})
+		}
+		eta, late := statusETA(c, v.Now)
+		lateETA = lateETA || late
+		rows = append(rows, []string{
+			strconv.FormatInt(c.ID, 10),
+			c.App,
+			string(c.Status),
+			statusProgressCell(c),
+			statusCountsCell(c),
+			statusCountCell(c, c.Failed),
+			statusCountCell(c, c.Invalid),
+			statusCountCell(c, c.Expired),
+			statusRateCell(c, v.Now),
+			eta,
+			statusNextRunCell(c, v.Now, loc),
+			short,
+		})
+	}
+	statusTable(w, rows, right)
+	if lateETA {
+		fmt.Fprintln(w, "\n* at this rate the run ends after its deadline; users not reached by then count as expired")
+	}
+	if len(cut) > 0 {
+		fmt.Fprintln(w, "\nReasons in full:")
+		for _, l := range cut {
+			fmt.Fprintf(w, "  %d: %s\n", l.id, l.reason)
+		}
+	}
+}
+
+// statusTable writes rows in columns two spaces apart, the columns in right
+// aligned to the right, and no trailing spaces.
+func statusTable(w io.Writer, rows [][]string, right map[int]bool) {
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, cell := range r {
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
+		}
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		b.Reset()
+		for i, cell := range r {
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell))
+			if right[i] {
+				b.WriteString(pad + cell)
+			} else {
+				b.WriteString(cell + pad)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+// statusProcessed is how many users of the current run have an outcome.
+func statusProcessed(c pushd.CampaignStatus) int64 {
+	return c.Sent + c.Failed + c.Invalid + c.Expired
+}
+
+// statusProgressCell is a bar and a percentage of the audience with an outcome.
+func statusProgressCell(c pushd.CampaignStatus) string {
+	if c.Run == nil {
+		return "-"
+	}
+	if c.Targeted <= 0 {
+		if c.Status == pushd.Running {
+			return "counting the audience"
+		}
+		if statusProcessed(c) == 0 {
+			return "no users"
+		}
+		return "-"
+	}
+	done := min(statusProcessed(c), c.Targeted)
+	fill := int(done * statusBarWidth / c.Targeted)
+	pct := done * 100 / c.Targeted
+	return "[" + strings.Repeat("#", fill) + strings.Repeat(".", statusBarWidth-fill) + "] " + fmt.Sprintf("%3d%%", pct)
+}
+
+func statusCountsCell(c pushd.CampaignStatus) string {
+	if c.Run == nil {
+		return "-"
+	}
+	if c.Targeted <= 0 && c.Status == pushd.Running {
+		return Num(c.Sent) + "/?" // the audience is being counted
+	}
+	return Num(c.Sent) + "/" + Num(c.Targeted)
+}
+
+func statusCountCell(c pushd.CampaignStatus, n int64) string {
+	if c.Run == nil {
+		return "-"
+	}
+	return Num(n)
+}
+
+// statusElapsed is how long the current run has been going: until now while
+// it runs, until it finished once it has. Paused and failed runs have no
+// meaningful rate.
+func statusElapsed(c pushd.CampaignStatus, now time.Time) (time.Duration, bool) {
+	if c.Run == nil {
+		return 0, false
+	}
+	end := now
+	switch {
+	case c.Status == pushd.Running && c.Run.Status == pushd.Running:
+	case c.Run.FinishedAt != nil:
+		end = *c.Run.FinishedAt
+	default:
+		return 0, false
+	}
+	d := end.Sub(c.Run.StartedAt)
+	return d, d > 0
+}
+
+// statusSendRate is pushes sent per second over the current run.
+func statusSendRate(c pushd.CampaignStatus, now time.Time) (float64, bool) {
+	d, ok := statusElapsed(c, now)
+	if !ok {
+		return 0, false
+	}
+	return float64(c.Sent) / d.Seconds(), true
+}
+
+func statusRateCell(c pushd.CampaignStatus, now time.Time) string {
+	r, ok := statusSendRate(c, now)
+	if !ok {
+		return "-"
+	}
+	return statusRateText(r)
+}
+
+// statusETA estimates when a running campaign is done, and whether that is
+// after its deadline. It divides the users left by the rate at which users
+// got an outcome of any kind (not only sent): a dead token uses up the
+// audience as a delivered push does, so with many of them the sent rate
+// alone would promise too late an end.
+func statusETA(c pushd.CampaignStatus, now time.Time) (string, bool) {
+	if c.Status != pushd.Running || c.Targeted <= 0 {
+		return "-", false
+	}
+	d, ok := statusElapsed(c, now)
+	done := statusProcessed(c)
+	if !ok || done == 0 {
+		return "-", false
+	}
+	left := c.Targeted - done
+	if left <= 0 {
+		return "0s", false
+	}
+	eta := time.Duration(float64(left) / float64(done) * float64(d))
+	if now.Add(eta).After(c.Run.Deadline) {
+		return statusDuration(eta) + "*", true
+	}
+	return statusDuration(eta), false
+}
+
+// statusNextRunCell is when a scheduled campaign starts, or when a running
+// recurring one runs next. A paused or failed campaign's next_run_at is the
+// run it would resume, not a future run, so it is not shown.
+func statusNextRunCell(c pushd.CampaignStatus, now time.Time, loc *time.Location) string {
+	var at time.Time
+	switch {
+	case c.Status == pushd.Scheduled && c.NextRunAt != nil:
+		at = *c.NextRunAt
+	case c.Status == pushd.Scheduled:
+		at = c.ScheduledAt
+	case c.Status == pushd.Running && c.NextRunAt != nil:
+		at = *c.NextRunAt
+	default:
+		return "-"
+	}
+	when := at.In(loc).Format("2006-01-02 15:04")
+	switch d := at.Sub(now); {
+	case d >= time.Minute:
+		return when + " (in " + statusDuration(d) + ")"
+	case d > -time.Minute:
+		return when + " (now)"
+	default:
+		return when + " (" + statusDuration(-d) + " late)"
+	}
+}
+
+// statusDuration writes d roughly, as a person reads it: 45s, 4m05s, 12m,
+// 3h05m, 2d03h.
+func statusDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	s := int64(d / time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", s)
+	case d < 10*time.Minute:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", s/60)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
+	}
+	return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
+}
+
+// statusRateText writes pushes per second: one decimal below 10, whole numbers
+// with Num separators above.
+func statusRateText(r float64) string {
+	if r < 10 {
+		return strconv.FormatFloat(r, 'f', 1, 64) + "/s"
+	}
+	return Num(int64(r+0.5)) + "/s"
+}
+
+// Num writes n with a comma every three digits: 1,000,000.
+func Num(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, ch := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(ch)
+	}
+	return b.String()
+}
+
+func statusPlural(n int64) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// statusZone is the zone abbreviation, or the UTC offset when the zone has no
+// abbreviation.
+func statusZone(t time.Time) string {
+	name, _ := t.Zone()
+	if name == "" {
+		return t.Format("-07:00")
+	}
+	return name
+}
+
+// statusOneLine turns line breaks, tabs and other control characters into
+// spaces, so a reason cannot break the table.
+func statusOneLine(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}), " ")
+}
+
+// statusTruncate cuts s to at most n runes, at a word boundary when one is
+// reasonably near, and marks the cut with "…".
+func statusTruncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	cut := r[:n-1]
+	// Unless the cut already falls between two words, back up to the last
+	// space, if it is in the last third.
+	for i := len(cut) - 1; r[len(cut)] != ' ' && i >= n*2/3; i-- {
+		if cut[i] == ' ' {
+			cut = cut[:i]
+			break
+		}
+	}
+	return strings.TrimRight(string(cut), " ,;:") + "…"
+}

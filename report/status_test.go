@@ -1,0 +1,111 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestStatusEmpty is the first thing a new install shows.
+func TestStatusEmpty(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	Status(&b, StatusView{Database: "pushd", Loc: berlin, Now: time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)})
+	if want := "pushd campaigns in database pushd at 2026-07-01 12:00:00 CEST: no campaigns\n"; b.String() != want {
+		t.Errorf("empty status = %q, want %q", b.String(), want)
+	}
+}
+
+// TestStatusWatch checks the redraw loop: ANSI clearing on a terminal
+// only, a frame per interval, and a clean return when interrupted.
+func TestStatusWatch(t *testing.T) {
+	t.Parallel()
+	for _, tty := range []bool{true, false} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var (
+			mu     sync.Mutex
+			frames int
+			out    bytes.Buffer
+		)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := Watch(ctx, &out, 5*time.Millisecond, tty, func(context.Context) []byte {
+				mu.Lock()
+				defer mu.Unlock()
+				frames++
+				if frames == 3 {
+					cancel()
+				}
+				return []byte("frame\n")
+			}); err != nil {
+				t.Errorf("Watch = %v, want nil after an interrupt", err)
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Watch did not return after its context ended")
+		}
+		want := "frame\n\nframe\n"
+		if tty {
+			want = ansiClearScreen + "frame\n" + ansiClearScreen + "frame\n"
+		}
+		if out.String() != want {
+			t.Errorf("tty=%v: watch wrote %q, want %q (the frame that saw the interrupt is dropped)", tty, out.String(), want)
+		}
+	}
+}
+
+// TestStatusWatchWriteError checks that a watch into a closed pipe ends.
+func TestStatusWatchWriteError(t *testing.T) {
+	t.Parallel()
+	err := Watch(t.Context(), failingWriter{}, time.Millisecond, false, func(context.Context) []byte { return []byte("x\n") })
+	if !errors.Is(err, errClosedPipe) {
+		t.Errorf("Watch into a failing writer = %v, want its error", err)
+	}
+}
+
+// TestStatusFormatting pins the small formatters the table relies on.
+func TestStatusFormatting(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		got, want string
+	}{
+		{Num(0), "0"},
+		{Num(999), "999"},
+		{Num(1000), "1,000"},
+		{Num(1234567), "1,234,567"},
+		{Num(-1234), "-1,234"},
+		{statusDuration(45 * time.Second), "45s"},
+		{statusDuration(4*time.Minute + 5*time.Second), "4m05s"},
+		{statusDuration(12*time.Minute + 59*time.Second), "12m"},
+		{statusDuration(3*time.Hour + 5*time.Minute), "3h05m"},
+		{statusDuration(51 * time.Hour), "2d03h"},
+		{statusRateText(0), "0.0/s"},
+		{statusRateText(9.94), "9.9/s"},
+		{statusRateText(12345.6), "12,346/s"},
+		{statusOneLine("a\nb\tc\x00d  e"), "a b c d e"},
+		{statusTruncate("short", 10), "short"},
+		{statusTruncate("one two three four five", 16), "one two three…"},
+		{statusTruncate("abcdefghijklmnop", 8), "abcdefg…"},
+		{statusTruncate("one two three four", 14), "one two three…"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+var errClosedPipe = errors.New("closed pipe")
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errClosedPipe }
