@@ -56,6 +56,13 @@ type App struct {
 	probe  chan struct{}
 	proven atomic.Bool
 
+	// users counts the runners working with the App; once retired, the
+	// last one to let go calls onIdle.
+	usersMu sync.Mutex
+	users   int
+	retired bool
+	onIdle  func()
+
 	// credFailed is set with credFailure, so that the check before every
 	// push takes neither the lock nor a clock reading while all is well.
 	credFailed  atomic.Bool
@@ -95,6 +102,44 @@ func NewApp(name string, kind pushd.PushType, s Sender, o AppOptions) *App {
 		a.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit/10)))
 	}
 	return a
+}
+
+// Hold records that a runner starts working with the app, and reports
+// false if the app was retired and has already let go of its client: the
+// caller must then not use it. Every Hold that reports true needs a Release.
+func (a *App) Hold() bool {
+	a.usersMu.Lock()
+	defer a.usersMu.Unlock()
+	if a.retired && a.users == 0 {
+		return false
+	}
+	a.users++
+	return true
+}
+
+// Release undoes a Hold. On a retired app, the last Release calls the
+// function given to Retire.
+func (a *App) Release() {
+	a.usersMu.Lock()
+	a.users--
+	idle := a.retired && a.users == 0
+	a.usersMu.Unlock()
+	if idle {
+		a.onIdle()
+	}
+}
+
+// Retire marks an app that a reload replaced or removed: onIdle (which
+// closes its client) runs once no runner holds it, at once if none does.
+// Retire is called at most once.
+func (a *App) Retire(onIdle func()) {
+	a.usersMu.Lock()
+	a.retired, a.onIdle = true, onIdle
+	idle := a.users == 0
+	a.usersMu.Unlock()
+	if idle {
+		onIdle()
+	}
 }
 
 // credentialHold is how long a credential failure stops new runs of the app

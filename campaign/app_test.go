@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd"
 )
 
 // A send refused by the rate limiter (its deadline comes before the next
@@ -38,5 +40,37 @@ func TestAcquireRateLimitedGivesNoSlotBack(t *testing.T) {
 	a.release(l)
 	if n := a.InFlight(); n != 0 {
 		t.Errorf("in flight after release: %d, want 0", n)
+	}
+}
+
+// A retired app lets go of its client when the last runner releases it,
+// not before, and at once when none holds it.
+func TestRetireWaitsForTheLastRunner(t *testing.T) {
+	t.Parallel()
+	a := NewApp("A", pushd.APNs, nil, AppOptions{})
+	closed := 0
+	if !a.Hold() || !a.Hold() {
+		t.Fatal("Hold on a live app = false")
+	}
+	a.Retire(func() { closed++ })
+	if closed != 0 {
+		t.Fatal("retired app closed while two runners hold it")
+	}
+	a.Release()
+	if closed != 0 {
+		t.Fatal("retired app closed while one runner holds it")
+	}
+	a.Release()
+	if closed != 1 {
+		t.Fatalf("closed %d times after the last release, want 1", closed)
+	}
+	if a.Hold() {
+		t.Fatal("Hold on a retired, closed app = true")
+	}
+
+	idle := NewApp("B", pushd.FCM, nil, AppOptions{})
+	idle.Retire(func() { closed++ })
+	if closed != 2 {
+		t.Fatal("a retired app no runner holds was not closed at once")
 	}
 }

@@ -230,24 +230,30 @@ func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time
 		return err
 	}
 	for _, r := range runs {
-		s.ensureRunner(ctx, hardCtx, r, apps, started[r.ID])
+		s.ensureRunner(ctx, hardCtx, r, started[r.ID])
 	}
 	return nil
 }
 
-func (s *Scheduler) ensureRunner(ctx, hardCtx context.Context, r pushd.Run, apps map[string]*campaign.App, fresh bool) {
+func (s *Scheduler) ensureRunner(ctx, hardCtx context.Context, r pushd.Run, fresh bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.runners[r.ID]; ok || ctx.Err() != nil {
 		return
 	}
-	app, ok := apps[r.App]
+	// The apps as of now, under s.mu: a runner started on an app that a
+	// reload has just replaced is drained by SetApps, which takes s.mu
+	// after storing the new apps.
+	app, ok := s.Apps()[r.App]
 	if !ok {
 		reason := "app '" + r.App + "' was removed from config.ini while the campaign was running; add it back, reload pushd and set status to 'scheduled' to resume"
 		if err := s.st.FailRun(ctx, r.ID, reason, s.o.Clock()); err != nil {
 			s.log.Error("cannot fail run of removed app", "run_id", r.ID, "error", err)
 		}
 		return
+	}
+	if !app.Hold() {
+		return // retired and closed; the next pass uses its successor
 	}
 	h := &runner{drain: make(chan struct{}), app: app}
 	s.runners[r.ID] = h
@@ -258,6 +264,7 @@ func (s *Scheduler) ensureRunner(ctx, hardCtx context.Context, r pushd.Run, apps
 	})
 	go func() {
 		defer s.wg.Done()
+		defer app.Release()
 		err := run.Run(hardCtx, h.drain)
 		if err != nil && hardCtx.Err() == nil {
 			s.log.Error("runner stopped", "run_id", r.ID, "campaign_id", r.CampaignID, "app", r.App, "error", err)

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"reflect"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -53,37 +55,53 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	d := &service{path: path, cfg: cfg, log: log, stopped: make(chan struct{})}
+	d := &service{path: path, cfg: cfg, log: log, stopped: make(chan struct{}), failed: make(chan error, 1)}
 	if err := d.start(ctx); err != nil {
 		d.close()
 		return err
 	}
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			d.reload()
-			continue
-		}
-		notify(daemon.SdNotifyStopping)
-		log.Info("shutting down: finishing in-flight sends", "signal", sig.String(), "timeout", cfg.Server.ShutdownTimeout)
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Server.ShutdownTimeout)
-		stopped := make(chan error, 1)
-		go func() { stopped <- d.sched.Stop(stopCtx) }()
+	for {
 		select {
-		case err := <-stopped:
-			cancel()
-			d.close()
-			if err != nil {
-				log.Warn("shutdown timeout reached: aborted the sends still in flight", "error", err)
-			}
-			log.Info("pushd stopped")
-			return nil
 		case sig := <-sigs:
-			cancel()
-			log.Warn("second signal: aborting", "signal", sig.String())
-			return errors.New("aborted by a second signal")
+			if sig == syscall.SIGHUP {
+				d.reload()
+				continue
+			}
+			log.Info("shutting down: finishing in-flight sends", "signal", sig.String(), "timeout", d.cfg.Server.ShutdownTimeout)
+			return d.shutdown(ctx, sigs)
+		case err := <-d.failed:
+			// Health checks and metrics are how ops see pushd: without
+			// them, stop cleanly and let the service manager restart it.
+			log.Error("the health and metrics listener failed: stopping", "error", err,
+				"timeout", d.cfg.Server.ShutdownTimeout)
+			if serr := d.shutdown(ctx, sigs); serr != nil {
+				return serr
+			}
+			return fmt.Errorf("%s [Server] listen = %q: %w", d.path, d.cfg.Server.Listen, err)
 		}
 	}
-	return nil
+}
+
+// shutdown stops the scheduler, letting in-flight sends finish within
+// shutdown_timeout, and closes everything. A second signal aborts.
+func (d *service) shutdown(ctx context.Context, sigs <-chan os.Signal) error {
+	notify(daemon.SdNotifyStopping)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.sched.Stop(stopCtx) }()
+	select {
+	case err := <-stopped:
+		d.close()
+		if err != nil {
+			d.log.Warn("shutdown timeout reached: aborted the sends still in flight", "error", err)
+		}
+		d.log.Info("pushd stopped")
+		return nil
+	case sig := <-sigs:
+		d.log.Warn("second signal: aborting", "signal", sig.String())
+		return errors.New("aborted by a second signal")
+	}
 }
 
 // service is the running daemon: its config, database, scheduler and the
@@ -99,6 +117,8 @@ type service struct {
 	health  *monitor.Health
 	http    *http.Server
 	stopped chan struct{}
+	// failed gets the health listener's error if it stops serving.
+	failed chan error
 }
 
 // notify tells systemd about a state change. Without NOTIFY_SOCKET it does
@@ -143,7 +163,7 @@ func (d *service) start(ctx context.Context) error {
 			return fmt.Errorf("%s [Server] listen = %q: %w", d.cfg.Path, addr, err)
 		}
 		d.http = &http.Server{Handler: monitor.Handler(d.health, d.metrics), ReadHeaderTimeout: 10 * time.Second}
-		go d.http.Serve(ln)
+		go d.serve(ln)
 	}
 	d.sched.Start(ctx)
 	go d.statusLoop(ctx)
@@ -154,6 +174,14 @@ func (d *service) start(ctx context.Context) error {
 		"apps", len(d.apps), "config", d.path, "listen", d.cfg.Server.Listen)
 	notify(daemon.SdNotifyReady)
 	return nil
+}
+
+// serve serves health and metrics on ln until the server is shut down;
+// any other end is reported on d.failed.
+func (d *service) serve(ln net.Listener) {
+	if err := d.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		d.failed <- err
+	}
 }
 
 // watchdogLoop pets systemd's watchdog while the scheduler loop is alive,
@@ -253,16 +281,21 @@ func (d *service) reload() {
 	old := d.apps
 	d.sched.SetApps(apps)
 	d.apps, d.cfg = apps, cfg
+	var removed []string
 	for name, a := range old {
 		if apps[name] != a {
 			// Runners still sending on the old client finish their batch
-			// first; close it once they are surely done.
-			time.AfterFunc(cfg.Server.ShutdownTimeout+time.Minute, func() { closeApp(a) })
+			// first; the client closes when the last of them lets go.
+			a.Retire(func() { closeApp(a) })
+		}
+		if _, ok := apps[name]; !ok {
+			removed = append(removed, name)
 		}
 	}
+	slices.Sort(removed)
 	d.health.ConfigRejected(nil)
 	d.metrics.Reloaded(true)
-	log.Info("config reloaded", "apps", len(apps), "changed", len(fresh))
+	log.Info("config reloaded", "apps", len(apps), "changed", len(fresh), "removed", strings.Join(removed, ","))
 }
 
 // restartOnly reports whether next changes settings that a reload does not
