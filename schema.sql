@@ -1,4 +1,4 @@
--- pushd schema, version 1.
+-- pushd schema, version 2 (2 added pushd_provider_tokens).
 --
 -- `pushd migrate` applies exactly this file (it is embedded in the binary),
 -- and every statement is idempotent. Runs on MySQL 8 and MariaDB >= 10.6.
@@ -128,6 +128,19 @@ CREATE TABLE IF NOT EXISTS pushd_invalid_tokens (
   PRIMARY KEY (user_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- pushd_provider_tokens: the one APNs provider token per team and key that
+-- every pushd process sends (Apple counts token updates per team and key;
+-- more than one in 20 minutes is refused). A signed token is a credential
+-- for up to an hour: grant this table to pushd only.
+CREATE TABLE IF NOT EXISTS pushd_provider_tokens (
+  team_id    VARCHAR(64)   NOT NULL,
+  key_id     VARCHAR(64)   NOT NULL,
+  jwt        VARCHAR(1024) CHARACTER SET ascii NOT NULL DEFAULT '',
+  issued_at  DATETIME(3)   NOT NULL DEFAULT '1970-01-02 00:00:00',
+  issued_by  VARCHAR(128)  NOT NULL DEFAULT '' COMMENT 'host and pid of the process that signed it',
+  PRIMARY KEY (team_id, key_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 CREATE TABLE IF NOT EXISTS pushd_schema (
   version    INT      NOT NULL,
   applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -135,3 +148,4 @@ CREATE TABLE IF NOT EXISTS pushd_schema (
 ) ENGINE=InnoDB;
 
 INSERT IGNORE INTO pushd_schema (version) VALUES (1);
+INSERT IGNORE INTO pushd_schema (version) VALUES (2);

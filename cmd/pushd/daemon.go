@@ -142,7 +142,7 @@ func (d *service) start(ctx context.Context) error {
 	}
 	d.apps = map[string]*campaign.App{}
 	for name, a := range d.cfg.Apps {
-		app, err := newApp(d.cfg, a, d.log)
+		app, err := newApp(d.cfg, a, d.log, d.st)
 		if err != nil {
 			return err
 		}
@@ -267,7 +267,7 @@ func (d *service) reload() {
 			apps[name] = d.apps[name]
 			continue
 		}
-		app, err := newApp(cfg, a, d.log)
+		app, err := newApp(cfg, a, d.log, d.st)
 		if err != nil {
 			reject(err)
 			for _, f := range fresh {

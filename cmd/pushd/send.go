@@ -96,6 +96,20 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case *dryRun && a.PushType == pushd.FCM:
 		o.validateOnly = true
 	}
+	if a.PushType == pushd.APNs {
+		// Share the daemon's provider token: a test push that signs its own
+		// is a token update for Apple, and a few of them in 20 minutes make
+		// APNs refuse the running campaigns (TooManyProviderTokenUpdates).
+		st, err := openStore(ctx, cfg)
+		if err != nil {
+			fmt.Fprintf(stdout, "note: cannot reach the database (%v): this push signs a provider token of its own, "+
+				"which Apple counts as a token update of key %s; more than one in 20 minutes makes APNs refuse pushes with TooManyProviderTokenUpdates\n",
+				err, a.KeyID)
+		} else {
+			defer st.Close()
+			o.share = st
+		}
+	}
 	sender, kind, err = newSender(cfg, a, log, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "pushd send: %s [%s]: %v\n", cfg.Path, a.Name, err)
@@ -119,6 +133,13 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
 	res, err := sender.Send(sctx, p, tok)
+	if c, ok := sender.(*apns.Client); ok && o.share != nil && !errors.Is(err, errDryRun) {
+		if at, shared := c.ProviderToken(); shared {
+			fmt.Fprintf(stdout, "provider token: the one every pushd of key %s shares, signed %s ago\n", a.KeyID, time.Since(at).Round(time.Second))
+		} else if !at.IsZero() {
+			fmt.Fprintln(stdout, "provider token: signed by this command, as the database did not answer; Apple counts it as a token update")
+		}
+	}
 	if capture != nil && errors.Is(err, errDryRun) {
 		fmt.Fprintf(stdout, "validated: the token is well-formed and the notification renders (%d of %d bytes); nothing was sent\n",
 			p.PayloadSize(), apns.MaxPayloadSize)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
@@ -74,6 +76,13 @@ func storeOptions(cfg *config.Config) store.Options {
 		Database: d.Name, TLS: d.TLS, TLSCAFile: d.TLSCAFile, MaxOpenConns: d.MaxOpenConns, Location: cfg.Server.TimeZone}
 }
 
+// openStore connects to the database of cfg, giving up after 5 s.
+func openStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return store.Open(ctx, storeOptions(cfg))
+}
+
 // closer is a provider client.
 type closer interface{ Close() }
 
@@ -83,6 +92,9 @@ type senderOptions struct {
 	transport http.RoundTripper
 	// validateOnly makes FCM check without delivering (FCM dry run).
 	validateOnly bool
+	// share is where APNs clients get their provider token; nil signs
+	// their own (only when the database cannot be reached).
+	share apns.TokenShare
 }
 
 // newSender builds the provider client of one app section.
@@ -92,7 +104,7 @@ func newSender(cfg *config.Config, a *config.App, log *slog.Logger, o senderOpti
 	case pushd.APNs:
 		c, err := apns.New(apns.Options{Endpoint: a.Endpoint, Environment: a.Environment, BundleID: a.BundleID,
 			TeamID: a.TeamID, KeyID: a.KeyID, Key: a.AuthKey, RootCAs: cfg.SSL.RootCAs, Connections: a.Connections,
-			RequestTimeout: a.RequestTimeout, Logger: log, Transport: o.transport})
+			RequestTimeout: a.RequestTimeout, Logger: log, Transport: o.transport, Share: o.share})
 		return c, pushd.APNs, err
 	case pushd.FCM:
 		c, err := fcm.New(fcm.Options{Endpoint: a.Endpoint, ProjectID: a.ProjectID, ServiceAccountJSON: a.ServiceAccountJSON,
@@ -103,9 +115,10 @@ func newSender(cfg *config.Config, a *config.App, log *slog.Logger, o senderOpti
 	return nil, "", fmt.Errorf("push_type %q", a.PushType)
 }
 
-// newApp builds a campaign.App for one app section.
-func newApp(cfg *config.Config, a *config.App, log *slog.Logger) (*campaign.App, error) {
-	s, kind, err := newSender(cfg, a, log, senderOptions{})
+// newApp builds a campaign.App for one app section, whose APNs provider
+// token comes from share.
+func newApp(cfg *config.Config, a *config.App, log *slog.Logger, share apns.TokenShare) (*campaign.App, error) {
+	s, kind, err := newSender(cfg, a, log, senderOptions{share: share})
 	if err != nil {
 		return nil, fmt.Errorf("%s [%s]: %w", cfg.Path, a.Name, err)
 	}

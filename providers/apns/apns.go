@@ -65,6 +65,11 @@ type Options struct {
 	// tokens refreshed more often than every 20 minutes and ones older than
 	// an hour.
 	TokenRefresh time.Duration
+	// Share, when set, is where the provider token comes from, so that
+	// every process sending with this key sends one token (see
+	// TokenShare). Nil signs one per client, which is right only for a
+	// single process that never restarts within 20 minutes.
+	Share TokenShare
 	// Logger receives the client's few log lines (one per token signing,
 	// never one per push); nil discards them. The caller adds component and
 	// app attributes.
@@ -191,20 +196,38 @@ func New(opts Options) (*Client, error) {
 			refresh: opts.TokenRefresh,
 			now:     opts.Now,
 			logger:  opts.Logger,
+			share:   opts.Share,
 		},
 	}
 	c.async = transport.AsGoer(rt, opts.RequestTimeout)
 	c.reqTemplate = &http.Request{Method: http.MethodPost, Proto: "HTTP/2.0", ProtoMajor: 2, Host: u.Host}
 	c.bodyBufs.New = func() any { return new([maxResponseBody]byte) }
-	if _, err := c.tokens.current(c.now()); err != nil {
+	if opts.Share == nil {
+		if _, err := c.tokens.current(c.now()); err != nil {
+			return nil, fmt.Errorf("apns: %w", err)
+		}
+	} else if _, err := c.tokens.sign(false); err != nil {
+		// Checked, not published: the first send adopts or renews the
+		// shared token.
 		return nil, fmt.Errorf("apns: %w", err)
 	}
 	return c, nil
 }
 
-// TokenRefreshes returns how many provider tokens the client has signed,
-// the one signed by New included.
+// TokenRefreshes returns how many provider tokens the client has signed
+// and sent (or will send), the one signed by New without a share included.
 func (c *Client) TokenRefreshes() uint64 { return c.tokens.signed.Load() }
+
+// ProviderToken says where the token the client sends now comes from:
+// when it was issued, and whether it is the one shared through Options.Share
+// (false: signed by this process alone). The zero time means none yet.
+func (c *Client) ProviderToken() (issuedAt time.Time, shared bool) {
+	t := c.tokens.cur.Load()
+	if t == nil {
+		return time.Time{}, false
+	}
+	return t.signedAt, c.tokens.share != nil && !t.local
+}
 
 // Close closes the client's idle connections. Sends after Close fail. It
 // may be called more than once.
