@@ -56,6 +56,8 @@ type faultsJSON struct {
 	ExpiredProviderTokenOnce bool    `json:"expired_provider_token_once"`
 	InvalidProviderToken     bool    `json:"invalid_provider_token"`
 	RejectServiceAccount     bool    `json:"reject_service_account"`
+	TokenEndpointUnavailable bool    `json:"token_endpoint_unavailable"`
+	RejectAccessTokens       bool    `json:"reject_access_tokens"`
 	Seed                     int64   `json:"seed"`
 }
 
@@ -69,6 +71,8 @@ func (f Faults) toJSON() faultsJSON {
 		ExpiredProviderTokenOnce: f.ExpiredProviderTokenOnce,
 		InvalidProviderToken:     f.InvalidProviderToken,
 		RejectServiceAccount:     f.RejectServiceAccount,
+		TokenEndpointUnavailable: f.TokenEndpointUnavailable,
+		RejectAccessTokens:       f.RejectAccessTokens,
 		Seed:                     f.Seed,
 	}
 }
@@ -82,6 +86,8 @@ func (j faultsJSON) faults() (Faults, error) {
 		ExpiredProviderTokenOnce: j.ExpiredProviderTokenOnce,
 		InvalidProviderToken:     j.InvalidProviderToken,
 		RejectServiceAccount:     j.RejectServiceAccount,
+		TokenEndpointUnavailable: j.TokenEndpointUnavailable,
+		RejectAccessTokens:       j.RejectAccessTokens,
 		Seed:                     j.Seed,
 	}
 	if j.Latency != "" {

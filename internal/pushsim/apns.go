@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // APNs reasons, as Apple documents them.
@@ -101,6 +103,13 @@ func (s *Server) serveAPNs(w http.ResponseWriter, r *http.Request, f *faultState
 	}
 	req, res := s.checkAPNs(r, f)
 	if res.status == 0 && !res.gone {
+		if a, ok := s.scripts.lookup(ProviderAPNs, req.token); ok {
+			if a.Header.Get(apnsIDHeader) == "" {
+				w.Header()[apnsIDHeader] = []string{id}
+			}
+			s.writeScripted(w, st, a)
+			return
+		}
 		res = s.sendAPNs(r.Context(), req, f)
 	}
 	if res.gone {
@@ -179,9 +188,7 @@ func (s *Server) checkAPNs(r *http.Request, f *faultState) (apnsRequest, apnsRes
 	}
 
 	req.priority = r.Header.Get("Apns-Priority")
-	switch req.priority {
-	case "", "10", "5", "1":
-	default:
+	if req.priority != "" && !validPriority(req.priority) {
 		return req, apnsError(http.StatusBadRequest, reasonBadPriority)
 	}
 	if req.pushType == "background" && req.priority == "10" {
@@ -189,13 +196,15 @@ func (s *Server) checkAPNs(r *http.Request, f *faultState) (apnsRequest, apnsRes
 	}
 	if v, ok := r.Header["Apns-Expiration"]; ok {
 		req.expiration = v[0]
-		if _, err := strconv.ParseUint(req.expiration, 10, 63); err != nil {
+		if !validExpiration(req.expiration, s.now()) {
 			return req, apnsError(http.StatusBadRequest, reasonBadExpirationDate)
 		}
 	}
-	req.collapseID = r.Header.Get("Apns-Collapse-Id")
-	if len(req.collapseID) > apnsMaxCollapseID {
-		return req, apnsError(http.StatusBadRequest, reasonBadCollapseID)
+	if v, ok := r.Header["Apns-Collapse-Id"]; ok {
+		req.collapseID = v[0]
+		if !validCollapseID(req.collapseID) {
+			return req, apnsError(http.StatusBadRequest, reasonBadCollapseID)
+		}
 	}
 
 	limit := apnsMaxPayload
@@ -208,7 +217,7 @@ func (s *Server) checkAPNs(r *http.Request, f *faultState) (apnsRequest, apnsRes
 	case tooLarge || len(body) > limit:
 		return req, apnsError(http.StatusRequestEntityTooLarge, reasonPayloadTooLarge)
 	}
-	if !hasAPSDictionary(body) {
+	if aps, ok := apsOf(body); !ok || apsProblem(aps) != "" {
 		return req, apnsError(http.StatusBadRequest, reasonBadPayload)
 	}
 	req.body = body
@@ -233,7 +242,7 @@ func (s *Server) checkProviderToken(auth string, f *faultState) apnsResult {
 		return apnsError(http.StatusForbidden, reasonInvalidProviderToken)
 	case pt.iat.After(now.Add(clockSkew)):
 		return apnsError(http.StatusForbidden, reasonInvalidProviderToken)
-	case now.Sub(pt.iat) > providerTokenMaxAge:
+	case now.Sub(pt.iat) > providerTokenMaxAge || pt.expired.Load():
 		return apnsError(http.StatusForbidden, reasonExpiredProviderToken)
 	case s.expireOnce.Load() && s.expireOnce.CompareAndSwap(true, false):
 		return apnsError(http.StatusForbidden, reasonExpiredProviderToken)
@@ -283,22 +292,105 @@ func (s *Server) sendAPNs(ctx context.Context, req apnsRequest, f *faultState) a
 // hasAPSDictionary reports whether body is a JSON object whose "aps" member
 // is an object.
 func hasAPSDictionary(body []byte) bool {
+	_, ok := apsOf(body)
+	return ok
+}
+
+// apsOf returns the "aps" member of body if body is a JSON object and that
+// member is an object.
+func apsOf(body []byte) ([]byte, bool) {
 	if !json.Valid(body) {
-		return false
+		return nil, false
 	}
 	body = trimJSON(body)
 	if body[0] != '{' {
-		return false
+		return nil, false
 	}
-	found := false
+	var aps []byte
 	members(body, func(key string, val []byte) error {
 		if key == "aps" {
-			found = val[0] == '{' // a repeated key counts as it does for json.Unmarshal: the last wins
+			aps = val // a repeated key counts as it does for json.Unmarshal: the last wins
 		}
 		return nil
 	})
-	return found
+	return aps, aps != nil && aps[0] == '{'
 }
+
+// apsKind is the JSON type Apple documents for an aps key
+// ("Generating a remote notification"): 's' string, 'o' dictionary,
+// 'n' number, 'i' non-negative integer; "so" allows either.
+var apsKind = map[string]string{
+	"alert":              "so",
+	"badge":              "i",
+	"sound":              "so",
+	"thread-id":          "s",
+	"category":           "s",
+	"content-available":  "i",
+	"mutable-content":    "i",
+	"target-content-id":  "s",
+	"interruption-level": "s",
+	"relevance-score":    "n",
+	"filter-criteria":    "s",
+}
+
+// apsProblem names the first documented aps key whose value has the wrong
+// JSON type, or returns "". Apple ignores keys it does not document, so
+// they pass; a badge of "3" or a sound of 1 is a client bug Apple's
+// documentation rules out, and the simulator, stricter than APNs, rejects
+// it rather than deliver a push the device would mishandle.
+func apsProblem(aps []byte) string {
+	var problem string
+	members(aps, func(key string, val []byte) error {
+		kind, ok := apsKind[key]
+		if !ok || problem != "" {
+			return nil
+		}
+		var got byte
+		switch c := val[0]; {
+		case c == '"':
+			got = 's'
+		case c == '{':
+			got = 'o'
+		case c == '-' || '0' <= c && c <= '9':
+			got = 'n'
+			if allDigits(string(val)) {
+				got = 'i'
+			}
+		}
+		if got == 0 || !strings.ContainsRune(kind, rune(got)) && !(got == 'i' && strings.Contains(kind, "n")) {
+			problem = fmt.Sprintf("aps.%s is %s, want %s", key, val, apsKindNames[kind])
+		}
+		return nil
+	})
+	return problem
+}
+
+var apsKindNames = map[string]string{"s": "a string", "so": "a string or a dictionary", "n": "a number", "i": "a non-negative integer"}
+
+// Bounds on apns-expiration beyond "an unsigned integer". Apple documents
+// an absolute UNIX time in seconds, 0 meaning "once, don't store"; a date
+// that has already passed is what a relative TTL ("3600") or a stale
+// deadline turns into, and one past maxExpiration is what milliseconds
+// turn into. Apple answers BadExpirationDate only for values it cannot
+// read; the simulator is stricter so that these client bugs fail.
+const maxExpiration = 1e11 // seconds: the year 5138
+
+// validExpiration applies the rules for apns-expiration as of now.
+func validExpiration(v string, now time.Time) bool {
+	n, err := strconv.ParseUint(v, 10, 63)
+	if err != nil {
+		return false
+	}
+	return n == 0 || n <= maxExpiration && int64(n) >= now.Add(-clockSkew).Unix()
+}
+
+// validCollapseID applies Apple's 64-byte limit. An empty identifier
+// collapses nothing: the simulator treats a header sent empty, rather than
+// left out, as the client bug it is.
+func validCollapseID(v string) bool { return v != "" && len(v) <= apnsMaxCollapseID }
+
+// validPriority reports whether v is a documented apns-priority.
+func validPriority(v string) bool { return v == "10" || v == "5" || v == "1" }
 
 // readBody reads at most limit bytes of the body; tooLarge says there were
 // more (the rest is left unread).

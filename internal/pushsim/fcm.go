@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // FCM error codes (FcmError.errorCode) and the RPC statuses they come with.
@@ -75,8 +76,14 @@ func invalidArgument(msg string) fcmResult {
 func (s *Server) serveFCM(w http.ResponseWriter, r *http.Request, f *faultState) {
 	st := &s.stats.fcm
 	st.requests.Add(1)
-	req, res := s.checkFCM(r)
+	req, res := s.checkFCM(r, f)
 	if res.status == 0 && !res.gone {
+		if m := req.Message; m.Token != nil {
+			if a, ok := s.scripts.lookup(ProviderFCM, *m.Token); ok {
+				s.writeScripted(w, st, a)
+				return
+			}
+		}
 		res = s.sendFCM(r.Context(), req, f)
 	}
 	if res.gone {
@@ -149,7 +156,7 @@ func fcmErrorBody(res fcmResult) []byte {
 
 // checkFCM authenticates and validates a request. A zero result means it
 // is good.
-func (s *Server) checkFCM(r *http.Request) (*sendRequest, fcmResult) {
+func (s *Server) checkFCM(r *http.Request, f *faultState) (*sendRequest, fcmResult) {
 	rest, ok := strings.CutPrefix(r.URL.Path, fcmPathPrefix)
 	project, ok2 := strings.CutSuffix(rest, fcmPathSuffix)
 	if !ok || !ok2 || project == "" || strings.Contains(project, "/") {
@@ -162,11 +169,17 @@ func (s *Server) checkFCM(r *http.Request) (*sendRequest, fcmResult) {
 	if err != nil {
 		return nil, fcmResult{gone: true}
 	}
-	if !s.oauth.valid(r.Header.Get("Authorization"), s.now()) {
+	if f.RejectAccessTokens || !s.oauth.valid(r.Header.Get("Authorization"), s.now()) {
 		return nil, fcmError(http.StatusUnauthorized, statusUnauthenticated, "", msgUnauthenticated)
 	}
 	if project != s.opts.ProjectID {
 		return nil, fcmError(http.StatusNotFound, statusNotFound, "", msgUnregistered)
+	}
+	// Google's front end reads query parameters as request fields, and
+	// messages:send takes all of its fields in the body.
+	for name := range r.URL.Query() {
+		return nil, fcmResult{status: http.StatusBadRequest, rpcStatus: statusInvalidArgument,
+			message: fmt.Sprintf("Invalid JSON payload received. Unknown name %q: Cannot bind query parameter.", name), field: name}
 	}
 	if !isJSONContentType(r.Header.Get("Content-Type")) {
 		return nil, fcmError(http.StatusBadRequest, statusInvalidArgument, "",
@@ -176,6 +189,11 @@ func (s *Server) checkFCM(r *http.Request) (*sendRequest, fcmResult) {
 		return nil, fcmError(http.StatusBadRequest, statusInvalidArgument, "",
 			fmt.Sprintf("Request payload size exceeds the limit: %d bytes.", fcmMaxBody))
 	}
+	return checkSendBody(body, s.now())
+}
+
+// checkSendBody decodes and validates the body of messages:send as of now.
+func checkSendBody(body []byte, now time.Time) (*sendRequest, fcmResult) {
 	req := new(sendRequest)
 	if !json.Valid(body) {
 		return nil, fcmResult{status: http.StatusBadRequest, rpcStatus: statusInvalidArgument,
@@ -200,10 +218,22 @@ func (s *Server) checkFCM(r *http.Request) (*sendRequest, fcmResult) {
 	if req.Message == nil {
 		return nil, invalidArgument("Request contains an invalid argument: message is required.")
 	}
-	if msg := validateMessage(req.Message); msg != "" {
+	if msg := validateMessage(req.Message, now); msg != "" {
 		return nil, invalidArgument(msg)
 	}
 	return req, fcmResult{}
+}
+
+// ValidateFCMRequest reports what the simulator's messages:send would
+// object to in body, a SendMessageRequest in JSON, as of now; nil means it
+// would accept it. Authentication, the project and the token's behaviour
+// are not part of it. It lets fuzz tests check a client's rendering without
+// a round trip.
+func ValidateFCMRequest(body []byte, now time.Time) error {
+	if _, res := checkSendBody(body, now); res.status != 0 {
+		return errors.New(res.message)
+	}
+	return nil
 }
 
 func isJSONContentType(v string) bool {
@@ -217,8 +247,8 @@ func isJSONContentType(v string) bool {
 // topicPatternFCM is the FCM topic name syntax.
 var topicPatternFCM = regexp.MustCompile(`^[a-zA-Z0-9-_.~%]{1,900}$`)
 
-// validateMessage returns what Google would object to in m, or "".
-func validateMessage(m *message) string {
+// validateMessage returns what Google would object to in m as of now, or "".
+func validateMessage(m *message, now time.Time) string {
 	n := 0
 	for _, t := range []*string{m.Token, m.Topic, m.Condition} {
 		if t != nil {
@@ -249,10 +279,8 @@ func validateMessage(m *message) string {
 		}
 	}
 	if a := m.APNs; a != nil {
-		if v, ok := a.Headers.getFold("apns-expiration"); ok {
-			if _, err := strconv.ParseUint(v, 10, 63); err != nil {
-				return fmt.Sprintf("Invalid APNs headers: apns-expiration %q is not an integer.", v)
-			}
+		if msg := checkAPNsConfig(a, now); msg != "" {
+			return msg
 		}
 	}
 	if compactLen(m.notificationRaw)+compactLen(m.Data.raw) > fcmMaxPayload {
@@ -261,12 +289,65 @@ func validateMessage(m *message) string {
 	return ""
 }
 
-// checkDataKeys rejects the keys FCM reserves.
+// checkAPNsConfig applies the APNs rules to what FCM forwards to APNs:
+// the headers by the same rules as a direct APNs request, and the types of
+// the documented aps keys.
+func checkAPNsConfig(a *apnsConfig, now time.Time) string {
+	for k, v := range a.Headers.m {
+		bad := false
+		switch strings.ToLower(k) {
+		case "apns-expiration":
+			bad = !validExpiration(v, now)
+		case "apns-priority":
+			bad = !validPriority(v)
+		case "apns-collapse-id":
+			bad = !validCollapseID(v)
+		case "apns-push-type":
+			_, ok := apnsTopicSuffix[v]
+			bad = !ok
+		case "apns-id":
+			bad = !isUUID(v)
+		case "apns-topic":
+			bad = !topicPattern.MatchString(v)
+		default:
+			// Apple documents no other request header; a name outside the
+			// list is a typo that nobody would act on.
+			return fmt.Sprintf("Invalid APNs headers: %q is not an APNs request header.", k)
+		}
+		if bad {
+			return fmt.Sprintf("Invalid APNs headers: %s %q.", k, v)
+		}
+	}
+	if len(a.Payload) == 0 {
+		return ""
+	}
+	var problem string
+	members(a.Payload, func(key string, val []byte) error {
+		switch {
+		case key != "aps":
+		case val[0] != '{':
+			problem = "Invalid APNs payload: aps must be a dictionary."
+		default:
+			if p := apsProblem(val); p != "" {
+				problem = "Invalid APNs payload: " + p + "."
+			}
+		}
+		return nil
+	})
+	return problem
+}
+
+// checkDataKeys rejects the keys FCM reserves. Google documents them in
+// lower case; the simulator compares case-insensitively, and refuses an
+// empty key, to be on the safe side of Google's checks.
 func checkDataKeys(data map[string]string) string {
 	for k := range data {
+		l := strings.ToLower(k)
 		switch {
-		case k == "from", k == "notification", k == "message_type",
-			strings.HasPrefix(k, "google"), strings.HasPrefix(k, "gcm"):
+		case l == "":
+			return "Invalid data payload key: a key must not be empty."
+		case l == "from", l == "notification", l == "message_type",
+			strings.HasPrefix(l, "google"), strings.HasPrefix(l, "gcm"):
 			return fmt.Sprintf("Invalid data payload key: %q is a reserved key.", k)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -95,9 +96,10 @@ type jwtCache struct {
 
 // providerToken is the time-independent verdict on one APNs JWT.
 type providerToken struct {
-	invalid bool      // malformed, wrong alg, kid or iss, or bad signature
-	iat     time.Time // issued at
-	churn   bool      // arrived as one update too many
+	invalid bool        // malformed, wrong alg, kid or iss, an exp, or bad signature
+	iat     time.Time   // issued at
+	churn   bool        // arrived as one update too many
+	expired atomic.Bool // set by Server.ExpireProviderTokens
 }
 
 func (c *jwtCache) init() { c.m = make(map[string]*providerToken) }
@@ -111,8 +113,9 @@ func (c *jwtCache) reset() {
 
 // apnsClaims are the claims APNs reads.
 type apnsClaims struct {
-	Iss string `json:"iss"`
-	Iat *int64 `json:"iat"`
+	Iss string          `json:"iss"`
+	Iat *int64          `json:"iat"`
+	Exp json.RawMessage `json:"exp"` // must be absent
 }
 
 // providerToken returns the verdict on bearer, verifying it on first sight.
@@ -158,7 +161,9 @@ func (s *Server) verifyProviderToken(bearer string) *providerToken {
 		return bad
 	}
 	var cl apnsClaims
-	if err := json.Unmarshal(t.claims, &cl); err != nil || cl.Iss != s.opts.TeamID {
+	// Apple's provider tokens carry no exp: their age comes from iat. A
+	// token with one was made by a generic JWT helper and is refused.
+	if err := json.Unmarshal(t.claims, &cl); err != nil || cl.Iss != s.opts.TeamID || cl.Exp != nil {
 		return bad
 	}
 	if !t.verifyES256(s.mat.apnsKey) {
@@ -170,4 +175,17 @@ func (s *Server) verifyProviderToken(bearer string) *providerToken {
 		iat = *cl.Iat
 	}
 	return &providerToken{iat: time.Unix(iat, 0)}
+}
+
+// ExpireProviderTokens makes every APNs provider token seen so far get 403
+// ExpiredProviderToken from now on, as Apple answers once a token is an
+// hour old; tokens first seen later are judged as usual. Tests use it to
+// age a client's token without moving the clock the client signs with.
+func (s *Server) ExpireProviderTokens() {
+	c := &s.apnsJWT
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, pt := range c.m {
+		pt.expired.Store(true)
+	}
 }

@@ -70,6 +70,13 @@ func (a *accessTokens) issue(ttl time.Duration, now time.Time) string {
 	return tok
 }
 
+// revokeAll forgets every issued token.
+func (a *accessTokens) revokeAll() {
+	a.mu.Lock()
+	clear(a.m)
+	a.mu.Unlock()
+}
+
 // valid reports whether an Authorization header carries a live token.
 func (a *accessTokens) valid(auth string, now time.Time) bool {
 	const scheme = "Bearer "
@@ -135,6 +142,9 @@ func (s *Server) issueToken(r *http.Request, f *faultState) (string, *oauthError
 	default:
 		return "", &oauthError{http.StatusBadRequest, "unsupported_grant_type", "Invalid grant_type: " + gt}
 	}
+	if f.TokenEndpointUnavailable {
+		return "", &oauthError{http.StatusServiceUnavailable, "backend_error", "Backend error, please retry."}
+	}
 	if f.RejectServiceAccount {
 		return "", invalidGrant("Invalid grant: account not found")
 	}
@@ -168,8 +178,13 @@ func (s *Server) issueToken(r *http.Request, f *faultState) (string, *oauthError
 		return "", invalidGrant(msgBadTimes)
 	}
 	iat, exp := time.Unix(*c.Iat, 0), time.Unix(*c.Exp, 0)
-	if iat.After(now.Add(clockSkew)) || !exp.After(now) || exp.Sub(iat) > assertionMaxLifetime {
+	if iat.After(now.Add(clockSkew)) || !exp.After(now) || !exp.After(iat) || exp.Sub(iat) > assertionMaxLifetime {
 		return "", invalidGrant(msgBadTimes)
 	}
 	return s.oauth.issue(s.opts.AccessTokenTTL, now), nil
 }
+
+// RevokeAccessTokens makes every access token issued so far unacceptable
+// to FCM, which answers 401 UNAUTHENTICATED, as Google does when it
+// revokes tokens before their expiry. Tokens issued later work.
+func (s *Server) RevokeAccessTokens() { s.oauth.revokeAll() }

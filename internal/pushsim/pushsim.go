@@ -35,6 +35,33 @@
 //
 // The generated keys and certificates live in Options.Dir and are reused on
 // the next start; Dir/pushsim.json tells other processes where everything is.
+//
+// # Checks the client tests rely on
+//
+// The tests of providers/apns and providers/fcm run against pushsim (it
+// replaced their own fakes), so it also enforces what those fakes did.
+// Where Apple or Google document no rejection, pushsim is stricter on
+// purpose, to catch client bugs, and says so at the check:
+//
+//   - apns-expiration must be 0 or a date not yet passed (a relative TTL is
+//     a date in 1970) and not in milliseconds; the same for FCM's
+//     apns.headers.
+//   - apns-collapse-id must not be sent empty; in FCM's apns.headers it and
+//     apns-priority, apns-push-type, apns-id and apns-topic follow the APNs
+//     rules, and other header names are refused.
+//   - The documented aps keys must have their documented JSON types (a
+//     badge is a non-negative integer), for APNs and FCM's apns.payload.
+//   - An APNs provider token with an exp claim is invalid.
+//   - An OAuth assertion's exp must come after its iat.
+//   - FCM data keys are reserved case-insensitively, and may not be empty;
+//     messages:send takes no query parameters.
+//
+// Tests script what the prefixes cannot produce with Server.Script (any
+// status, headers or body, or a reset stream, for valid requests only),
+// age or revoke credentials with Server.ExpireProviderTokens and
+// Server.RevokeAccessTokens, and fail the token endpoint or every access
+// token with Faults. ValidateFCMRequest checks a rendered FCM request
+// without a round trip, for fuzzing.
 package pushsim
 
 import (
@@ -128,6 +155,13 @@ type Faults struct {
 	// RejectServiceAccount answers every token-endpoint request with
 	// 400 invalid_grant.
 	RejectServiceAccount bool
+	// TokenEndpointUnavailable answers every token-endpoint request with
+	// 503 backend_error, as Google's endpoint does when it is overloaded.
+	TokenEndpointUnavailable bool
+	// RejectAccessTokens answers every FCM request with 401
+	// UNAUTHENTICATED, however fresh its access token: the credential the
+	// tokens were issued for no longer works.
+	RejectAccessTokens bool
 	// Seed seeds the random draws for FailRate and ThrottleRate, so that a
 	// run with sequential requests is repeatable. 0 picks a random seed.
 	Seed int64
@@ -171,6 +205,7 @@ type Server struct {
 
 	faults     atomic.Pointer[faultState]
 	expireOnce atomic.Bool
+	scripts    scripts
 
 	stats    stats
 	delivery *deliveryLog // nil with NoDeliveryLog
@@ -274,6 +309,7 @@ func Start(opts Options) (*Server, error) {
 	s.attempts.init()
 	s.apnsJWT.init()
 	s.oauth.init()
+	s.scripts.init()
 	s.SetFaults(opts.Faults)
 
 	host, _, err := net.SplitHostPort(opts.Addr)
@@ -378,10 +414,12 @@ func (s *Server) currentFaults() Faults {
 }
 
 // Reset zeroes the statistics and forgets the deliveries, the attempt
-// counters of the "0429" and "0503" tokens and the APNs JWTs seen (so the
-// token-churn window starts afresh). Issued access tokens stay valid.
+// counters of the "0429" and "0503" tokens, the scripted answers and the
+// APNs JWTs seen (so the token-churn window starts afresh). Issued access
+// tokens stay valid.
 func (s *Server) Reset() {
 	s.stats.reset()
+	s.scripts.reset()
 	if s.delivery != nil {
 		s.delivery.reset()
 	}

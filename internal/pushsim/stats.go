@@ -27,6 +27,7 @@ type ProviderStats struct {
 	Requests      int            `json:"requests"`
 	Delivered     int            `json:"delivered"`      // answered 200, not validate_only
 	ValidatedOnly int            `json:"validated_only"` // FCM validate_only answered 200
+	Scripted      int            `json:"scripted"`       // answered from a Server.Script Answer
 	ByStatus      map[string]int `json:"by_status"`      // HTTP status ("200", "410") → count
 	ByReason      map[string]int `json:"by_reason"`      // APNs reason or FCM error code → count
 	// FirstAt and LastAt are when the first and the last 200 answer was
@@ -66,6 +67,7 @@ type providerStats struct {
 	requests      atomic.Int64
 	delivered     atomic.Int64
 	validatedOnly atomic.Int64
+	scripted      atomic.Int64
 	byStatus      [600]atomic.Int64
 	byReason      sync.Map // string → *atomic.Int64
 	// firstOK and lastOK are the Unix nanoseconds of the first and the last
@@ -124,6 +126,7 @@ func (p *providerStats) snapshot() ProviderStats {
 		Requests:      int(p.requests.Load()),
 		Delivered:     int(p.delivered.Load()),
 		ValidatedOnly: int(p.validatedOnly.Load()),
+		Scripted:      int(p.scripted.Load()),
 		ByStatus:      map[string]int{},
 		ByReason:      map[string]int{},
 		FirstAt:       unixNanoTime(p.firstOK.Load()),
@@ -147,6 +150,7 @@ func (p *providerStats) reset() {
 	p.requests.Store(0)
 	p.delivered.Store(0)
 	p.validatedOnly.Store(0)
+	p.scripted.Store(0)
 	p.firstOK.Store(0)
 	p.lastOK.Store(0)
 	for i := range p.byStatus {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -108,9 +110,9 @@ func TestNewEndpointByEnvironment(t *testing.T) {
 
 func TestSendDeliveredWithHeaders(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
-	exp := f.clock.Now().Add(2 * time.Hour)
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, nil)
+	exp := s.clock.Now().Add(2 * time.Hour)
 	badge := 3
 	p := mustPrepare(t, c, pushd.Notification{
 		Title: "Sale", Body: "50% off", Badge: &badge, Sound: "default",
@@ -118,56 +120,46 @@ func TestSendDeliveredWithHeaders(t *testing.T) {
 	})
 	tok := deviceToken(1)
 	res := mustSend(t, c, p, tok)
-	if res.Outcome != providers.Delivered || res.Status != 200 || !strings.HasPrefix(res.ID, "0a1b2c3d-") {
+	if res.Outcome != providers.Delivered || res.Status != 200 || !lowerUUID.MatchString(res.ID) {
 		t.Fatalf("result %+v, want delivered with the apns-id", res)
 	}
-	seen, ok := f.lastRequest(tok)
-	if !ok {
-		t.Fatal("fake saw no request for the token")
-	}
-	want := map[string]string{
-		"Apns-Topic":       testTopic,
-		"Apns-Push-Type":   "alert",
-		"Apns-Priority":    "10",
-		"Apns-Expiration":  strconv.FormatInt(exp.Unix(), 10),
-		"Apns-Collapse-Id": "sale-1",
-	}
-	for k, v := range want {
-		if got := seen.header.Values(k); len(got) != 1 || got[0] != v {
-			t.Errorf("header %s = %q, want [%q]", k, got, v)
-		}
-	}
-	if got := seen.header.Get("Authorization"); got != "bearer "+seen.bearer {
-		t.Errorf("authorization %q", got)
+	// pushsim answers DuplicateHeaders to a repeated header, so each of
+	// these was sent once.
+	d := s.delivery(t, tok)
+	got := [...]string{d.Topic, d.PushType, d.Priority, d.Expiration, d.CollapseID}
+	want := [...]string{testTopic, "alert", "10", strconv.FormatInt(exp.Unix(), 10), "sale-1"}
+	if got != want {
+		t.Errorf("topic, push type, priority, expiration, collapse id = %q, want %q", got, want)
 	}
 	wantBody := `{"aps":{"alert":{"title":"Sale","body":"50% off"},"badge":3,"sound":"default"}}`
-	if string(seen.body) != wantBody {
-		t.Errorf("body\n got %s\nwant %s", seen.body, wantBody)
+	if string(d.Payload) != wantBody || d.Count != 1 {
+		t.Errorf("body (%d deliveries)\n got %s\nwant %s", d.Count, d.Payload, wantBody)
 	}
 }
 
+var lowerUUID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
 func TestSendOmitsUnsetHeaders(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, nil)
 	tok := deviceToken(2)
 	if res := mustSend(t, c, mustPrepare(t, c, hello), tok); res.Outcome != providers.Delivered {
 		t.Fatalf("result %+v", res)
 	}
-	seen, _ := f.lastRequest(tok)
-	for _, k := range []string{"Apns-Expiration", "Apns-Collapse-Id"} {
-		if v, ok := seen.header[k]; ok {
-			t.Errorf("header %s = %q, want it absent", k, v)
-		}
+	// pushsim refuses an apns-expiration or apns-collapse-id sent empty,
+	// so empty fields mean the headers were left out.
+	if d := s.delivery(t, tok); d.Expiration != "" || d.CollapseID != "" {
+		t.Errorf("apns-expiration %q, apns-collapse-id %q; want both absent", d.Expiration, d.CollapseID)
 	}
 }
 
-// TestReasonOutcomes drives the real client against the fake for every
+// TestReasonOutcomes drives the real client against pushsim for every
 // documented APNs reason, and a few undocumented answers.
 func TestReasonOutcomes(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, nil)
 	p := mustPrepare(t, c, hello)
 	const (
 		rejected  = providers.Rejected
@@ -237,7 +229,7 @@ func TestReasonOutcomes(t *testing.T) {
 		t.Run(strconv.Itoa(tt.status)+"_"+tt.reason, func(t *testing.T) {
 			t.Parallel()
 			tok := deviceToken(1000 + i)
-			f.setReply(tok, reply{status: tt.status, reason: tt.reason})
+			s.Script(pushsim.ProviderAPNs, tok, pushsim.Answer{Status: tt.status, Body: `{"reason":"` + tt.reason + `"}`})
 			res := mustSend(t, c, p, tok)
 			if res.Outcome != tt.want || res.Status != tt.status || res.Reason != tt.reason {
 				t.Errorf("got %s %d %q, want %s %d %q", res.Outcome, res.Status, res.Reason, tt.want, tt.status, tt.reason)
@@ -257,8 +249,8 @@ func TestReasonOutcomes(t *testing.T) {
 
 func TestGoneTimestampIsMilliseconds(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, nil)
 	p := mustPrepare(t, c, hello)
 	tests := []struct {
 		reason    string
@@ -275,7 +267,11 @@ func TestGoneTimestampIsMilliseconds(t *testing.T) {
 	}
 	for i, tt := range tests {
 		tok := deviceToken(2000 + i)
-		f.setReply(tok, reply{status: 410, reason: tt.reason, timestamp: tt.timestamp})
+		body := `{"reason":"` + tt.reason + `"`
+		if tt.timestamp != "" {
+			body += `,"timestamp":` + tt.timestamp
+		}
+		s.Script(pushsim.ProviderAPNs, tok, pushsim.Answer{Status: 410, Body: body + "}"})
 		res := mustSend(t, c, p, tok)
 		if res.Outcome != providers.TokenInvalid {
 			t.Errorf("%s: outcome %s", tt.timestamp, res.Outcome)
@@ -288,10 +284,11 @@ func TestGoneTimestampIsMilliseconds(t *testing.T) {
 
 func TestRetryAfterSurfaced(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, nil)
 	tok := deviceToken(3)
-	f.setReply(tok, reply{status: 429, reason: ReasonTooManyRequests, header: map[string]string{"Retry-After": "120"}})
+	// Apple documents no Retry-After, but the client honours one if sent.
+	s.Script(pushsim.ProviderAPNs, tok, pushsim.Answer{Status: 429, Header: http.Header{"Retry-After": {"120"}}, Body: `{"reason":"TooManyRequests"}`})
 	res := mustSend(t, c, mustPrepare(t, c, hello), tok)
 	if res.Outcome != providers.Retryable || res.RetryAfter != 2*time.Minute {
 		t.Fatalf("result %+v, want retryable after 2m", res)
@@ -300,8 +297,8 @@ func TestRetryAfterSurfaced(t *testing.T) {
 
 func TestProviderTokenCaching(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil) // TokenRefresh defaults to 40m
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, nil) // TokenRefresh defaults to 40m
 	p := mustPrepare(t, c, hello)
 
 	// 1000 sends over both connections share the token signed by New.
@@ -320,19 +317,19 @@ func TestProviderTokenCaching(t *testing.T) {
 	if got := c.TokenRefreshes(); got != 1 {
 		t.Fatalf("after 1000 sends: %d signings, want 1", got)
 	}
-	if got := f.distinctBearers(); got != 1 {
-		t.Fatalf("fake saw %d distinct tokens, want 1", got)
+	if got := s.Stats().APNsJWT.DistinctTokens; got != 1 {
+		t.Fatalf("pushsim saw %d distinct tokens, want 1", got)
 	}
 
 	// Just short of the refresh age: still the same token.
-	f.clock.Advance(40*time.Minute - time.Second)
+	s.clock.Advance(40*time.Minute - time.Second)
 	mustSend(t, c, p, deviceToken(1))
 	if got := c.TokenRefreshes(); got != 1 {
 		t.Fatalf("before the refresh age: %d signings, want 1", got)
 	}
 
 	// Past it: exactly one more, however many sends follow.
-	f.clock.Advance(time.Second)
+	s.clock.Advance(time.Second)
 	for i := range 10 {
 		mustSend(t, c, p, deviceToken(i))
 	}
@@ -341,7 +338,7 @@ func TestProviderTokenCaching(t *testing.T) {
 	}
 
 	// Many senders notice the stale token at once: still one signing.
-	f.clock.Advance(40 * time.Minute)
+	s.clock.Advance(40 * time.Minute)
 	start := make(chan struct{})
 	for i := range 64 {
 		wg.Go(func() {
@@ -356,8 +353,8 @@ func TestProviderTokenCaching(t *testing.T) {
 	if got := c.TokenRefreshes(); got != 3 {
 		t.Fatalf("after a concurrent refresh: %d signings, want 3", got)
 	}
-	if got := f.distinctBearers(); got != 3 {
-		t.Fatalf("fake saw %d distinct tokens, want 3", got)
+	if got := s.Stats().APNsJWT.DistinctTokens; got != 3 {
+		t.Fatalf("pushsim saw %d distinct tokens, want 3", got)
 	}
 }
 
@@ -412,23 +409,11 @@ func TestTokenSourceSingleFlight(t *testing.T) {
 	}
 }
 
-// expiredFor answers ExpiredProviderToken to every request whose bearer
-// satisfies stale.
-func expiredFor(stale func(bearer string) bool) func(*http.Request, string, string) *reply {
-	return func(_ *http.Request, _ string, bearer string) *reply {
-		if stale(bearer) {
-			return &reply{status: 403, reason: ReasonExpiredProviderToken}
-		}
-		return nil
-	}
-}
-
 func TestExpiredProviderTokenResignsOnceThenDelivers(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
-	first := strings.TrimPrefix(c.tokens.cur.Load().bearer, "bearer ")
-	f.setRespond(expiredFor(func(b string) bool { return b == first }))
+	s := newSim(t, pushsim.Options{Faults: pushsim.Faults{ExpiredProviderTokenOnce: true}})
+	s.expect(ReasonExpiredProviderToken)
+	c := newTestClient(t, s, nil)
 	p := mustPrepare(t, c, hello)
 
 	res := mustSend(t, c, p, deviceToken(1))
@@ -438,18 +423,19 @@ func TestExpiredProviderTokenResignsOnceThenDelivers(t *testing.T) {
 	if got := c.TokenRefreshes(); got != 2 {
 		t.Errorf("%d signings, want 2", got)
 	}
-	if got := f.requests.Load(); got != 2 {
-		t.Errorf("fake saw %d requests, want 2", got)
+	if got := s.requests(); got != 2 {
+		t.Errorf("pushsim saw %d requests, want 2", got)
 	}
 }
 
 func TestExpiredProviderTokenConcurrentFailuresSignOnce(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
-	first := strings.TrimPrefix(c.tokens.cur.Load().bearer, "bearer ")
-	f.setRespond(expiredFor(func(b string) bool { return b == first }))
+	s := newSim(t, pushsim.Options{})
+	s.expect(ReasonExpiredProviderToken)
+	c := newTestClient(t, s, nil)
 	p := mustPrepare(t, c, hello)
+	mustSend(t, c, p, deviceToken(100)) // pushsim learns the first token
+	s.ExpireProviderTokens()
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Go(func() {
@@ -462,13 +448,19 @@ func TestExpiredProviderTokenConcurrentFailuresSignOnce(t *testing.T) {
 	if got := c.TokenRefreshes(); got != 2 {
 		t.Errorf("%d signings, want 2", got)
 	}
+	if st := s.Stats(); st.APNs.ByReason[ReasonExpiredProviderToken] == 0 || st.APNsJWT.DistinctTokens != 2 {
+		t.Errorf("pushsim stats %+v: want ExpiredProviderToken answers and 2 distinct tokens", st)
+	}
 }
 
 func TestExpiredProviderTokenTwiceIsCredentialFailure(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
-	f.setRespond(expiredFor(func(string) bool { return true }))
+	// pushsim's clock runs two hours ahead of the client's, so every token
+	// the client signs is already past Apple's one-hour limit.
+	clock := newFakeClock()
+	s := newSim(t, pushsim.Options{Now: func() time.Time { return clock.Now().Add(2 * time.Hour) }})
+	s.expect(ReasonExpiredProviderToken)
+	c := newTestClient(t, s, func(o *Options) { o.Now = clock.Now })
 	p := mustPrepare(t, c, hello)
 
 	res := mustSend(t, c, p, deviceToken(1))
@@ -478,8 +470,8 @@ func TestExpiredProviderTokenTwiceIsCredentialFailure(t *testing.T) {
 	if got, want := c.TokenRefreshes(), uint64(2); got != want {
 		t.Errorf("%d signings, want %d", got, want)
 	}
-	if got := f.requests.Load(); got != 2 {
-		t.Errorf("fake saw %d requests, want 2 (one retry)", got)
+	if got := s.requests(); got != 2 {
+		t.Errorf("pushsim saw %d requests, want 2 (one retry)", got)
 	}
 
 	// APNs rejects even a fresh token, so re-signing again would only earn
@@ -493,31 +485,31 @@ func TestExpiredProviderTokenTwiceIsCredentialFailure(t *testing.T) {
 	if got := c.TokenRefreshes(); got != 2 {
 		t.Errorf("%d signings after more failures, want still 2", got)
 	}
-	if got := f.requests.Load(); got != 7 {
-		t.Errorf("fake saw %d requests, want 7", got)
+	if got := s.requests(); got != 7 {
+		t.Errorf("pushsim saw %d requests, want 7", got)
 	}
 }
 
 func TestSendExpired(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
-	p := mustPrepare(t, c, pushd.Notification{Title: "t", Expiration: f.clock.Now().Add(time.Minute)})
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, nil)
+	p := mustPrepare(t, c, pushd.Notification{Title: "t", Expiration: s.clock.Now().Add(time.Minute)})
 	mustSend(t, c, p, deviceToken(1)) // before the deadline
-	f.clock.Advance(time.Minute + time.Second)
+	s.clock.Advance(time.Minute + time.Second)
 	res, err := c.Send(context.Background(), p, deviceToken(1))
 	if !errors.Is(err, providers.ErrExpired) {
 		t.Fatalf("Send after the deadline = %+v, %v; want ErrExpired", res, err)
 	}
-	if got := f.requests.Load(); got != 1 {
-		t.Errorf("fake saw %d requests, want 1 (nothing after the deadline)", got)
+	if got := s.requests(); got != 1 {
+		t.Errorf("pushsim saw %d requests, want 1 (nothing after the deadline)", got)
 	}
 }
 
 func TestSendMalformedTokenIsNotSent(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, nil)
 	p := mustPrepare(t, c, hello)
 	for _, tok := range []string{"", "abc", "zz", "../../x", strings.Repeat("ab", 101)} {
 		res, err := c.Send(context.Background(), p, tok)
@@ -525,8 +517,8 @@ func TestSendMalformedTokenIsNotSent(t *testing.T) {
 			t.Errorf("Send(%q) = %+v, %v; want an unsent TokenInvalid", tok, res, err)
 		}
 	}
-	if got := f.requests.Load(); got != 0 {
-		t.Errorf("fake saw %d requests, want 0", got)
+	if got := s.requests(); got != 0 {
+		t.Errorf("pushsim saw %d requests, want 0", got)
 	}
 }
 
@@ -564,14 +556,14 @@ func TestSendTransportErrors(t *testing.T) {
 
 	t.Run("connection refused", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeAPNs(t)
+		s := newSim(t, pushsim.Options{})
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		addr := l.Addr().String()
 		l.Close()
-		c := newTestClient(t, f, func(o *Options) { o.Endpoint = "https://" + addr })
+		c := newTestClient(t, s, func(o *Options) { o.Endpoint = "https://" + addr })
 		res, err := c.Send(context.Background(), mustPrepare(t, c, hello), deviceToken(1))
 		if err == nil {
 			t.Fatalf("Send = %+v, want an error", res)
@@ -580,9 +572,9 @@ func TestSendTransportErrors(t *testing.T) {
 
 	t.Run("stream reset", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeAPNs(t)
-		c := newTestClient(t, f, nil)
-		f.setRespond(func(*http.Request, string, string) *reply { panic(http.ErrAbortHandler) })
+		s := newSim(t, pushsim.Options{})
+		c := newTestClient(t, s, nil)
+		s.Script(pushsim.ProviderAPNs, deviceToken(1), pushsim.Answer{Reset: true})
 		res, err := c.Send(context.Background(), mustPrepare(t, c, hello), deviceToken(1))
 		if err == nil {
 			t.Fatalf("Send = %+v, want an error", res)
@@ -591,18 +583,9 @@ func TestSendTransportErrors(t *testing.T) {
 
 	t.Run("request timeout", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeAPNs(t)
-		c := newTestClient(t, f, func(o *Options) { o.RequestTimeout = 50 * time.Millisecond })
-		release := make(chan struct{})
-		defer close(release)
-		f.setRespond(func(r *http.Request, _, _ string) *reply {
-			select {
-			case <-r.Context().Done():
-			case <-release:
-			}
-			return &reply{status: 200}
-		})
-		res, err := c.Send(context.Background(), mustPrepare(t, c, hello), deviceToken(1))
+		s := newSim(t, pushsim.Options{SlowDelay: time.Minute})
+		c := newTestClient(t, s, func(o *Options) { o.RequestTimeout = 50 * time.Millisecond })
+		res, err := c.Send(context.Background(), mustPrepare(t, c, hello), slowToken(1))
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Send = %+v, %v; want DeadlineExceeded", res, err)
 		}
@@ -610,23 +593,23 @@ func TestSendTransportErrors(t *testing.T) {
 
 	t.Run("context canceled", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeAPNs(t)
-		c := newTestClient(t, f, nil)
+		s := newSim(t, pushsim.Options{})
+		c := newTestClient(t, s, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		res, err := c.Send(ctx, mustPrepare(t, c, hello), deviceToken(1))
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Send = %+v, %v; want Canceled", res, err)
 		}
-		if got := f.requests.Load(); got != 0 {
-			t.Errorf("fake saw %d requests, want 0", got)
+		if got := s.requests(); got != 0 {
+			t.Errorf("pushsim saw %d requests, want 0", got)
 		}
 	})
 
 	t.Run("closed client", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeAPNs(t)
-		c := newTestClient(t, f, nil)
+		s := newSim(t, pushsim.Options{})
+		c := newTestClient(t, s, nil)
 		p := mustPrepare(t, c, hello)
 		c.Close()
 		c.Close()
@@ -638,9 +621,9 @@ func TestSendTransportErrors(t *testing.T) {
 
 func TestSendRefusesForeignPrepared(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c1 := newTestClient(t, f, nil)
-	c2 := newTestClient(t, f, nil)
+	s := newSim(t, pushsim.Options{})
+	c1 := newTestClient(t, s, nil)
+	c2 := newTestClient(t, s, nil)
 	if _, err := c2.Send(context.Background(), mustPrepare(t, c1, hello), deviceToken(1)); err == nil {
 		t.Fatal("Send accepted a notification prepared by another client")
 	}
@@ -648,20 +631,20 @@ func TestSendRefusesForeignPrepared(t *testing.T) {
 
 func TestSigningErrorIsReturnedNotSent(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, nil)
 	p := mustPrepare(t, c, hello)
 	// A key the signer refuses; the next refresh must fail loudly rather
 	// than fall back to an empty bearer.
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	c.tokens.key = p384
-	f.clock.Advance(time.Hour)
+	s.clock.Advance(time.Hour)
 	res, err := c.Send(context.Background(), p, deviceToken(1))
 	if err == nil {
 		t.Fatalf("Send = %+v, want the signing error", res)
 	}
-	if got := f.requests.Load(); got != 0 {
-		t.Errorf("fake saw %d requests, want 0", got)
+	if got := s.requests(); got != 0 {
+		t.Errorf("pushsim saw %d requests, want 0", got)
 	}
 }
 
@@ -690,8 +673,8 @@ func (c *captureTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestRequestBodyIsReplayable(t *testing.T) {
 	t.Parallel()
 	ct := &captureTransport{}
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, func(o *Options) { o.Transport = ct })
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, func(o *Options) { o.Transport = ct })
 	p := mustPrepare(t, c, hello)
 	mustSend(t, c, p, deviceToken(1))
 	mustSend(t, c, p, deviceToken(2))
@@ -714,7 +697,7 @@ func TestRequestBodyIsReplayable(t *testing.T) {
 			}
 		}
 	}
-	if got := ct.reqs[1].URL.String(); got != f.srv.URL+"/3/device/"+deviceToken(2) {
+	if got := ct.reqs[1].URL.String(); got != s.URL()+"/3/device/"+deviceToken(2) {
 		t.Errorf("URL %s", got)
 	}
 }
@@ -737,9 +720,9 @@ func newAnswerTransport() answerTransport {
 
 func TestSendAllocations(t *testing.T) {
 	// Not parallel: AllocsPerRun counts every goroutine's allocations.
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, func(o *Options) { o.Transport = newAnswerTransport() })
-	p := mustPrepare(t, c, pushd.Notification{Title: "t", Body: "b", Expiration: f.clock.Now().Add(time.Hour)})
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, func(o *Options) { o.Transport = newAnswerTransport() })
+	p := mustPrepare(t, c, pushd.Notification{Title: "t", Body: "b", Expiration: s.clock.Now().Add(time.Hour)})
 	tok := deviceToken(1)
 	ctx := context.Background()
 	done := func(res providers.Result, err error) {
@@ -754,62 +737,4 @@ func TestSendAllocations(t *testing.T) {
 		t.Errorf("%.0f allocations per send, want at most 5", allocs)
 	}
 	t.Logf("%.0f allocations per send (client side)", allocs)
-}
-
-func TestFakeAPNsIsStrict(t *testing.T) {
-	t.Parallel()
-	f := newFakeAPNs(t)
-	f.allowViolations = true
-	c := newTestClient(t, f, nil)
-	good := c.tokens.cur.Load().bearer
-	hc := f.srv.Client()
-	body := `{"aps":{"alert":{"body":"x"}}}`
-	base := func() http.Header {
-		return http.Header{
-			"Authorization":  {good},
-			"Apns-Topic":     {testTopic},
-			"Apns-Push-Type": {"alert"},
-			"Apns-Priority":  {"10"},
-		}
-	}
-	tests := []struct {
-		name, token, body, reason string
-		mod                       func(http.Header)
-	}{
-		{"accepts a good request", deviceToken(1), body, "", func(http.Header) {}},
-		{"bad hex", "zz", body, ReasonBadDeviceToken, func(http.Header) {}},
-		{"odd hex", "abc", body, ReasonBadDeviceToken, func(http.Header) {}},
-		{"no auth", deviceToken(1), body, ReasonMissingProviderToken, func(h http.Header) { h.Del("Authorization") }},
-		{"empty bearer", deviceToken(1), body, ReasonInvalidProviderToken, func(h http.Header) { h.Set("Authorization", "bearer ") }},
-		{"tampered jwt", deviceToken(1), body, ReasonInvalidProviderToken, func(h http.Header) { h.Set("Authorization", good[:len(good)-4]+"AAAA") }},
-		{"no topic", deviceToken(1), body, ReasonMissingTopic, func(h http.Header) { h.Del("Apns-Topic") }},
-		{"relative expiration", deviceToken(1), body, ReasonBadExpirationDate, func(h http.Header) { h.Set("Apns-Expiration", "300") }},
-		{"no push type", deviceToken(1), body, ReasonInvalidPushType, func(h http.Header) { h.Del("Apns-Push-Type") }},
-		{"priority 5", deviceToken(1), body, ReasonBadPriority, func(h http.Header) { h.Set("Apns-Priority", "5") }},
-		{"empty payload", deviceToken(1), "", ReasonPayloadEmpty, func(http.Header) {}},
-		{"big payload", deviceToken(1), `{"aps":{},"x":"` + strings.Repeat("a", 4090) + `"}`, ReasonPayloadTooLarge, func(http.Header) {}},
-	}
-	for _, tt := range tests {
-		req, _ := http.NewRequest("POST", f.srv.URL+"/3/device/"+tt.token, strings.NewReader(tt.body))
-		req.Header = base()
-		tt.mod(req.Header)
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if tt.reason == "" {
-			if resp.StatusCode != 200 {
-				t.Errorf("%s: %d %s", tt.name, resp.StatusCode, b)
-			}
-			continue
-		}
-		if !strings.Contains(string(b), `"`+tt.reason+`"`) {
-			t.Errorf("%s: got %d %s, want reason %s", tt.name, resp.StatusCode, b, tt.reason)
-		}
-	}
-	if f.violationCount() != len(tests)-1 {
-		t.Errorf("%d violations recorded, want %d", f.violationCount(), len(tests)-1)
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -19,11 +20,10 @@ var benchNotification = pushd.Notification{
 // a time. Its allocations include the fake server's and the HTTP/2 stack's;
 // BenchmarkSendClientOnly isolates the client's own.
 func BenchmarkSend(b *testing.B) {
-	f := newFakeAPNs(b)
-	f.noRecord = true
-	c := newTestClient(b, f, nil)
+	s := newSim(b, pushsim.Options{NoDeliveryLog: true})
+	c := newTestClient(b, s, nil)
 	n := benchNotification
-	n.Expiration = f.clock.Now().Add(time.Hour)
+	n.Expiration = s.clock.Now().Add(time.Hour)
 	p := mustPrepare(b, c, n)
 	tok := deviceToken(42)
 	ctx := context.Background()
@@ -40,11 +40,10 @@ func BenchmarkSend(b *testing.B) {
 // BenchmarkSendParallel is BenchmarkSend with concurrent senders sharing the
 // client's connections, as a campaign run does.
 func BenchmarkSendParallel(b *testing.B) {
-	f := newFakeAPNs(b)
-	f.noRecord = true
-	c := newTestClient(b, f, nil)
+	s := newSim(b, pushsim.Options{NoDeliveryLog: true})
+	c := newTestClient(b, s, nil)
 	n := benchNotification
-	n.Expiration = f.clock.Now().Add(time.Hour)
+	n.Expiration = s.clock.Now().Add(time.Hour)
 	p := mustPrepare(b, c, n)
 	tok := deviceToken(42)
 	mustSend(b, c, p, tok)
@@ -65,10 +64,10 @@ func BenchmarkSendParallel(b *testing.B) {
 // BenchmarkSendClientOnly measures the client's own cost per send, as a
 // campaign sends (SendAsync), over a transport that answers 200 at once.
 func BenchmarkSendClientOnly(b *testing.B) {
-	f := newFakeAPNs(b)
-	c := newTestClient(b, f, func(o *Options) { o.Transport = newAnswerTransport() })
+	s := newSim(b, pushsim.Options{NoDeliveryLog: true})
+	c := newTestClient(b, s, func(o *Options) { o.Transport = newAnswerTransport() })
 	n := benchNotification
-	n.Expiration = f.clock.Now().Add(time.Hour)
+	n.Expiration = s.clock.Now().Add(time.Hour)
 	p := mustPrepare(b, c, n)
 	tok := deviceToken(42)
 	ctx := context.Background()

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -144,8 +145,8 @@ func payloadOfSize(t *testing.T, n int) pushd.Notification {
 
 func TestPayloadLimit(t *testing.T) {
 	t.Parallel()
-	f := newFakeAPNs(t)
-	c := newTestClient(t, f, nil)
+	s := newSim(t, pushsim.Options{})
+	c := newTestClient(t, s, nil)
 
 	p, err := c.Prepare(payloadOfSize(t, 4096))
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -19,8 +20,8 @@ import (
 //
 // "client" answers in memory, so it shows the client's own cost per send
 // (rendering, request, auth, response mapping); "h2" goes through the real
-// connection pool and TLS HTTP/2 to the strict fake on loopback, from
-// parallel senders, and includes the server's cost on the same machine.
+// connection pool and TLS HTTP/2 to pushsim on loopback, from
+// parallel senders, and includes pushsim's cost on the same machine.
 func BenchmarkSend(b *testing.B) {
 	badge := 1
 	n := pushd.Notification{
@@ -31,8 +32,8 @@ func BenchmarkSend(b *testing.B) {
 
 	b.Run("client", func(b *testing.B) {
 		c, err := New(Options{
-			ProjectID:          fakeProject,
-			ServiceAccountJSON: keyFile(b, "https://oauth2.example/token"),
+			ProjectID:          testProject,
+			ServiceAccountJSON: serviceAccount(b, "https://oauth2.example/token"),
 			Transport:          &memTransport{},
 		})
 		if err != nil {
@@ -56,9 +57,8 @@ func BenchmarkSend(b *testing.B) {
 	})
 
 	b.Run("h2", func(b *testing.B) {
-		f := newFake(b)
-		opts := f.options()
-		c := f.client(opts)
+		s := newSim(b, pushsim.Options{NoDeliveryLog: true})
+		c := s.client(s.options())
 		p, err := c.Prepare(n)
 		if err != nil {
 			b.Fatal(err)

@@ -11,13 +11,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/providers"
 )
 
 // FuzzPrepare checks that whatever a campaign holds, Prepare either refuses it
-// or renders a message the strict fake accepts: valid JSON of the v1 shape,
-// string-only data, within the 4096-byte limit, and saying what was asked.
-// Seeds are in testdata/fuzz/FuzzPrepare.
+// or renders a message pushsim's messages:send accepts (valid JSON of the v1
+// shape, string-only data, within the 4096-byte limit) that says what was
+// asked, without empty objects. Seeds are in testdata/fuzz/FuzzPrepare.
 func FuzzPrepare(f *testing.F) {
 	f.Add("Hello", "World", "k", []byte(`"v"`), "n", []byte(`1.50`), "", "default", -1, false)
 	clients := [2]*Client{offlineClient(f, false), offlineClient(f, true)}
@@ -49,20 +50,35 @@ func FuzzPrepare(f *testing.F) {
 		if !json.Valid(out) {
 			t.Fatalf("invalid JSON: %s", out)
 		}
-		var req fakeRequest
-		if err := strictDecode(out, &req); err != nil {
-			t.Fatalf("not a v1 request with string-only data: %v\n%s", err, out)
-		}
-		if problem := checkMessage(out, &req); problem != "" {
-			t.Fatalf("%s\n%s", problem, out)
+		if err := pushsim.ValidateFCMRequest(out, deadline.Add(-time.Hour)); err != nil {
+			t.Fatalf("pushsim refuses it: %v\n%s", err, out)
 		}
 		if got := measuredSize(t, out); got != p.PayloadSize() {
 			t.Errorf("PayloadSize %d, but notification+data measure %d", p.PayloadSize(), got)
+		}
+		var req struct {
+			ValidateOnly *bool       `json:"validate_only"`
+			Message      sentMessage `json:"message"`
+		}
+		if err := json.Unmarshal(out, &req); err != nil {
+			t.Fatal(err)
 		}
 		if (req.ValidateOnly != nil && *req.ValidateOnly) != validateOnly {
 			t.Errorf("validate_only = %v, want %v", req.ValidateOnly, validateOnly)
 		}
 		m := req.Message
+		// What FCM would accept but pushd never means to send.
+		switch {
+		case m.Notification == nil || m.Notification.Title == "" && m.Notification.Body == "":
+			t.Fatalf("notification without title or body\n%s", out)
+		case m.Data != nil && len(m.Data) == 0:
+			t.Fatalf("empty data object; omit it\n%s", out)
+		case m.Android == nil || m.Android.Notification != nil && string(*m.Android.Notification) == "{}":
+			t.Fatalf("no android config, or an empty android.notification\n%s", out)
+		case m.APNs != nil && m.APNs.Payload != nil && (m.APNs.Payload.APS == nil ||
+			m.APNs.Payload.APS.Badge == nil && m.APNs.Payload.APS.Sound == "" && m.APNs.Payload.APS.Alert == nil):
+			t.Fatalf("empty apns.payload; omit it\n%s", out)
+		}
 		if m.Token != deviceToken || m.Android.TTL != "3600s" {
 			t.Errorf("token %q ttl %q", m.Token, m.Android.TTL)
 		}

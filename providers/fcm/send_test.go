@@ -2,7 +2,11 @@ package fcm
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/providers"
 )
 
@@ -34,8 +39,8 @@ func prepare(t testing.TB, c *Client, n pushd.Notification) providers.Prepared {
 
 func TestSendDelivered(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	c := f.client(f.options())
+	s := newSim(t, pushsim.Options{})
+	c := s.client(s.options())
 	badge := 3
 	p := prepare(t, c, pushd.Notification{
 		Title: "Sale", Body: "50% off", Badge: &badge, Sound: "default", CollapseID: "sale-42",
@@ -46,15 +51,17 @@ func TestSendDelivered(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	want := providers.Result{Outcome: providers.Delivered, Status: 200, ID: "projects/demo-project/messages/0:1%31bd1c9631bd1c96"}
-	if res != want {
-		t.Fatalf("Send = %+v, want %+v", res, want)
+	if res.Outcome != providers.Delivered || res.Status != 200 || !strings.HasPrefix(res.ID, "projects/"+testProject+"/messages/") {
+		t.Fatalf("Send = %+v, want delivered with the message name", res)
 	}
-	m := f.lastRequest().Message
+	m, d := s.message(t, deviceToken)
+	if d.AndroidTag != "sale-42" || d.CollapseID != "sale-42" {
+		t.Errorf("android tag %q, apns-collapse-id %q; want sale-42", d.AndroidTag, d.CollapseID)
+	}
 	if m.Token != deviceToken || m.Notification.Title != "Sale" || m.Data["campaign"] != "17" || m.Data["deep_link"] != "app://sale" {
 		t.Errorf("server saw %+v", m)
 	}
-	if m.Android.Notification.Tag != "sale-42" || m.APNs.Headers["apns-collapse-id"] != "sale-42" || *m.APNs.Payload.Aps.Badge != 3 {
+	if m.APNs.Payload.APS.Badge == nil || *m.APNs.Payload.APS.Badge != 3 {
 		t.Errorf("server saw android %+v apns %+v", m.Android, m.APNs)
 	}
 	if got := c.TokenRefreshes(); got != 1 {
@@ -76,115 +83,115 @@ func TestSendOutcomes(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		answer canned
+		answer pushsim.Answer
 		want   providers.Result
 	}{
 		{
 			name:   "UNREGISTERED",
-			answer: canned{status: 404, body: googleError(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED")},
+			answer: pushsim.Answer{Status: 404, Body: googleError(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED")},
 			want:   providers.Result{Outcome: providers.TokenInvalid, Status: 404, Reason: "UNREGISTERED", Detail: "Requested entity was not found."},
 		},
 		{
 			name:   "SENDER_ID_MISMATCH",
-			answer: canned{status: 403, body: googleError(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH")},
+			answer: pushsim.Answer{Status: 403, Body: googleError(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH")},
 			want:   providers.Result{Outcome: providers.TokenInvalid, Status: 403, Reason: "SENDER_ID_MISMATCH", Detail: "SenderId mismatch"},
 		},
 		{
 			name:   "INVALID_ARGUMENT bad token",
-			answer: canned{status: 400, body: googleError(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token", "INVALID_ARGUMENT")},
+			answer: pushsim.Answer{Status: 400, Body: googleError(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token", "INVALID_ARGUMENT")},
 			want:   providers.Result{Outcome: providers.TokenInvalid, Status: 400, Reason: "INVALID_ARGUMENT", Detail: "The registration token is not a valid FCM registration token"},
 		},
 		{
 			name: "INVALID_ARGUMENT token field violation",
-			answer: canned{status: 400, body: `{"error":{"code":400,"message":"Invalid value","status":"INVALID_ARGUMENT","details":[` +
+			answer: pushsim.Answer{Status: 400, Body: `{"error":{"code":400,"message":"Invalid value","status":"INVALID_ARGUMENT","details":[` +
 				`{"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"field":"message.token","description":"Invalid registration token"}]}]}}`},
 			want: providers.Result{Outcome: providers.TokenInvalid, Status: 400, Reason: "INVALID_ARGUMENT", Detail: "Invalid value"},
 		},
 		{
 			name:   "INVALID_ARGUMENT message",
-			answer: canned{status: 400, body: googleError(400, "INVALID_ARGUMENT", "Invalid value at 'message.android.ttl' (type.googleapis.com/google.protobuf.Duration), Field 'ttl', Illegal duration format", "INVALID_ARGUMENT")},
+			answer: pushsim.Answer{Status: 400, Body: googleError(400, "INVALID_ARGUMENT", "Invalid value at 'message.android.ttl' (type.googleapis.com/google.protobuf.Duration), Field 'ttl', Illegal duration format", "INVALID_ARGUMENT")},
 			want:   providers.Result{Outcome: providers.Rejected, Status: 400, Reason: "INVALID_ARGUMENT", Detail: "Invalid value at 'message.android.ttl' (type.googleapis.com/google.protobuf.Duration), Field 'ttl', Illegal duration format"},
 		},
 		{
 			name:   "THIRD_PARTY_AUTH_ERROR",
-			answer: canned{status: 401, body: googleError(401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service", "THIRD_PARTY_AUTH_ERROR")},
+			answer: pushsim.Answer{Status: 401, Body: googleError(401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service", "THIRD_PARTY_AUTH_ERROR")},
 			want:   providers.Result{Outcome: providers.CredentialFailure, Status: 401, Reason: "THIRD_PARTY_AUTH_ERROR", Detail: "Auth error from APNS or Web Push Service", Hint: hintAPNsKey},
 		},
 		{
 			name:   "PERMISSION_DENIED",
-			answer: canned{status: 403, body: googleError(403, "PERMISSION_DENIED", "Permission 'cloudmessaging.messages.create' denied on resource '//cloudresourcemanager.googleapis.com/projects/demo-project' (or it may not exist).", "")},
+			answer: pushsim.Answer{Status: 403, Body: googleError(403, "PERMISSION_DENIED", "Permission 'cloudmessaging.messages.create' denied on resource '//cloudresourcemanager.googleapis.com/projects/demo-project' (or it may not exist).", "")},
 			want:   providers.Result{Outcome: providers.CredentialFailure, Status: 403, Reason: "PERMISSION_DENIED", Detail: "Permission 'cloudmessaging.messages.create' denied on resource '//cloudresourcemanager.googleapis.com/projects/demo-project' (or it may not exist).", Hint: hintProject},
 		},
 		{
 			name:   "NOT_FOUND project",
-			answer: canned{status: 404, body: googleError(404, "NOT_FOUND", "Requested entity was not found.", "")},
+			answer: pushsim.Answer{Status: 404, Body: googleError(404, "NOT_FOUND", "Requested entity was not found.", "")},
 			want:   providers.Result{Outcome: providers.CredentialFailure, Status: 404, Reason: "NOT_FOUND", Detail: "Requested entity was not found.", Hint: hintProject},
 		},
 		{
 			name:   "QUOTA_EXCEEDED Retry-After seconds",
-			answer: canned{status: 429, header: hdr("Retry-After", "30"), body: googleError(429, "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric 'Send messages'", "QUOTA_EXCEEDED")},
+			answer: pushsim.Answer{Status: 429, Header: hdr("Retry-After", "30"), Body: googleError(429, "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric 'Send messages'", "QUOTA_EXCEEDED")},
 			want:   providers.Result{Outcome: providers.Retryable, Status: 429, Reason: "QUOTA_EXCEEDED", Detail: "Quota exceeded for quota metric 'Send messages'", RetryAfter: 30 * time.Second},
 		},
 		{
 			name:   "QUOTA_EXCEEDED Retry-After date",
-			answer: canned{status: 429, header: hdr("Retry-After", now.Add(2*time.Minute).Format(http.TimeFormat)), body: googleError(429, "RESOURCE_EXHAUSTED", "Quota exceeded", "QUOTA_EXCEEDED")},
+			answer: pushsim.Answer{Status: 429, Header: hdr("Retry-After", now.Add(2*time.Minute).Format(http.TimeFormat)), Body: googleError(429, "RESOURCE_EXHAUSTED", "Quota exceeded", "QUOTA_EXCEEDED")},
 			want:   providers.Result{Outcome: providers.Retryable, Status: 429, Reason: "QUOTA_EXCEEDED", Detail: "Quota exceeded", RetryAfter: 2 * time.Minute},
 		},
 		{
 			name:   "429 without details or Retry-After",
-			answer: canned{status: 429, body: googleError(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", "")},
+			answer: pushsim.Answer{Status: 429, Body: googleError(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", "")},
 			want:   providers.Result{Outcome: providers.Retryable, Status: 429, Reason: "RESOURCE_EXHAUSTED", Detail: "Resource has been exhausted (e.g. check quota).", RetryAfter: time.Minute},
 		},
 		{
 			name:   "429 with an empty body",
-			answer: canned{status: 429},
+			answer: pushsim.Answer{Status: 429},
 			want:   providers.Result{Outcome: providers.Retryable, Status: 429, Reason: "QUOTA_EXCEEDED", RetryAfter: time.Minute},
 		},
 		{
 			name:   "UNAVAILABLE Retry-After",
-			answer: canned{status: 503, header: hdr("Retry-After", "10"), body: googleError(503, "UNAVAILABLE", "The service is currently unavailable.", "UNAVAILABLE")},
+			answer: pushsim.Answer{Status: 503, Header: hdr("Retry-After", "10"), Body: googleError(503, "UNAVAILABLE", "The service is currently unavailable.", "UNAVAILABLE")},
 			want:   providers.Result{Outcome: providers.Retryable, Status: 503, Reason: "UNAVAILABLE", Detail: "The service is currently unavailable.", RetryAfter: 10 * time.Second},
 		},
 		{
 			name:   "UNAVAILABLE without Retry-After",
-			answer: canned{status: 503, body: googleError(503, "UNAVAILABLE", "The service is currently unavailable.", "")},
+			answer: pushsim.Answer{Status: 503, Body: googleError(503, "UNAVAILABLE", "The service is currently unavailable.", "")},
 			want:   providers.Result{Outcome: providers.Retryable, Status: 503, Reason: "UNAVAILABLE", Detail: "The service is currently unavailable."},
 		},
 		{
 			name:   "INTERNAL",
-			answer: canned{status: 500, body: googleError(500, "INTERNAL", "Internal error encountered.", "INTERNAL")},
+			answer: pushsim.Answer{Status: 500, Body: googleError(500, "INTERNAL", "Internal error encountered.", "INTERNAL")},
 			want:   providers.Result{Outcome: providers.Retryable, Status: 500, Reason: "INTERNAL", Detail: "Internal error encountered."},
 		},
 		{
 			name:   "UNSPECIFIED_ERROR on 500",
-			answer: canned{status: 500, body: googleError(500, "UNKNOWN", "Unknown error", "UNSPECIFIED_ERROR")},
+			answer: pushsim.Answer{Status: 500, Body: googleError(500, "UNKNOWN", "Unknown error", "UNSPECIFIED_ERROR")},
 			want:   providers.Result{Outcome: providers.Retryable, Status: 500, Reason: "UNSPECIFIED_ERROR", Detail: "Unknown error"},
 		},
 		{
 			name:   "UNSPECIFIED_ERROR on 400",
-			answer: canned{status: 400, body: googleError(400, "FAILED_PRECONDITION", "Unknown error", "UNSPECIFIED_ERROR")},
+			answer: pushsim.Answer{Status: 400, Body: googleError(400, "FAILED_PRECONDITION", "Unknown error", "UNSPECIFIED_ERROR")},
 			want:   providers.Result{Outcome: providers.Rejected, Status: 400, Reason: "UNSPECIFIED_ERROR", Detail: "Unknown error"},
 		},
 		{
 			name:   "502 from a proxy, HTML",
-			answer: canned{status: 502, header: hdr("Content-Type", "text/html"), body: "<html><body>Bad Gateway</body></html>"},
+			answer: pushsim.Answer{Status: 502, Header: hdr("Content-Type", "text/html"), Body: "<html><body>Bad Gateway</body></html>"},
 			want:   providers.Result{Outcome: providers.Retryable, Status: 502, Reason: "HTTP_502"},
 		},
 		{
 			name:   "413",
-			answer: canned{status: 413, body: googleError(413, "FAILED_PRECONDITION", "Request payload size exceeds the limit", "")},
+			answer: pushsim.Answer{Status: 413, Body: googleError(413, "FAILED_PRECONDITION", "Request payload size exceeds the limit", "")},
 			want:   providers.Result{Outcome: providers.Rejected, Status: 413, Reason: "FAILED_PRECONDITION", Detail: "Request payload size exceeds the limit"},
 		},
 	}
-	f := newFake(t)
-	opts := f.options()
+	s := newSim(t, pushsim.Options{})
+	opts := s.options()
 	opts.Now = func() time.Time { return now }
-	c := f.client(opts)
+	c := s.client(opts)
 	p := prepare(t, c, hello())
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			token := deviceToken[:100] + strings.Repeat("x", i+1)
-			f.answer(token, tt.answer)
+			s.Script(pushsim.ProviderFCM, token, tt.answer)
 			res, err := c.Send(background(t), p, token)
 			if err != nil {
 				t.Fatalf("Send: %v", err)
@@ -203,8 +210,8 @@ func TestSendOutcomes(t *testing.T) {
 
 func TestTokenIsCached(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	c := f.client(f.options())
+	s := newSim(t, pushsim.Options{})
+	c := s.client(s.options())
 	p := prepare(t, c, hello())
 
 	// Concurrent first sends fetch one token between them.
@@ -221,15 +228,15 @@ func TestTokenIsCached(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got, fetched := c.TokenRefreshes(), f.tokenReqs.Load(); got != 1 || fetched != 1 {
+	if got, fetched := c.TokenRefreshes(), s.Stats().OAuth.TokenRequests; got != 1 || fetched != 1 {
 		t.Errorf("200 sends: TokenRefreshes = %d, token requests = %d; want 1 and 1", got, fetched)
 	}
 }
 
 func TestUnauthenticatedRefreshesOnce(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	c := f.client(f.options())
+	s := newSim(t, pushsim.Options{})
+	c := s.client(s.options())
 	p := prepare(t, c, hello())
 	if res, err := c.Send(background(t), p, deviceToken); err != nil || res.Outcome != providers.Delivered {
 		t.Fatalf("Send = %+v, %v", res, err)
@@ -237,7 +244,8 @@ func TestUnauthenticatedRefreshesOnce(t *testing.T) {
 
 	// Google stops accepting the token before its expiry: every sender
 	// that holds it gets a 401, and between them they fetch one new token.
-	f.revokeAll()
+	s.expect("UNAUTHENTICATED")
+	s.RevokeAccessTokens()
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {
@@ -255,12 +263,10 @@ func TestUnauthenticatedRefreshesOnce(t *testing.T) {
 
 func TestUnauthenticatedTwiceIsCredentialFailure(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	c := f.client(f.options())
+	s := newSim(t, pushsim.Options{Faults: pushsim.Faults{RejectAccessTokens: true}})
+	s.expect("UNAUTHENTICATED")
+	c := s.client(s.options())
 	p := prepare(t, c, hello())
-	f.mu.Lock()
-	f.rejectBearer = true
-	f.mu.Unlock()
 
 	res, err := c.Send(background(t), p, deviceToken)
 	if err != nil {
@@ -269,16 +275,20 @@ func TestUnauthenticatedTwiceIsCredentialFailure(t *testing.T) {
 	if res.Outcome != providers.CredentialFailure || res.Status != 401 || res.Reason != "UNAUTHENTICATED" || res.Hint != hintAccessToken {
 		t.Errorf("Send = %+v, want a 401 CredentialFailure with a hint", res)
 	}
-	if got, sends := c.TokenRefreshes(), f.sendReqs.Load(); got != 2 || sends != 2 {
+	if got, sends := c.TokenRefreshes(), s.Stats().FCM.Requests; got != 2 || sends != 2 {
 		t.Errorf("TokenRefreshes = %d, sends = %d; want 2 and 2 (one refresh, one retry)", got, sends)
 	}
 }
 
 func TestInvalidGrant(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	f.tokenAnswer = &canned{status: 400, body: `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`}
-	c := f.client(f.options())
+	s := newSim(t, pushsim.Options{})
+	s.expect("token")
+	// The key file names the right key id but holds another key, so the
+	// assertion's signature does not verify.
+	opts := s.options()
+	opts.ServiceAccountJSON = withOtherKey(t, opts.ServiceAccountJSON)
+	c := s.client(opts)
 
 	res, err := c.Send(background(t), prepare(t, c, hello()), deviceToken)
 	if err != nil {
@@ -288,7 +298,7 @@ func TestInvalidGrant(t *testing.T) {
 	if res != want {
 		t.Errorf("Send = %+v, want %+v", res, want)
 	}
-	if n := f.sendReqs.Load(); n != 0 {
+	if n := s.Stats().FCM.Requests; n != 0 {
 		t.Errorf("%d sends without a token", n)
 	}
 	if got := c.TokenRefreshes(); got != 0 {
@@ -300,9 +310,9 @@ func TestTokenEndpointTrouble(t *testing.T) {
 	t.Parallel()
 	t.Run("5xx is an error", func(t *testing.T) {
 		t.Parallel()
-		f := newFake(t)
-		f.tokenAnswer = &canned{status: 503, body: `{"error":"backend_error"}`}
-		c := f.client(f.options())
+		s := newSim(t, pushsim.Options{Faults: pushsim.Faults{TokenEndpointUnavailable: true}})
+		s.expect("token")
+		c := s.client(s.options())
 		res, err := c.Send(background(t), prepare(t, c, hello()), deviceToken)
 		if err == nil {
 			t.Fatalf("Send = %+v, want an error to retry", res)
@@ -310,15 +320,15 @@ func TestTokenEndpointTrouble(t *testing.T) {
 	})
 	t.Run("unreachable is an error", func(t *testing.T) {
 		t.Parallel()
-		f := newFake(t)
-		opts := f.options()
-		opts.ServiceAccountJSON = f.serviceAccount("https://" + closedAddr(t) + "/token")
-		c := f.client(opts)
+		s := newSim(t, pushsim.Options{})
+		opts := s.options()
+		opts.ServiceAccountJSON = serviceAccount(t, "https://"+closedAddr(t)+"/token")
+		c := s.client(opts)
 		res, err := c.Send(background(t), prepare(t, c, hello()), deviceToken)
 		if err == nil {
 			t.Fatalf("Send = %+v, want an error to retry", res)
 		}
-		if f.sendReqs.Load() != 0 {
+		if s.Stats().FCM.Requests != 0 {
 			t.Error("sent without a token")
 		}
 	})
@@ -326,10 +336,10 @@ func TestTokenEndpointTrouble(t *testing.T) {
 
 func TestFCMUnreachable(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	opts := f.options()
+	s := newSim(t, pushsim.Options{})
+	opts := s.options()
 	opts.Endpoint = "https://" + closedAddr(t)
-	c := f.client(opts)
+	c := s.client(opts)
 	res, err := c.Send(background(t), prepare(t, c, hello()), deviceToken)
 	if err == nil {
 		t.Fatalf("Send = %+v, want an error", res)
@@ -349,10 +359,10 @@ func closedAddr(t testing.TB) string {
 
 func TestTimeoutAndCancel(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	opts := f.options()
+	s := newSim(t, pushsim.Options{SlowDelay: time.Minute})
+	opts := s.options()
 	opts.RequestTimeout = 500 * time.Millisecond
-	c := f.client(opts)
+	c := s.client(opts)
 	p := prepare(t, c, hello())
 	// Warm the token and the connections; on a loaded machine the first
 	// handshakes may take longer than the timeout.
@@ -365,12 +375,11 @@ func TestTimeoutAndCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f.mu.Lock()
-	f.hold = true
-	f.mu.Unlock()
 
+	// pushsim answers a slow token only after SlowDelay, a minute.
+	slow := pushsim.PrefixSlow + deviceToken[4:]
 	start := time.Now()
-	res, err := c.Send(background(t), p, deviceToken)
+	res, err := c.Send(background(t), p, slow)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("held send = %+v, %v; want DeadlineExceeded", res, err)
 	}
@@ -378,13 +387,14 @@ func TestTimeoutAndCancel(t *testing.T) {
 		t.Errorf("RequestTimeout 500ms took %v", d)
 	}
 
-	<-f.held // the timed-out send
+	// Cancel once the send has reached pushsim.
+	sent := s.Stats().FCM.Requests
 	ctx, cancel := context.WithCancel(background(t))
 	go func() {
-		<-f.held
+		waitFor(t, "the send to reach pushsim", func() bool { return s.Stats().FCM.Requests > sent })
 		cancel()
 	}()
-	res, err = c.Send(ctx, p, deviceToken)
+	res, err = c.Send(ctx, p, slow)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled send = %+v, %v; want Canceled", res, err)
 	}
@@ -392,11 +402,11 @@ func TestTimeoutAndCancel(t *testing.T) {
 
 func TestSendTTLAtSendTime(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
+	s := newSim(t, pushsim.Options{})
 	clock := newClock(time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC))
-	opts := f.options()
+	opts := s.options()
 	opts.Now = clock.Now
-	c := f.client(opts)
+	c := s.client(opts)
 	deadline := clock.Now().Add(90*time.Second + 700*time.Millisecond)
 	p := prepare(t, c, pushd.Notification{Title: "Flash sale", Expiration: deadline})
 
@@ -415,7 +425,7 @@ func TestSendTTLAtSendTime(t *testing.T) {
 		if err != nil || res.Outcome != providers.Delivered {
 			t.Fatalf("Send = %+v, %v", res, err)
 		}
-		m := f.lastRequest().Message
+		m, _ := s.message(t, deviceToken)
 		if m.Android.TTL != tc.ttl {
 			t.Errorf("android.ttl = %q, want %q", m.Android.TTL, tc.ttl)
 		}
@@ -423,43 +433,43 @@ func TestSendTTLAtSendTime(t *testing.T) {
 			t.Errorf("apns-expiration = %q, want the absolute deadline 1903867290", got)
 		}
 	}
-	if n := f.sendReqs.Load(); n != 2 {
+	if n := s.Stats().FCM.Requests; n != 2 {
 		t.Errorf("%d sends reached FCM, want 2: nothing after the deadline", n)
 	}
 }
 
 func TestExpiredSendsNothing(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	c := f.client(f.options())
+	s := newSim(t, pushsim.Options{})
+	c := s.client(s.options())
 	p := prepare(t, c, pushd.Notification{Title: "Too late", Expiration: time.Now().Add(-time.Second)})
 	res, err := c.Send(background(t), p, deviceToken)
 	if !errors.Is(err, providers.ErrExpired) || res != (providers.Result{}) {
 		t.Fatalf("Send = %+v, %v; want ErrExpired", res, err)
 	}
-	if f.tokenReqs.Load()+f.sendReqs.Load() != 0 {
+	if st := s.Stats(); st.OAuth.TokenRequests+st.FCM.Requests != 0 {
 		t.Error("an expired notification made requests")
 	}
 }
 
 func TestValidateOnlyOverTheWire(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	opts := f.options()
+	s := newSim(t, pushsim.Options{})
+	opts := s.options()
 	opts.ValidateOnly = true
-	c := f.client(opts)
-	if _, err := c.Send(background(t), prepare(t, c, hello()), deviceToken); err != nil {
-		t.Fatal(err)
+	c := s.client(opts)
+	if res, err := c.Send(background(t), prepare(t, c, hello()), deviceToken); err != nil || res.Outcome != providers.Delivered {
+		t.Fatalf("Send = %+v, %v", res, err)
 	}
-	if v := f.lastRequest().ValidateOnly; v == nil || !*v {
-		t.Errorf("validate_only = %v, want true; body %s", v, f.lastBody())
+	if st := s.Stats().FCM; st.ValidatedOnly != 1 || st.Delivered != 0 {
+		t.Errorf("pushsim validated %d and delivered %d messages; want validate_only: 1 and 0", st.ValidatedOnly, st.Delivered)
 	}
 }
 
 func TestSendMalformedToken(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	c := f.client(f.options())
+	s := newSim(t, pushsim.Options{})
+	c := s.client(s.options())
 	p := prepare(t, c, hello())
 	for _, tok := range []string{"", `abc"}`, "tok en", strings.Repeat("a", 4097)} {
 		res, err := c.Send(background(t), p, tok)
@@ -467,15 +477,15 @@ func TestSendMalformedToken(t *testing.T) {
 			t.Errorf("Send(%.20q) = %+v, %v; want TokenInvalid MALFORMED_TOKEN", tok, res, err)
 		}
 	}
-	if f.tokenReqs.Load()+f.sendReqs.Load() != 0 {
+	if st := s.Stats(); st.OAuth.TokenRequests+st.FCM.Requests != 0 {
 		t.Error("a malformed token made requests")
 	}
 }
 
 func TestSendForeignPrepared(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	a, b := f.client(f.options()), f.client(f.options())
+	s := newSim(t, pushsim.Options{})
+	a, b := s.client(s.options()), s.client(s.options())
 	if _, err := a.Send(background(t), prepare(t, b, hello()), deviceToken); err == nil {
 		t.Error("Send accepted another client's Prepared")
 	}
@@ -483,8 +493,8 @@ func TestSendForeignPrepared(t *testing.T) {
 
 func TestCloseTwice(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	c := f.client(f.options())
+	s := newSim(t, pushsim.Options{})
+	c := s.client(s.options())
 	p := prepare(t, c, hello())
 	c.Close()
 	c.Close()
@@ -495,8 +505,8 @@ func TestCloseTwice(t *testing.T) {
 
 func TestNewRejectsBadOptions(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	key := f.serviceAccount(f.tokenURL())
+	s := newSim(t, pushsim.Options{})
+	key := serviceAccount(t, s.Files().TokenURI)
 	var sa map[string]string
 	if err := json.Unmarshal(key, &sa); err != nil {
 		t.Fatal(err)
@@ -529,7 +539,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := f.options()
+			opts := s.options()
 			tt.change(&opts)
 			c, err := New(opts)
 			if err == nil {
@@ -547,11 +557,11 @@ func TestNewRejectsBadOptions(t *testing.T) {
 // off by GOAWAY: GetBody yields the same bytes as Body, however often.
 func TestRequestBodyReplays(t *testing.T) {
 	t.Parallel()
-	f := newFake(t)
-	c := f.client(f.options())
+	s := newSim(t, pushsim.Options{})
+	c := s.client(s.options())
 	body := []byte(`{"message":{"token":"x"}}`)
 	req := c.newRequest(context.Background(), body, &credential{header: requestHeader("t")})
-	if req.URL.String() != f.srv.URL+"/v1/projects/demo-project/messages:send" {
+	if req.URL.String() != s.URL()+"/v1/projects/"+testProject+"/messages:send" {
 		t.Errorf("URL = %s", req.URL)
 	}
 	if req.ContentLength != int64(len(body)) || req.Header.Get("Authorization") != "Bearer t" {
@@ -577,4 +587,27 @@ func TestRequestBodyReplays(t *testing.T) {
 			t.Errorf("GetBody = %q", got)
 		}
 	}
+}
+
+// withOtherKey returns the key file with its private key replaced.
+func withOtherKey(t *testing.T, keyJSON []byte) []byte {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sa map[string]any
+	if err := json.Unmarshal(keyJSON, &sa); err != nil {
+		t.Fatal(err)
+	}
+	sa["private_key"] = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	b, err := json.Marshal(sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
