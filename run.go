@@ -104,3 +104,10 @@ type ReasonCount struct {
 	Reason string
 	Count  int64
 }
+
+// Purged is what one pass of ledger retention deleted.
+type Purged struct {
+	Runs       int   // runs whose ledger rows were deleted
+	Deliveries int64 // pushd_deliveries rows
+	Batches    int64 // pushd_batches rows
+}

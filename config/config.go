@@ -72,6 +72,11 @@ type Server struct {
 	// InstanceID names this process in leases and logs (instance_id),
 	// default "<hostname>:<pid>".
 	InstanceID string
+	// LedgerRetention is how long the per-user ledger rows of a finished
+	// run are kept (ledger_retention), default 90 days, 1 day to 10 years;
+	// 0 keeps them for ever. Written with d for days, e.g. "90d", or as a
+	// duration, e.g. "2160h".
+	LedgerRetention time.Duration
 }
 
 // SSL is the [SSL] section: trust for the connections to APNs and FCM.

@@ -31,6 +31,7 @@ func TestDefaults(t *testing.T) {
 		LogFormat:       "auto",
 		LogLevel:        slog.LevelInfo,
 		InstanceID:      fmt.Sprintf("%s:%d", host, os.Getpid()),
+		LedgerRetention: 90 * 24 * time.Hour,
 	}
 	if cfg.Server != wantServer {
 		t.Errorf("Server = %+v\nwant     %+v", cfg.Server, wantServer)
@@ -99,6 +100,7 @@ func TestSettings(t *testing.T) {
 			"log_format = JSON",
 			"log_level = Debug",
 			"instance_id = push-1",
+			"ledger_retention = 30d",
 		}},
 		{"ssl", []string{"ca_file = ca.pem"}},
 		{"DATABASE", []string{
@@ -122,7 +124,7 @@ func TestSettings(t *testing.T) {
 	s := cfg.Server
 	if s.Listen != "" || s.PollInterval != 250*time.Millisecond || s.TimeZone.String() != berlin.String() ||
 		s.LeaseDuration != time.Minute || s.ShutdownTimeout != 10*time.Second || s.LogFormat != "json" ||
-		s.LogLevel != slog.LevelDebug || s.InstanceID != "push-1" {
+		s.LogLevel != slog.LevelDebug || s.InstanceID != "push-1" || s.LedgerRetention != 30*24*time.Hour {
 		t.Errorf("Server = %+v", s)
 	}
 	if cfg.SSL.CAFile != filepath.Join(dir, "ca.pem") || cfg.SSL.RootCAs == nil {
@@ -376,7 +378,7 @@ func TestExample(t *testing.T) {
 	}
 
 	keys := []string{
-		"listen", "poll_interval", "timezone", "lease_duration", "shutdown_timeout", "log_format", "log_level", "instance_id",
+		"listen", "poll_interval", "timezone", "lease_duration", "shutdown_timeout", "log_format", "log_level", "instance_id", "ledger_retention",
 		"ca_file",
 		"host", "port", "socket", "user", "password", "database", "tls", "tls_ca_file", "max_open_conns",
 		"push_type", "endpoint", "batch_size", "concurrency", "connections", "rate_limit", "default_expiry", "max_attempts",

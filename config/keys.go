@@ -48,7 +48,7 @@ func (k sectionKind) header() string {
 // The keys each section takes, in the order config.ini.example documents
 // them.
 var (
-	serverKeys   = []string{"listen", "poll_interval", "timezone", "lease_duration", "shutdown_timeout", "log_format", "log_level", "instance_id"}
+	serverKeys   = []string{"listen", "poll_interval", "timezone", "lease_duration", "shutdown_timeout", "log_format", "log_level", "instance_id", "ledger_retention"}
 	sslKeys      = []string{"ca_file"}
 	databaseKeys = []string{"host", "port", "socket", "user", "password", "database", "tls", "tls_ca_file", "max_open_conns"}
 	appKeys      = []string{"push_type", "endpoint", "batch_size", "concurrency", "connections", "rate_limit", "default_expiry", "max_attempts", "request_timeout"}

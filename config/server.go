@@ -19,7 +19,10 @@ const (
 	defaultPollInterval    = time.Second
 	defaultLeaseDuration   = 30 * time.Second
 	defaultShutdownTimeout = 30 * time.Second
+	defaultLedgerRetention = 90 * day
 )
+
+const day = 24 * time.Hour
 
 var logLevels = map[string]slog.Level{
 	"debug": slog.LevelDebug,
@@ -39,11 +42,52 @@ func (s *section) server() Server {
 		ShutdownTimeout: s.duration("shutdown_timeout", defaultShutdownTimeout, time.Second, 10*time.Minute),
 		LogFormat:       s.choice("log_format", "auto", []string{"auto", "text", "json"}, map[string]string{"logfmt": "text", "plain": "text", "console": "text"}),
 		InstanceID:      s.instanceID(),
+		LedgerRetention: s.retention("ledger_retention", defaultLedgerRetention, day, 3653*day),
 	}
 	level := s.choice("log_level", "info", []string{"debug", "info", "warn", "error"},
 		map[string]string{"warning": "warn", "err": "error", "trace": "debug", "notice": "info", "critical": "error", "fatal": "error"})
 	srv.LogLevel = logLevels[level]
 	return srv
+}
+
+// retention reads a period written in days ("90d") or as a duration
+// ("2160h"), between lo and hi, or 0 for for ever; default def.
+func (s *section) retention(key string, def, lo, hi time.Duration) time.Duration {
+	e, ok := s.present(key, formatDays(def))
+	if !ok {
+		return def
+	}
+	if e.value == "0" {
+		return 0
+	}
+	var d time.Duration
+	if n, found := strings.CutSuffix(e.value, "d"); found {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			s.fail(e, fmt.Errorf("must be a whole number of days such as %q, a duration such as \"2160h\", or 0 to keep everything", formatDays(def)))
+			return def
+		}
+		d = time.Duration(days) * day
+	} else {
+		var err error
+		if d, err = time.ParseDuration(e.value); err != nil {
+			s.fail(e, fmt.Errorf("must be a number of days such as %q, a duration such as \"2160h\", or 0 to keep everything", formatDays(def)))
+			return def
+		}
+	}
+	if d < lo || d > hi {
+		s.fail(e, fmt.Errorf("is out of range: must be between %s and %s, or 0 to keep everything", formatDays(lo), formatDays(hi)))
+		return def
+	}
+	return d
+}
+
+// formatDays writes a whole number of days as "90d", else as a duration.
+func formatDays(d time.Duration) string {
+	if d%day == 0 {
+		return strconv.Itoa(int(d/day)) + "d"
+	}
+	return formatDuration(d)
 }
 
 // listen reads the health and metrics listener address.

@@ -23,6 +23,7 @@ import (
 	"github.com/pushd/pushd/config"
 	"github.com/pushd/pushd/monitor"
 	"github.com/pushd/pushd/report"
+	"github.com/pushd/pushd/retention"
 	"github.com/pushd/pushd/scheduler"
 	"github.com/pushd/pushd/store"
 )
@@ -113,6 +114,7 @@ type service struct {
 	st      *store.Store
 	sched   *scheduler.Scheduler
 	apps    map[string]*campaign.App
+	purger  *retention.Purger
 	metrics *monitor.Metrics
 	health  *monitor.Health
 	http    *http.Server
@@ -166,6 +168,8 @@ func (d *service) start(ctx context.Context) error {
 		go d.serve(ln)
 	}
 	d.sched.Start(ctx)
+	d.purger = retention.New(st, retention.Options{Retention: d.cfg.Server.LedgerRetention, Logger: d.log})
+	d.purger.Start(ctx)
 	go d.statusLoop(ctx)
 	if watchdog > 0 {
 		go d.watchdogLoop(ctx, watchdog)
@@ -293,6 +297,7 @@ func (d *service) reload() {
 		}
 	}
 	slices.Sort(removed)
+	d.purger.SetRetention(cfg.Server.LedgerRetention)
 	d.health.ConfigRejected(nil)
 	d.metrics.Reloaded(true)
 	log.Info("config reloaded", "apps", len(apps), "changed", len(fresh), "removed", strings.Join(removed, ","))
@@ -311,6 +316,9 @@ func restartOnly(cur, next *config.Config) bool {
 
 func (d *service) close() {
 	close(d.stopped)
+	if d.purger != nil {
+		d.purger.Stop()
+	}
 	if d.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		d.http.Shutdown(ctx)
