@@ -41,8 +41,20 @@ type Campaign struct {
 	Status      Status
 	RunCount    int
 	NextRunAt   *time.Time
+	// CreatedAt and UpdatedAt are when the row was inserted and last
+	// changed, by staff or by pushd: when it arrived as it now reads.
+	CreatedAt, UpdatedAt time.Time
 	// CurrentRun is the latest run, nil before the first.
 	CurrentRun *RunState
+}
+
+// Arrived is when the row took its current form: the later of its
+// insertion and its last change.
+func (c *Campaign) Arrived() time.Time {
+	if c.UpdatedAt.After(c.CreatedAt) {
+		return c.UpdatedAt
+	}
+	return c.CreatedAt
 }
 
 // RunState is the part of a run the scheduler decides on.

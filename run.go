@@ -17,6 +17,9 @@ type Run struct {
 	Deadline     time.Time
 	BatchSize    int
 	MaxUserID    int64
+	// Reason is the run's status_reason when it was listed: why it was
+	// resumed, if there is something to say.
+	Reason string
 }
 
 // Recipient is one audience member of a batch.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -329,6 +330,10 @@ func (r *Runner) expire(ctx context.Context, drain <-chan struct{}) error {
 			reason := fmt.Sprintf("deadline reached: %d of %d users were not reached before expires_at (%s); %d were sent",
 				counts.Expired, max(counts.Targeted, counts.Outcomes()),
 				r.run.Deadline.Format(time.DateTime), counts.Sent)
+			if r.run.Reason != "" {
+				// Why the run came back after its deadline, e.g. a pause.
+				reason = r.run.Reason + ": " + strings.TrimPrefix(reason, "deadline reached: ")
+			}
 			_, err = r.store.FinishRun(ctx, r.run.ID, pushd.Expired, reason, r.o.Clock())
 			if err == nil {
 				r.log.Info("run expired", "expired", counts.Expired, "sent", counts.Sent)

@@ -10,24 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
 )
-
-// Schedule is a recurrence: the next activation strictly after t, or the
-// zero time for none. A robfig/cron schedule is one.
-type Schedule interface {
-	Next(t time.Time) time.Time
-}
-
-// ParseCron parses a campaign's cron column: five fields (minute hour
-// day-of-month month day-of-week) or a descriptor such as @daily, evaluated
-// in the configured time zone.
-func ParseCron(spec string) (Schedule, error) {
-	return cron.ParseStandard(spec)
-}
 
 // maxBatchSize bounds campaigns.batch_size; larger batches only hold more
 // memory and longer transactions.
@@ -51,16 +36,22 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 	if strings.TrimSpace(c.Cron) != "" {
 		var err error
 		if sched, err = ParseCron(c.Cron); err != nil {
-			return fail("cron %q is not valid: %v (example: \"0 9 * * MON\" for Mondays at 09:00)", c.Cron, err)
+			return fail("%v", err)
 		}
 	}
 	if c.CurrentRun != nil && !c.CurrentRun.Status.Finished() {
 		// Staff set a paused or failed campaign back to scheduled. The run
-		// expires by itself if its deadline has passed meanwhile.
-		return pushd.Decision{Action: pushd.Resume, NextRunAt: following(sched, c, c.CurrentRun.ScheduledFor)}
+		// expires by itself if its deadline has passed meanwhile, and says
+		// why.
+		d := pushd.Decision{Action: pushd.Resume, NextRunAt: following(sched, c, c.CurrentRun.ScheduledFor)}
+		if !now.Before(c.CurrentRun.Deadline) {
+			d.Reason = fmt.Sprintf("the deadline (%s) passed while the campaign was %s", c.CurrentRun.Deadline.Format(time.DateTime), c.CurrentRun.Status)
+		}
+		return d
 	}
 	if c.ScheduledAt.Year() < 2000 {
-		return fail("scheduled_at (%s) is not a real date", c.ScheduledAt.Format(time.DateTime))
+		return fail("scheduled_at (%s) is not a real date: write a date and time such as %s", typed(c.ScheduledAt),
+			now.Add(24*time.Hour).Truncate(time.Hour).Format(time.DateTime))
 	}
 	if c.ExpiresAt != nil && !c.ExpiresAt.After(c.ScheduledAt) {
 		return fail("expires_at (%s) is before scheduled_at (%s): set expires_at later than scheduled_at",
@@ -106,7 +97,19 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 	}
 
 	if !now.Before(deadline) {
+		if sched == nil && !c.Arrived().Before(deadline) {
+			// Typed in the past, not missed: staff can fix it.
+			if c.ExpiresAt != nil {
+				return fail("scheduled_at (%s) and expires_at (%s) are in the past: set both to times to come, then status to 'scheduled'",
+					c.ScheduledAt.Format(time.DateTime), c.ExpiresAt.Format(time.DateTime))
+			}
+			return fail("scheduled_at (%s) is in the past, and without expires_at a campaign may start at most default_expiry (%s) late: set scheduled_at to a time to come, then status to 'scheduled'",
+				c.ScheduledAt.Format(time.DateTime), formatWindow(window))
+		}
 		missed := fmt.Sprintf("the deadline (%s) passed before pushd could start it; was pushd stopped?", deadline.Format(time.DateTime))
+		if !c.Arrived().Before(deadline) {
+			missed = fmt.Sprintf("scheduled_at (%s) was in the past when the campaign arrived", c.ScheduledAt.Format(time.DateTime))
+		}
 		if sched == nil {
 			return pushd.Decision{Action: pushd.Expire, Reason: missed}
 		}
@@ -134,6 +137,22 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 		NextRunAt: following(sched, c, at),
 		Run:       pushd.NewRun{ScheduledFor: at, Deadline: deadline, BatchSize: batch, Notification: body},
 	}
+}
+
+// typed shows a DATETIME as staff typed it: the zero date, which the
+// driver reads as year 1, is 0000-00-00.
+func typed(t time.Time) string {
+	if t.IsZero() {
+		return "0000-00-00 00:00:00"
+	}
+	return t.Format(time.DateTime)
+}
+
+// formatWindow writes a deadline window as staff write durations: 24h, 90m.
+func formatWindow(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	return strings.TrimSuffix(s, "0m")
 }
 
 // following is the occurrence after at, or nil for a one-off campaign or

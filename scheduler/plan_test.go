@@ -64,8 +64,8 @@ func TestPlan(t *testing.T) {
 			action: pushd.Fail, reason: "expires_at (2026-11-22 09:59:00) is before scheduled_at (2026-11-22 10:00:00)"},
 		{name: "expires equal to scheduled", edit: func(c *pushd.Campaign) { c.ExpiresAt = ptr(now) },
 			action: pushd.Fail, reason: "is before scheduled_at"},
-		{name: "zero date", edit: func(c *pushd.Campaign) { c.ScheduledAt = time.Time{} },
-			action: pushd.Fail, reason: "is not a real date"},
+		{name: "zero date is shown as typed", edit: func(c *pushd.Campaign) { c.ScheduledAt = time.Time{} },
+			action: pushd.Fail, reason: "scheduled_at (0000-00-00 00:00:00) is not a real date: write a date and time such as 2026-11-23 10:00:00"},
 		{name: "malformed data JSON", edit: func(c *pushd.Campaign) { c.Data = `{"screen": "sale"` },
 			action: pushd.Fail, reason: "data is not valid JSON"},
 		{name: "data not an object", edit: func(c *pushd.Campaign) { c.Data = `["a"]` },
@@ -73,7 +73,9 @@ func TestPlan(t *testing.T) {
 		{name: "data trailing text", edit: func(c *pushd.Campaign) { c.Data = `{"a":"b"} x` },
 			action: pushd.Fail, reason: "text after the JSON object"},
 		{name: "broken cron", edit: func(c *pushd.Campaign) { c.Cron = "61 * * * *" },
-			action: pushd.Fail, reason: `cron "61 * * * *" is not valid: `},
+			action: pushd.Fail, reason: `cron "61 * * * *" is not valid: the minute "61" must be 0-59`},
+		{name: "cron with a day name spelled out", edit: func(c *pushd.Campaign) { c.Cron = "0 9 * * MONDAY" },
+			action: pushd.Fail, reason: `the day of the week "MONDAY" must be 0-6 (0 is Sunday) or SUN-SAT (lists such as 1,15 and ranges such as 1-5 work too); example: "0 9 * * MON"`},
 		{name: "batch size zero", edit: func(c *pushd.Campaign) { c.BatchSize = ptr(0) },
 			action: pushd.Fail, reason: "batch_size 0 is out of range"},
 		{name: "negative badge", edit: func(c *pushd.Campaign) { c.Badge = ptr(-1) },
@@ -146,7 +148,36 @@ func TestPlan(t *testing.T) {
 			}},
 		{name: "resume a paused run", edit: func(c *pushd.Campaign) {
 			c.CurrentRun = &pushd.RunState{ID: 7, Status: pushd.Paused, ScheduledFor: now, Deadline: now.Add(time.Hour)}
-		}, action: pushd.Resume},
+		}, action: pushd.Resume, check: func(t *testing.T, d pushd.Decision) {
+			if d.Reason != "" {
+				t.Errorf("reason %q for a resume before the deadline", d.Reason)
+			}
+		}},
+		{name: "resumed after its deadline says it passed during the pause", edit: func(c *pushd.Campaign) {
+			c.CurrentRun = &pushd.RunState{ID: 7, Status: pushd.Paused, ScheduledFor: now, Deadline: now.Add(time.Hour)}
+		}, now: now.Add(2 * time.Hour), action: pushd.Resume, reason: "the deadline (2026-11-22 11:00:00) passed while the campaign was paused"},
+		{name: "one-off typed with last year's dates", edit: func(c *pushd.Campaign) {
+			c.ScheduledAt, c.ExpiresAt = now.AddDate(-1, 0, 0), ptr(now.AddDate(-1, 0, 0).Add(time.Hour))
+			c.CreatedAt = now.Add(-time.Second)
+		}, action: pushd.Fail, reason: "scheduled_at (2025-11-22 10:00:00) and expires_at (2025-11-22 11:00:00) are in the past: set both to times to come"},
+		{name: "one-off typed in the past without expires_at", edit: func(c *pushd.Campaign) {
+			c.ScheduledAt = now.Add(-3 * time.Hour)
+			c.CreatedAt = now.Add(-time.Second)
+		}, action: pushd.Fail, reason: "scheduled_at (2026-11-22 07:00:00) is in the past, and without expires_at a campaign may start at most default_expiry (2h) late"},
+		{name: "edited after its deadline counts as typed in the past", edit: func(c *pushd.Campaign) {
+			c.ExpiresAt = ptr(now.Add(time.Hour))
+			c.CreatedAt, c.UpdatedAt = now.Add(-time.Hour), now.Add(90*time.Minute)
+		}, now: now.Add(2 * time.Hour), action: pushd.Fail, reason: "are in the past"},
+		{name: "recurring typed with a past start goes on from the next occurrence", edit: func(c *pushd.Campaign) {
+			c.Cron = "@hourly"
+			c.ScheduledAt, c.ExpiresAt = now.Add(-3*time.Hour), ptr(now.Add(-3*time.Hour+10*time.Minute))
+			c.CreatedAt = now.Add(-time.Second)
+		}, now: now.Add(20 * time.Minute), action: pushd.Expire, reason: "scheduled_at (2026-11-22 07:00:00) was in the past when the campaign arrived; next run at 2026-11-22 11:00:00",
+			check: func(t *testing.T, d pushd.Decision) {
+				if strings.Contains(d.Reason, "was pushd stopped") {
+					t.Errorf("reason %q blames pushd for a row typed in the past", d.Reason)
+				}
+			}},
 		{name: "a done run is not resumed", edit: func(c *pushd.Campaign) {
 			c.RunCount = 1
 			c.CurrentRun = &pushd.RunState{ID: 7, Status: pushd.Done, ScheduledFor: now, Deadline: now.Add(time.Hour)}

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 type Store interface {
 	campaign.Store
 	DueCampaigns(ctx context.Context, until time.Time, limit int) ([]pushd.Due, error)
+	UpcomingCampaigns(ctx context.Context, after time.Time, limit int) ([]*pushd.Campaign, error)
 	Decide(ctx context.Context, id int64, now time.Time, decide func(*pushd.Campaign) pushd.Decision) (pushd.Decision, int64, error)
 	ActiveRuns(ctx context.Context) ([]pushd.Run, error)
 }
@@ -58,6 +60,12 @@ type Scheduler struct {
 	// real clock once per push for several checks.
 	runnerClock func() time.Time
 
+	// checked maps each upcoming campaign to the fingerprint of the row
+	// that passed Plan's checks, so a row is checked once per version.
+	// Only the loop touches it; recheck (set by SetApps) clears it.
+	checked map[int64]string
+	recheck atomic.Bool
+
 	mu      sync.Mutex
 	runners map[int64]*runner
 	wg      sync.WaitGroup
@@ -96,6 +104,7 @@ func New(st Store, apps map[string]*campaign.App, o Options) *Scheduler {
 // is gone are stopped with a reason.
 func (s *Scheduler) SetApps(apps map[string]*campaign.App) {
 	s.apps.Store(&apps)
+	s.recheck.Store(true) // an app may have come or gone
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.runners {
@@ -225,6 +234,9 @@ func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time
 			log.Info("campaign resumed", "run_id", runID)
 		}
 	}
+	if err := s.checkUpcoming(ctx, apps, now); err != nil {
+		return err
+	}
 	runs, err := s.st.ActiveRuns(ctx)
 	if err != nil {
 		return err
@@ -233,6 +245,74 @@ func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time
 		s.ensureRunner(ctx, hardCtx, r, started[r.ID])
 	}
 	return nil
+}
+
+// upcomingLimit bounds the upcoming campaigns checked per pass: the
+// soonest ones.
+const upcomingLimit = 1000
+
+// checkUpcoming fails, within one pass of their arrival, the scheduled
+// campaigns not due yet that can never run as written (an unknown app, a
+// bad cron or data, impossible times), with Plan's reason. Staff fix the
+// row and set it scheduled again; the new version is checked again.
+func (s *Scheduler) checkUpcoming(ctx context.Context, apps map[string]*campaign.App, now time.Time) error {
+	cs, err := s.st.UpcomingCampaigns(ctx, now.Add(s.o.Poll), upcomingLimit)
+	if err != nil {
+		return err
+	}
+	if s.recheck.Swap(false) {
+		s.checked = nil
+	}
+	passed := make(map[int64]string, len(cs))
+	for _, c := range cs {
+		fp := fingerprint(c)
+		if s.checked[c.ID] == fp {
+			passed[c.ID] = fp
+			continue
+		}
+		if Plan(c, apps, now).Action != pushd.Fail {
+			passed[c.ID] = fp
+			continue
+		}
+		// Decided again on the locked row: it may have changed since.
+		dec, _, err := s.st.Decide(ctx, c.ID, s.o.Clock(), func(c *pushd.Campaign) pushd.Decision {
+			if d := Plan(c, apps, s.o.Clock()); d.Action == pushd.Fail {
+				return d
+			}
+			return pushd.Decision{Action: pushd.Skip}
+		})
+		if errors.Is(err, pushd.ErrNotDue) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if dec.Action == pushd.Fail {
+			s.log.Warn("campaign failed when it arrived", "campaign_id", c.ID, "app", c.App, "reason", dec.Reason)
+		}
+	}
+	s.checked = passed
+	return nil
+}
+
+// fingerprint identifies a version of a campaign row.
+func fingerprint(c *pushd.Campaign) string {
+	deref := func(p any) any {
+		switch v := p.(type) {
+		case *int:
+			if v != nil {
+				return *v
+			}
+		case *time.Time:
+			if v != nil {
+				return v.UnixNano()
+			}
+		}
+		return nil
+	}
+	return fmt.Sprint(c.App, "\x00", c.Title, "\x00", c.Body, "\x00", c.Data, "\x00", deref(c.Badge), c.Sound, "\x00", c.CollapseID,
+		c.ScheduledAt.UnixNano(), deref(c.ExpiresAt), deref(c.BatchSize), c.Cron, "\x00", deref(c.RepeatUntil),
+		deref(c.NextRunAt), c.UpdatedAt.UnixNano())
 }
 
 func (s *Scheduler) ensureRunner(ctx, hardCtx context.Context, r pushd.Run, fresh bool) {

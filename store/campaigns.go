@@ -12,7 +12,7 @@ import (
 
 const campaignColumns = `c.id, c.app, c.title, c.body, c.data, c.badge, c.sound, c.collapse_id,
 	c.scheduled_at, c.expires_at, c.batch_size, c.cron, c.repeat_until, c.status, c.run_count,
-	c.next_run_at, r.id, r.status, r.scheduled_for, r.deadline`
+	c.next_run_at, c.created_at, c.updated_at, r.id, r.status, r.scheduled_for, r.deadline`
 
 func scanCampaign(sc interface{ Scan(...any) error }) (*pushd.Campaign, error) {
 	var (
@@ -26,7 +26,7 @@ func scanCampaign(sc interface{ Scan(...any) error }) (*pushd.Campaign, error) {
 	)
 	err := sc.Scan(&c.ID, &c.App, &c.Title, &c.Body, &data, &badge, &sound, &collapse,
 		&c.ScheduledAt, &expires, &batch, &cronStr, &until, &c.Status, &c.RunCount,
-		&next, &runID, &runStatus, &runFor, &runDeadline)
+		&next, &c.CreatedAt, &c.UpdatedAt, &runID, &runStatus, &runFor, &runDeadline)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +78,30 @@ func (s *Store) DueCampaigns(ctx context.Context, until time.Time, limit int) ([
 	return out, rows.Err()
 }
 
+// UpcomingCampaigns returns up to limit scheduled campaigns whose next
+// occurrence is after after, soonest first: the rows not due yet, which
+// the scheduler checks as soon as they arrive.
+func (s *Store) UpcomingCampaigns(ctx context.Context, after time.Time, limit int) ([]*pushd.Campaign, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT `+campaignColumns+`
+		FROM campaigns c LEFT JOIN pushd_runs r ON r.id = c.current_run_id
+		WHERE c.status = 'scheduled' AND COALESCE(c.next_run_at, c.scheduled_at) > ?
+		ORDER BY COALESCE(c.next_run_at, c.scheduled_at), c.id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list upcoming campaigns: %w", markUnavailable(err))
+	}
+	defer rows.Close()
+	var out []*pushd.Campaign
+	for rows.Next() {
+		c, err := scanCampaign(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list upcoming campaigns: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, markUnavailable(rows.Err())
+}
+
 // Decide locks one scheduled campaign (skipping it if another instance holds
 // it), asks decide what to do and applies the decision in the same
 // transaction. It returns the decision and, for Start and Resume, the run id.
@@ -125,11 +149,12 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 		if c.CurrentRun == nil {
 			return 0, fmt.Errorf("resume campaign %d: no run to resume", c.ID)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'running', status_reason = '' WHERE id = ?`, c.CurrentRun.ID); err != nil {
+		reason := clip(d.Reason, statusReasonChars)
+		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'running', status_reason = ? WHERE id = ?`, reason, c.CurrentRun.ID); err != nil {
 			return 0, err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = 'running', status_reason = '', next_run_at = ?,
-			updated_at = ? WHERE id = ?`, d.NextRunAt, now, c.ID)
+		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = 'running', status_reason = ?, next_run_at = ?,
+			updated_at = ? WHERE id = ?`, reason, d.NextRunAt, now, c.ID)
 		return c.CurrentRun.ID, err
 	case pushd.Start:
 		var maxID sql.NullInt64

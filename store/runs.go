@@ -12,7 +12,7 @@ import (
 // ActiveRuns lists the runs in status running.
 func (s *Store) ActiveRuns(ctx context.Context) ([]pushd.Run, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, campaign_id, occurrence, app, status, notification,
-		scheduled_for, deadline, batch_size, max_user_id FROM pushd_runs WHERE status = 'running' ORDER BY id`)
+		scheduled_for, deadline, batch_size, max_user_id, status_reason FROM pushd_runs WHERE status = 'running' ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list running runs: %w", err)
 	}
@@ -21,7 +21,7 @@ func (s *Store) ActiveRuns(ctx context.Context) ([]pushd.Run, error) {
 	for rows.Next() {
 		var r pushd.Run
 		if err := rows.Scan(&r.ID, &r.CampaignID, &r.Occurrence, &r.App, &r.Status, &r.Notification,
-			&r.ScheduledFor, &r.Deadline, &r.BatchSize, &r.MaxUserID); err != nil {
+			&r.ScheduledFor, &r.Deadline, &r.BatchSize, &r.MaxUserID, &r.Reason); err != nil {
 			return nil, err
 		}
 		out = append(out, r)

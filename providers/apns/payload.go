@@ -182,6 +182,17 @@ func renderPayload(n pushd.Notification) ([]byte, error) {
 		b.WriteByte(',')
 		writeString(&b, k)
 		b.WriteByte(':')
+		if t := bytes.TrimLeft(v, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+			// An object or array arrives as its JSON text, as FCM (whose
+			// data values are strings) must carry it: the app reads it the
+			// same way on both platforms.
+			var c bytes.Buffer
+			if err := json.Compact(&c, v); err != nil {
+				return nil, fmt.Errorf("the custom data value of %q is not valid JSON (text must be in double quotes): %v", k, err)
+			}
+			writeString(&b, c.String())
+			continue
+		}
 		if err := json.Compact(&b, v); err != nil {
 			return nil, fmt.Errorf("the custom data value of %q is not valid JSON (text must be in double quotes): %v", k, err)
 		}

@@ -44,7 +44,9 @@ func TestPrepareRendersPayload(t *testing.T) {
 			`{"aps":{"alert":{"body":"b"},"sound":"chime.caf"}}`},
 		{"badge and sound", pushd.Notification{Body: "b", Badge: intp(1), Sound: "default"},
 			`{"aps":{"alert":{"body":"b"},"badge":1,"sound":"default"}}`},
-		{"data keep their JSON types, sorted, compacted", pushd.Notification{Body: "b", Data: map[string]json.RawMessage{
+		// Scalars keep their JSON types; objects and arrays arrive as their
+		// compact JSON text, as on FCM (docs/campaigns.md).
+		{"scalars keep their JSON types, objects and arrays are JSON text, sorted", pushd.Notification{Body: "b", Data: map[string]json.RawMessage{
 			"url":    raw(`"https://example.com/?a=1&b=<2>"`),
 			"count":  raw(`42`),
 			"ratio":  raw(`-1.5e3`),
@@ -52,7 +54,7 @@ func TestPrepareRendersPayload(t *testing.T) {
 			"none":   raw(`null`),
 			"list":   raw(` [1, "two", {"three": 3}] `),
 			"nested": raw("{\n  \"a\": {\"b\": [ ]}\n}"),
-		}}, `{"aps":{"alert":{"body":"b"}},"count":42,"flag":true,"list":[1,"two",{"three":3}],"nested":{"a":{"b":[]}},"none":null,"ratio":-1.5e3,"url":"https://example.com/?a=1&b=<2>"}`},
+		}}, `{"aps":{"alert":{"body":"b"}},"count":42,"flag":true,"list":"[1,\"two\",{\"three\":3}]","nested":"{\"a\":{\"b\":[]}}","none":null,"ratio":-1.5e3,"url":"https://example.com/?a=1&b=<2>"}`},
 		{"unicode and emoji stay UTF-8", pushd.Notification{Title: "Grüße 🎉", Body: "日本語 — ok"},
 			`{"aps":{"alert":{"title":"Grüße 🎉","body":"日本語 — ok"}}}`},
 		{"quotes, backslashes, newlines and HTML", pushd.Notification{Title: `"Q" \ <b>&</b>`, Body: "line1\nline2\t"},

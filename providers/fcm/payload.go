@@ -63,18 +63,18 @@ const reservedData = `keys "from", "notification", "message_type" and any key st
 // text. Keys are sent in sorted order.
 func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
 	if n.Title == "" && n.Body == "" {
-		return nil, errors.New("fcm prepare: the notification has neither a title nor a body; FCM needs at least one")
+		return nil, errors.New("the notification has neither a title nor a body; FCM needs at least one")
 	}
 	// Invalid UTF-8 would be sent as U+FFFD, three bytes each, and could
 	// push the id past the limit after this check.
 	if !utf8.ValidString(n.CollapseID) {
-		return nil, errors.New("fcm prepare: collapse id is not valid UTF-8")
+		return nil, errors.New("collapse_id is not valid UTF-8")
 	}
 	if len(n.CollapseID) > maxCollapseID {
-		return nil, fmt.Errorf("fcm prepare: collapse id is %d bytes; at most %d are allowed", len(n.CollapseID), maxCollapseID)
+		return nil, fmt.Errorf("collapse_id is %d bytes; at most %d are allowed", len(n.CollapseID), maxCollapseID)
 	}
 	if n.Badge != nil && *n.Badge < 0 {
-		return nil, fmt.Errorf("fcm prepare: badge %d: must be 0 or more", *n.Badge)
+		return nil, fmt.Errorf("badge %d is negative: use 0 to clear the badge, or NULL to leave it alone", *n.Badge)
 	}
 
 	notification := []byte{'{'}
@@ -95,7 +95,7 @@ func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
 	}
 	size := len(notification) + len(data)
 	if size > MaxPayload {
-		return nil, fmt.Errorf("fcm prepare: %w: notification (%d bytes) and data (%d bytes) add up to %d bytes, FCM allows %d; shorten the text or the data",
+		return nil, fmt.Errorf("the notification is too large (%w): its text (%d bytes) and data (%d bytes) add up to %d bytes, FCM allows %d; shorten the text or the data",
 			providers.ErrPayloadTooLarge, len(notification), len(data), size, MaxPayload)
 	}
 
@@ -184,7 +184,7 @@ func renderData(data map[string]json.RawMessage) ([]byte, error) {
 	for i, k := range keys {
 		v, err := dataString(data[k])
 		if err != nil {
-			return nil, fmt.Errorf("fcm prepare: data %q: %w", k, err)
+			return nil, fmt.Errorf("the data value of %q: %w", k, err)
 		}
 		if i > 0 {
 			b = append(b, ',')
@@ -201,12 +201,12 @@ func renderData(data map[string]json.RawMessage) ([]byte, error) {
 // every recipient.
 func checkDataKey(k string) error {
 	if k == "" {
-		return errors.New("fcm prepare: data has an empty key; give every value a name")
+		return errors.New("data has an empty key; give every value a name")
 	}
 	l := strings.ToLower(k)
 	if l == "from" || l == "notification" || l == "message_type" ||
 		strings.HasPrefix(l, "google") || strings.HasPrefix(l, "gcm") {
-		return fmt.Errorf("fcm prepare: data key %q cannot be used: %s; rename it", k, reservedData)
+		return fmt.Errorf("data key %q cannot be used: %s; rename it", k, reservedData)
 	}
 	return nil
 }

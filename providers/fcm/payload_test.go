@@ -160,9 +160,9 @@ func TestPrepareRejects(t *testing.T) {
 		want string
 	}{
 		{"no title or body", pushd.Notification{Sound: "default"}, "neither a title nor a body"},
-		{"collapse id of 65 bytes", pushd.Notification{Title: "t", CollapseID: strings.Repeat("c", 65)}, "collapse id is 65 bytes"},
+		{"collapse id of 65 bytes", pushd.Notification{Title: "t", CollapseID: strings.Repeat("c", 65)}, "collapse_id is 65 bytes"},
 		{"negative badge", pushd.Notification{Title: "t", Badge: &neg}, "badge"},
-		{"data not JSON", pushd.Notification{Title: "t", Data: map[string]json.RawMessage{"k": raw(`hello`)}}, `data "k"`},
+		{"data not JSON", pushd.Notification{Title: "t", Data: map[string]json.RawMessage{"k": raw(`hello`)}}, `the data value of "k"`},
 		{"data truncated", pushd.Notification{Title: "t", Data: map[string]json.RawMessage{"k": raw(`{"a":`)}}, "not valid JSON"},
 		{"data empty", pushd.Notification{Title: "t", Data: map[string]json.RawMessage{"k": nil}}, "empty"},
 	}
