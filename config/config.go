@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	// The zone database is embedded so that a timezone accepted by
@@ -186,38 +187,83 @@ type App struct {
 // On failure Load returns a nil Config and an errors.Join of every
 // *ValidationError found.
 func Load(path string) (*Config, error) {
+	cfg, c, err := load(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.errs) > 0 {
+		return nil, c.joined()
+	}
+	return cfg, nil
+}
+
+// Inspect is Load for `pushd check`: besides every problem, as Load
+// returns them, it returns the part of the configuration that is valid, so
+// that the other checks can run in the same pass: the apps whose sections
+// have no error, the warnings, and the [Database] section, which is usable
+// only when databaseOK. cfg is nil only when the file cannot be read.
+func Inspect(path string) (cfg *Config, databaseOK bool, err error) {
+	cfg, c, err := load(path)
+	if err != nil {
+		return nil, false, err
+	}
+	databaseOK = true
+	for _, l := range c.errs {
+		switch {
+		case l.err.Section == "":
+		case kindOf(l.err.Section) == databaseSection:
+			databaseOK = false
+		default:
+			for name := range cfg.Apps {
+				if strings.EqualFold(name, l.err.Section) {
+					delete(cfg.Apps, name)
+				}
+			}
+		}
+	}
+	// A file that did not parse, or has no [Database], has none to check.
+	databaseOK = databaseOK && cfg.Database.Name != ""
+	if len(c.errs) > 0 {
+		return cfg, databaseOK, c.joined()
+	}
+	return cfg, databaseOK, nil
+}
+
+// load reads and checks the file at path. Its error means the file could
+// not be read; the checker holds the problems found in it.
+func load(path string) (*Config, *checker, error) {
 	file := filepath.Base(path)
+	fail := func(err error) (*Config, *checker, error) {
+		return nil, nil, errors.Join(&ValidationError{File: file, Err: err})
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, errors.Join(&ValidationError{File: file, Err: err})
+		return fail(err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, errors.Join(&ValidationError{File: file, Err: err})
+		return fail(err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, errors.Join(&ValidationError{File: file, Err: errors.New(path + " is not a regular file")})
+		return fail(errors.New(path + " is not a regular file"))
 	}
 	data, err := readLimited(f, maxConfigSize)
 	if err != nil {
-		return nil, errors.Join(&ValidationError{File: file, Err: err})
+		return fail(err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, errors.Join(&ValidationError{File: file, Err: err})
+		return fail(err)
 	}
-	cfg, err := Parse(path, data, filepath.Dir(abs))
-	if err != nil {
-		return nil, err
-	}
+	cfg, c := parse(path, data, filepath.Dir(abs))
 	if cfg.Database.Password != "" && fi.Mode().Perm()&0o004 != 0 {
 		cfg.Warnings = append(cfg.Warnings, (&ValidationError{
 			File: file,
 			Err:  permError(abs, fi.Mode(), "holds the database password and is readable by every user", "chmod o-r it"),
 		}).Error())
 	}
-	return cfg, nil
+	return cfg, c, nil
 }
 
 // Parse validates a configuration held in memory. name is the file name used
@@ -227,6 +273,16 @@ func Load(path string) (*Config, error) {
 // On failure Parse returns a nil Config and an errors.Join of every
 // *ValidationError found.
 func Parse(name string, data []byte, baseDir string) (*Config, error) {
+	cfg, c := parse(name, data, baseDir)
+	if len(c.errs) > 0 {
+		return nil, c.joined()
+	}
+	return cfg, nil
+}
+
+// parse checks a configuration held in memory; the Config is complete only
+// when the checker recorded no error.
+func parse(name string, data []byte, baseDir string) (*Config, *checker) {
 	if baseDir == "" {
 		baseDir = "."
 	}
@@ -241,12 +297,9 @@ func Parse(name string, data []byte, baseDir string) (*Config, error) {
 	c := &checker{file: file, baseDir: baseDir}
 	if len(data) > maxConfigSize {
 		c.fileError(fmt.Errorf("is larger than %d KiB: is this the right file?", maxConfigSize>>10))
-		return nil, c.joined()
+		return &Config{Apps: map[string]*App{}, Path: name}, c
 	}
 	cfg := c.check(data)
-	if len(c.errs) > 0 {
-		return nil, c.joined()
-	}
 	cfg.Path = name
-	return cfg, nil
+	return cfg, c
 }

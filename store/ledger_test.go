@@ -142,7 +142,7 @@ func TestLedgerFallsBackToInsert(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
+	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	recordOdd(t, st)

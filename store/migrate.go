@@ -14,31 +14,52 @@ import (
 // ErrSchemaMissing means pushd's tables are not there: run `pushd migrate`.
 var ErrSchemaMissing = errors.New("pushd tables are missing: run `pushd migrate`")
 
+// ErrUnknownDatabase means the database named in config.ini does not exist
+// on the server: create it, then run `pushd migrate`.
+var ErrUnknownDatabase = errors.New("the database does not exist")
+
 // ErrSchemaOutdated means the tables are older (or newer) than this binary.
 var ErrSchemaOutdated = errors.New("database schema version does not match this pushd")
 
-// Migrate creates or upgrades pushd's tables. It is idempotent and safe to
-// run while another pushd is running.
-func (s *Store) Migrate(ctx context.Context) error {
+// Migrate creates or upgrades pushd's tables, and returns the schema
+// version the database had before: 0 when pushd's tables were not there.
+// It is idempotent and safe to run while another pushd is running.
+func (s *Store) Migrate(ctx context.Context) (from int, err error) {
+	from, err = s.schemaVersion(ctx)
+	if errors.Is(err, ErrSchemaMissing) {
+		from, err = 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
 	for _, stmt := range statements(pushd.SchemaSQL) {
 		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("migrate: %w\nstatement: %s", err, firstLine(stmt))
+			return from, fmt.Errorf("migrate: %w\nstatement: %s", err, firstLine(stmt))
 		}
 	}
-	return s.CheckSchema(ctx)
+	return from, s.CheckSchema(ctx)
+}
+
+// schemaVersion reads the version pushd_schema records.
+func (s *Store) schemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM pushd_schema`).Scan(&v)
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == 1146 { // ER_NO_SUCH_TABLE
+		return 0, ErrSchemaMissing
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
 }
 
 // CheckSchema verifies that the schema is the one this binary was built for
 // and that the users table (or view) has the columns pushd reads.
 func (s *Store) CheckSchema(ctx context.Context) error {
-	var v int
-	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM pushd_schema`).Scan(&v)
-	var me *mysql.MySQLError
-	if errors.As(err, &me) && me.Number == 1146 { // ER_NO_SUCH_TABLE
-		return ErrSchemaMissing
-	}
+	v, err := s.schemaVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("read schema version: %w", err)
+		return err
 	}
 	if v != pushd.SchemaVersion {
 		return fmt.Errorf("%w: database has version %d, this pushd needs %d: run `pushd migrate`", ErrSchemaOutdated, v, pushd.SchemaVersion)

@@ -143,6 +143,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1049 { // ER_BAD_DB_ERROR
+			return nil, fmt.Errorf("connect to database %s: %w", opts.Database, ErrUnknownDatabase)
+		}
 		return nil, fmt.Errorf("connect to database %s: %w", opts.Database, err)
 	}
 	s.probeLocalInfile(ctx)

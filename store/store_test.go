@@ -78,9 +78,9 @@ func TestMigrateIsIdempotentAndChecked(t *testing.T) {
 	if err := st.CheckSchema(ctx); !errors.Is(err, store.ErrSchemaMissing) {
 		t.Fatalf("CheckSchema on an empty database = %v, want ErrSchemaMissing", err)
 	}
-	for i := 0; i < 2; i++ {
-		if err := st.Migrate(ctx); err != nil {
-			t.Fatalf("migrate #%d: %v", i+1, err)
+	for i, want := range []int{0, pushd.SchemaVersion} {
+		if from, err := st.Migrate(ctx); err != nil || from != want {
+			t.Fatalf("migrate #%d = %d, %v; want from version %d", i+1, from, err, want)
 		}
 	}
 	if _, err := st.DB().Exec(`DELETE FROM pushd_schema WHERE version > 1`); err != nil {
@@ -88,6 +88,20 @@ func TestMigrateIsIdempotentAndChecked(t *testing.T) {
 	}
 	if err := st.CheckSchema(ctx); !errors.Is(err, store.ErrSchemaOutdated) {
 		t.Fatalf("CheckSchema on a version 1 database = %v, want ErrSchemaOutdated", err)
+	}
+	if from, err := st.Migrate(ctx); err != nil || from != 1 {
+		t.Fatalf("migrate of a version 1 database = %d, %v; want from 1", from, err)
+	}
+}
+
+// A database that does not exist is named as such, so check and migrate
+// can say how to create it.
+func TestOpenUnknownDatabase(t *testing.T) {
+	t.Parallel()
+	o := dbtest.Options(t)
+	o.Database = "pushd_no_such_database"
+	if _, err := store.Open(ctx, o); !errors.Is(err, store.ErrUnknownDatabase) {
+		t.Fatalf("Open of a missing database = %v, want ErrUnknownDatabase", err)
 	}
 }
 

@@ -25,7 +25,7 @@ func TestShareTokenMintsOnce(t *testing.T) {
 		}
 		t.Cleanup(func() { st.Close() })
 		if i == 0 {
-			if err := st.Migrate(ctx); err != nil {
+			if _, err := st.Migrate(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}

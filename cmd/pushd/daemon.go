@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/config"
 	"github.com/pushd/pushd/monitor"
@@ -340,27 +341,62 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	st, err := store.Open(ctx, storeOptions(cfg))
 	if err != nil {
-		return err
+		return databaseError(cfg, err)
 	}
 	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
+	from, err := st.Migrate(ctx)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "schema is current in database %s\n", cfg.Database.Name)
+	switch {
+	case from == 0:
+		fmt.Fprintf(stdout, "created pushd's tables in database %s (schema version %d)\n", cfg.Database.Name, pushd.SchemaVersion)
+	case from < pushd.SchemaVersion:
+		fmt.Fprintf(stdout, "upgraded the schema of database %s from version %d to %d\n", cfg.Database.Name, from, pushd.SchemaVersion)
+	default:
+		fmt.Fprintf(stdout, "schema is current in database %s (version %d)\n", cfg.Database.Name, pushd.SchemaVersion)
+	}
 	return nil
 }
 
-// cmdCheck validates everything it can and lists every problem.
+// databaseError words a failure to connect, with the fix for a database
+// that does not exist yet.
+func databaseError(cfg *config.Config, err error) error {
+	if errors.Is(err, store.ErrUnknownDatabase) {
+		return fmt.Errorf("%s [Database] database = %q: %w: create it with CREATE DATABASE %s CHARACTER SET utf8mb4; then run pushd migrate -config %s",
+			cfg.Path, cfg.Database.Name, store.ErrUnknownDatabase, cfg.Database.Name, cfg.Path)
+	}
+	return fmt.Errorf("%s [Database]: %w", cfg.Path, err)
+}
+
+// cmdCheck validates everything it can and lists every problem in one
+// run: config errors, warnings, each valid app's credentials and the
+// database, so that ops fix everything before running it again.
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	path, err := parseFlags("check", args, stderr)
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(path)
+	cfg, databaseOK, err := config.Inspect(path)
+	problems := 0
 	if err != nil {
-		printProblems(stdout, err)
+		problems += printProblems(stdout, err)
+	}
+	if cfg != nil {
+		problems += checkSetup(ctx, cfg, databaseOK, stdout)
+	}
+	if problems > 0 {
+		fmt.Fprintf(stdout, "%d problem(s)\n", problems)
 		return errReported
 	}
+	fmt.Fprintln(stdout, "config is valid")
+	return nil
+}
+
+// checkSetup checks what the valid part of cfg names: each app's
+// credentials and, when [Database] is usable, the database. It prints a
+// line per check and returns how many failed.
+func checkSetup(ctx context.Context, cfg *config.Config, databaseOK bool, stdout io.Writer) int {
 	problems := 0
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stdout, "warning:", w)
@@ -379,25 +415,25 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stdout, "ok: [%s] %s\n", name, a.PushType)
 	}
+	if !databaseOK {
+		fmt.Fprintln(stdout, "skipped: the database checks, until [Database] is fixed")
+		return problems
+	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st, err := store.Open(cctx, storeOptions(cfg))
 	if err != nil {
-		fmt.Fprintf(stdout, "error: %s [Database]: %v\n", cfg.Path, err)
-		problems++
-	} else {
-		defer st.Close()
-		if err := st.CheckSchema(cctx); err != nil {
-			fmt.Fprintf(stdout, "error: database %s: %v\n", cfg.Database.Name, err)
-			problems++
-		} else {
-			fmt.Fprintf(stdout, "ok: database %s reachable, schema current\n", cfg.Database.Name)
+		fmt.Fprintf(stdout, "error: %v\n", databaseError(cfg, err))
+		return problems + 1
+	}
+	defer st.Close()
+	if err := st.CheckSchema(cctx); err != nil {
+		if errors.Is(err, store.ErrSchemaMissing) || errors.Is(err, store.ErrSchemaOutdated) {
+			err = fmt.Errorf("%w (pushd migrate -config %s)", err, cfg.Path)
 		}
+		fmt.Fprintf(stdout, "error: database %s: %v\n", cfg.Database.Name, err)
+		return problems + 1
 	}
-	if problems > 0 {
-		fmt.Fprintf(stdout, "%d problem(s)\n", problems)
-		return errReported
-	}
-	fmt.Fprintln(stdout, "config is valid")
-	return nil
+	fmt.Fprintf(stdout, "ok: database %s reachable, schema current\n", cfg.Database.Name)
+	return problems
 }

@@ -59,15 +59,16 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, error) {
 }
 
 // printProblems prints each error of a joined error on a line of its own.
-func printProblems(w io.Writer, err error) {
+func printProblems(w io.Writer, err error) int {
 	var joined interface{ Unwrap() []error }
 	if errors.As(err, &joined) {
 		for _, e := range joined.Unwrap() {
 			fmt.Fprintln(w, "error:", e)
 		}
-		return
+		return len(joined.Unwrap())
 	}
 	fmt.Fprintln(w, "error:", err)
+	return 1
 }
 
 func storeOptions(cfg *config.Config) store.Options {
