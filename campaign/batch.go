@@ -155,6 +155,11 @@ func (w *batchWork) acquire(ctx context.Context) (lease, time.Time, error) {
 		if err != nil {
 			return l, time.Time{}, err
 		}
+		if w.lost.Load() {
+			// Taken over while we waited for the slot.
+			w.r.app.release(l)
+			return lease{}, time.Time{}, errLeaseWait
+		}
 		now := time.Now()
 		if w.leaseHeld(now) {
 			return l, now, nil
@@ -240,7 +245,7 @@ func (w *batchWork) retry(ctx context.Context, rc pushd.Recipient, attempts int,
 			}
 			return
 		}
-		if r.stop.Load() {
+		if r.stop.Load() || w.lost.Load() {
 			r.app.release(l)
 			return
 		}
@@ -260,8 +265,14 @@ func (w *batchWork) retry(ctx context.Context, rc pushd.Recipient, attempts int,
 // frame reader, so it never blocks.
 func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, attempts int, start time.Time, res providers.Result, err error) (retryAfter time.Duration, again bool) {
 	r := w.r
-	if err == nil && res.Outcome != providers.CredentialFailure {
-		r.app.accepted()
+	if err == nil {
+		if res.Outcome == providers.CredentialFailure {
+			// Known before the slot is given back, so that the send
+			// waiting for the probe slot finds the app stopped.
+			r.credentialFailed(res)
+		} else {
+			r.app.accepted()
+		}
 	}
 	r.app.release(l)
 	r.o.Observer.Sent(r.app.Name, r.app.Kind, res, err, time.Since(start))
@@ -284,7 +295,7 @@ func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, a
 		case providers.TokenInvalid:
 			w.put(invalidOutcome(r.run.App, rc, res, attempts, r.o.Clock()))
 		case providers.CredentialFailure:
-			r.credentialFailed(res) // not this user's fault: left for the resumed run
+			// Stopped above; not this user's fault: left for the resumed run.
 		case providers.Retryable:
 			if attempts < r.app.MaxAttempts {
 				return res.RetryAfter, true

@@ -71,8 +71,12 @@ type Scheduler struct {
 	wg      sync.WaitGroup
 
 	stopOnce sync.Once
-	cancel   context.CancelFunc // stops the loop
-	hardStop context.CancelFunc // aborts in-flight sends
+	// life guards stopped and the fields Start sets, so that Start and
+	// Stop may come in any order, concurrently or more than once.
+	life     sync.Mutex
+	stopped  bool
+	cancel   context.CancelFunc // stops the loop; nil until Start
+	hardStop context.CancelFunc // aborts in-flight sends; nil until Start
 	loopDone chan struct{}
 }
 
@@ -125,8 +129,15 @@ func (r *runner) stopOnce() {
 // Apps returns the current apps.
 func (s *Scheduler) Apps() map[string]*campaign.App { return *s.apps.Load() }
 
-// Start runs the scheduler loop until Stop.
+// Start runs the scheduler loop until Stop. It does nothing when the
+// scheduler was started or stopped before: a stopped Scheduler stays
+// stopped, and a new one takes its place to start again.
 func (s *Scheduler) Start(ctx context.Context) {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.cancel != nil || s.stopped {
+		return
+	}
 	loopCtx, cancel := context.WithCancel(ctx)
 	hardCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel, s.hardStop = cancel, hardStop
@@ -140,11 +151,17 @@ func (s *Scheduler) Start(ctx context.Context) {
 // Stop stops claiming work, lets in-flight sends finish and their outcomes
 // be recorded until ctx is done, then aborts what is left. Unfinished
 // batches are released for another instance or the next start. Stop may be
-// called more than once.
+// called more than once, and before Start, which it then prevents.
 func (s *Scheduler) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
-		s.cancel()
-		<-s.loopDone
+		s.life.Lock()
+		s.stopped = true
+		cancel, loopDone := s.cancel, s.loopDone
+		s.life.Unlock()
+		if cancel != nil {
+			cancel()
+			<-loopDone
+		}
 		s.mu.Lock()
 		for _, r := range s.runners {
 			r.stopOnce()
@@ -157,7 +174,12 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		s.hardStop()
+		s.life.Lock()
+		hardStop := s.hardStop
+		s.life.Unlock()
+		if hardStop != nil {
+			hardStop()
+		}
 		<-done
 		return ctx.Err()
 	}
