@@ -59,9 +59,8 @@ type Call struct {
 
 // RunRow is a run as pushd_runs holds it.
 type RunRow struct {
-	pushd.Run
-	Counts     pushd.RunCounts
-	Reason     string
+	pushd.Run // its Reason is the run's status_reason
+	Counts    pushd.RunCounts
 	Cursor     int64
 	Drained    bool
 	StartedAt  time.Time
@@ -651,11 +650,7 @@ func (s *Store) DueCampaigns(ctx context.Context, until time.Time, limit int) (o
 	}
 	defer func() { s.leave(&c, err) }()
 	for _, camp := range s.campaigns {
-		at := camp.ScheduledAt
-		if camp.NextRunAt != nil {
-			at = *camp.NextRunAt
-		}
-		if camp.Status == pushd.Scheduled && !at.After(until) {
+		if at := dueAt(&camp.Campaign); camp.Status == pushd.Scheduled && !at.After(until) {
 			out = append(out, pushd.Due{CampaignID: camp.ID, At: at})
 		}
 	}
@@ -663,6 +658,34 @@ func (s *Store) DueCampaigns(ctx context.Context, until time.Time, limit int) (o
 		return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.CampaignID, b.CampaignID))
 	})
 	return out[:min(len(out), limit)], nil
+}
+
+// UpcomingCampaigns lists the scheduled campaigns whose next occurrence is
+// after after, soonest first, as store.UpcomingCampaigns does.
+func (s *Store) UpcomingCampaigns(ctx context.Context, after time.Time, limit int) (out []*pushd.Campaign, err error) {
+	c := Call{Method: "UpcomingCampaigns"}
+	if err := s.enter(ctx, &c); err != nil {
+		return nil, err
+	}
+	defer func() { s.leave(&c, err) }()
+	for _, camp := range s.campaigns {
+		if camp.Status == pushd.Scheduled && dueAt(&camp.Campaign).After(after) {
+			view := camp.Campaign
+			out = append(out, &view)
+		}
+	}
+	slices.SortFunc(out, func(a, b *pushd.Campaign) int {
+		return cmp.Or(dueAt(a).Compare(dueAt(b)), cmp.Compare(a.ID, b.ID))
+	})
+	return out[:min(len(out), limit)], nil
+}
+
+// dueAt is when the campaign's next occurrence is due.
+func dueAt(c *pushd.Campaign) time.Time {
+	if c.NextRunAt != nil {
+		return *c.NextRunAt
+	}
+	return c.ScheduledAt
 }
 
 // Decide asks decide what to do with a scheduled campaign and applies the
@@ -708,8 +731,8 @@ func (s *Store) apply(camp *CampaignRow, d pushd.Decision, now time.Time) (int64
 		if run == nil {
 			return 0, fmt.Errorf("resume campaign %d: no run to resume", camp.ID)
 		}
-		run.Status, run.Reason = pushd.Running, ""
-		camp.Status, camp.Reason, camp.NextRunAt = pushd.Running, "", d.NextRunAt
+		run.Status, run.Reason = pushd.Running, d.Reason
+		camp.Status, camp.Reason, camp.NextRunAt = pushd.Running, d.Reason, d.NextRunAt
 		return run.ID, nil
 	case pushd.Start:
 		var maxID int64
