@@ -202,3 +202,35 @@ func TestSchedulerStartStopAnyOrder(t *testing.T) {
 		}
 	})
 }
+
+// A campaign due in a week that can never run fails at the first pass,
+// not when it falls due; a good one is left alone; a reload that removes
+// its app fails the good one too, at the next pass.
+// (Mutation caught: tick not calling checkUpcoming; SetApps not clearing
+// the checked rows.)
+func TestSchedulerChecksUpcomingRows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := memstore.New(nil)
+		app := campaign.NewApp("MyApp", pushd.APNs, fakeSender{}, campaign.AppOptions{})
+		week := time.Now().Add(7 * 24 * time.Hour)
+		good := st.AddCampaign(pushd.Campaign{App: "MyApp", Title: "t", Body: "b", ScheduledAt: week, Cron: "0 9 * * MON"})
+		bad := st.AddCampaign(pushd.Campaign{App: "MyApp", Title: "t", Body: "b", ScheduledAt: week, Cron: "0 9 * * MONDAY"})
+		s := New(st, map[string]*campaign.App{"MyApp": app}, Options{Owner: "a", Poll: time.Second})
+		s.Start(t.Context())
+		defer s.Stop(context.Background())
+		time.Sleep(500 * time.Millisecond) // the first pass ran at once
+		synctest.Wait()
+		if c := st.Campaign(bad); c.Status != pushd.Failed || c.Reason == "" {
+			t.Fatalf("a bad row due in a week is %s %q after the first pass, want failed", c.Status, c.Reason)
+		}
+		if c := st.Campaign(good); c.Status != pushd.Scheduled {
+			t.Fatalf("a good upcoming row became %s %q", c.Status, c.Reason)
+		}
+		s.SetApps(map[string]*campaign.App{"Other": campaign.NewApp("Other", pushd.FCM, fakeSender{}, campaign.AppOptions{})})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if c := st.Campaign(good); c.Status != pushd.Failed || c.Reason != "unknown app 'MyApp' (config has: Other)" {
+			t.Fatalf("after its app was removed the row is %s %q, want failed as unknown", c.Status, c.Reason)
+		}
+	})
+}
