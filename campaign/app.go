@@ -63,13 +63,38 @@ type App struct {
 	retired bool
 	onIdle  func()
 
-	// credFailed is set with credFailure, so that the check before every
-	// push takes neither the lock nor a clock reading while all is well.
-	credFailed  atomic.Bool
-	mu          sync.Mutex
-	credFailure string
-	credFailAt  time.Time
+	// holding is set from the first answer that holds the app until the
+	// provider accepts a push again, so that the check before every push
+	// takes neither the lock nor a clock reading while all is well.
+	holding atomic.Bool
+	holdMu  sync.Mutex
+	hold    Hold
+	// streak counts the holds since the last accepted push: each doubles
+	// the wait.
+	streak int
 }
+
+// Hold is an app that its provider refused as a whole: its credentials
+// (APNs 403, a bad topic, an FCM project or key problem) or its right to
+// send for a while (APNs TooManyProviderTokenUpdates). While it lasts no
+// push of the app is tried, retried or counted as failed; when it ends one
+// push probes the provider, and sending goes on if it is accepted.
+type Hold struct {
+	// Code is the provider's reason, e.g. "TooManyProviderTokenUpdates".
+	Code string
+	// Reason says what happened and what to do, in staff's words.
+	Reason string
+	// Since is when the app was first held in this episode; Until is when
+	// the next probe may go.
+	Since, Until time.Time
+}
+
+// Hold lengths: the first, doubling with each hold in a row, up to the
+// last. A provider's Retry-After lengthens one.
+const (
+	holdFirst = time.Minute
+	holdMax   = 30 * time.Minute
+)
 
 // AppOptions are the limits of an App.
 type AppOptions struct {
@@ -142,46 +167,67 @@ func (a *App) Retire(onIdle func()) {
 	}
 }
 
-// credentialHold is how long a credential failure stops new runs of the app
-// before one more attempt is allowed; a reload replaces the App anyway.
-const credentialHold = time.Minute
-
-// failCredentials records that the provider rejected the app's credentials.
-func (a *App) failCredentials(reason string, now time.Time) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.credFailure, a.credFailAt = reason, now
-	a.credFailed.Store(true)
+// holdFor holds the app after an answer about the whole app at now, and
+// reports the hold and whether this answer began it. Answers to pushes
+// that were in flight when it began do not lengthen it.
+func (a *App) holdFor(code, reason string, retryAfter time.Duration, now time.Time) (Hold, bool) {
+	a.holdMu.Lock()
+	defer a.holdMu.Unlock()
+	if a.holding.Load() && now.Before(a.hold.Until) {
+		return a.hold, false
+	}
+	since := a.hold.Since
+	if !a.holding.Load() {
+		since = now
+	}
+	a.streak++
+	wait := max(min(holdFirst<<min(a.streak-1, 6), holdMax), retryAfter)
+	a.hold = Hold{Code: code, Reason: reason, Since: since, Until: now.Add(wait)}
+	// The next try after the hold goes alone, through the probe slot.
 	a.proven.Store(false)
+	a.holding.Store(true)
+	return a.hold, true
 }
 
 // accepted records that the provider answered a request past
-// authentication, so the credentials work.
+// authentication, so the credentials work and any hold is over.
 func (a *App) accepted() {
-	// Every answer lands here: a load keeps the cache line shared between
-	// the frame readers and the senders, where a store would bounce it.
+	// Every answer lands here: loads keep the cache lines shared between
+	// the frame readers and the senders, where a store would bounce them.
 	if !a.proven.Load() {
 		a.proven.Store(true)
 	}
+	if a.holding.Load() {
+		a.holdMu.Lock()
+		a.holding.Store(false)
+		a.hold, a.streak = Hold{}, 0
+		a.holdMu.Unlock()
+	}
 }
 
-// CredentialFailure returns the reason of a recent credential failure, or "".
-func (a *App) CredentialFailure(now time.Time) string {
-	if !a.credFailed.Load() {
-		return ""
+// Held returns the app's hold at now, if one is in force.
+func (a *App) Held(now time.Time) (Hold, bool) {
+	if !a.holding.Load() {
+		return Hold{}, false
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.credFailure != "" && now.Sub(a.credFailAt) < credentialHold {
-		return a.credFailure
+	a.holdMu.Lock()
+	defer a.holdMu.Unlock()
+	if a.holding.Load() && now.Before(a.hold.Until) {
+		return a.hold, true
 	}
-	return ""
+	return Hold{}, false
 }
 
-// credentialsFailing is CredentialFailure != "" for the hot path: it reads
-// the clock only if a failure was ever recorded.
-func (a *App) credentialsFailing(clock func() time.Time) bool {
-	return a.credFailed.Load() && a.CredentialFailure(clock()) != ""
+// Holding returns the hold of the current episode, from the first answer
+// that held the app until the provider accepts a push again: unlike Held,
+// also while the probe after a hold is out.
+func (a *App) Holding() (Hold, bool) {
+	if !a.holding.Load() {
+		return Hold{}, false
+	}
+	a.holdMu.Lock()
+	defer a.holdMu.Unlock()
+	return a.hold, a.holding.Load()
 }
 
 // lease is an in-flight slot, possibly the probe slot too.

@@ -121,10 +121,9 @@ func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 			w.put(expiredOutcome(rc, 0))
 			continue
 		}
-		// The probe may have just found the credentials rejected.
-		if r.stop.Load() || r.app.credentialsFailing(r.o.Clock) {
+		// A drain may have come while we waited for the slot.
+		if r.stop.Load() {
 			r.app.release(l)
-			r.stop.Store(true)
 			break
 		}
 		wg.Add(1)
@@ -149,8 +148,18 @@ var errLeaseWait = errors.New("stopped waiting for the lease")
 // the answer's latency. While the lease is in doubt the slot is given back,
 // so that a batch waiting on the database holds none (it may be the probe
 // slot other runs of the app need).
+//
+// While the app is held (see Hold), acquire waits for the hold to end
+// without a slot; a hold that began while it waited for the slot makes it
+// give the slot back and wait too.
 func (w *batchWork) acquire(ctx context.Context) (lease, time.Time, error) {
 	for {
+		if h, held := w.r.app.Held(time.Now()); held {
+			if !w.waitHold(ctx, h.Until) {
+				return lease{}, time.Time{}, errLeaseWait
+			}
+			continue
+		}
 		l, err := w.r.app.acquire(ctx)
 		if err != nil {
 			return l, time.Time{}, err
@@ -161,12 +170,38 @@ func (w *batchWork) acquire(ctx context.Context) (lease, time.Time, error) {
 			return lease{}, time.Time{}, errLeaseWait
 		}
 		now := time.Now()
+		if _, held := w.r.app.Held(now); held {
+			w.r.app.release(l)
+			continue
+		}
 		if w.leaseHeld(now) {
 			return l, now, nil
 		}
 		w.r.app.release(l)
 		if !w.waitLease(ctx) {
 			return lease{}, time.Time{}, errLeaseWait
+		}
+	}
+}
+
+// waitHold waits until the app's hold ends at until, reporting false when
+// the batch is lost, the run stops or ctx ends first. The recorder keeps
+// renewing the lease meanwhile.
+func (w *batchWork) waitHold(ctx context.Context, until time.Time) bool {
+	for {
+		if w.lost.Load() || w.r.stop.Load() {
+			return false
+		}
+		left := time.Until(until)
+		if left <= 0 {
+			return true
+		}
+		t := time.NewTimer(min(left, time.Second)) // a drain ends the wait within a second
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
 		}
 	}
 }
@@ -203,14 +238,15 @@ func (w *batchWork) waitLease(ctx context.Context) bool {
 // for its backoff and its further tries. wg is done when the push is.
 func (w *batchWork) send(ctx context.Context, rc pushd.Recipient, l lease, wg *sync.WaitGroup, start time.Time) {
 	w.r.app.Sender.SendAsync(ctx, w.r.prepared, rc.Token, func(res providers.Result, err error) {
-		retryAfter, again := w.answered(ctx, rc, l, 1, start, res, err)
+		attempts := 1
+		retryAfter, again := w.answered(ctx, rc, l, &attempts, start, res, err)
 		if !again {
 			wg.Done()
 			return
 		}
 		go func() {
 			defer wg.Done()
-			w.retry(ctx, rc, 1, retryAfter)
+			w.retry(ctx, rc, attempts, retryAfter)
 		}()
 	})
 }
@@ -235,10 +271,7 @@ func (w *batchWork) retry(ctx context.Context, rc pushd.Recipient, attempts int,
 			return
 		case <-t.C:
 		}
-		if !w.waitLease(ctx) {
-			return
-		}
-		l, err := r.app.acquire(ctx)
+		l, start, err := w.acquire(ctx)
 		if err != nil {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				w.put(expiredOutcome(rc, attempts))
@@ -249,61 +282,80 @@ func (w *batchWork) retry(ctx context.Context, rc pushd.Recipient, attempts int,
 			r.app.release(l)
 			return
 		}
-		start := time.Now()
+		if !r.clock(start).Before(r.run.Deadline) {
+			// The slot or a hold may have kept it past the deadline.
+			r.app.release(l)
+			w.put(expiredOutcome(rc, attempts))
+			return
+		}
 		res, err := r.app.Sender.Send(ctx, r.prepared, rc.Token)
 		attempts++
 		var again bool
-		if retryAfter, again = w.answered(ctx, rc, l, attempts, start, res, err); !again {
+		if retryAfter, again = w.answered(ctx, rc, l, &attempts, start, res, err); !again {
 			return
 		}
 	}
 }
 
-// answered handles the answer to try number attempts of a push, releasing
-// its in-flight slot: it records the outcome, or reports that the push is
-// to be tried again, not before retryAfter. It may run on the provider's
-// frame reader, so it never blocks.
-func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, attempts int, start time.Time, res providers.Result, err error) (retryAfter time.Duration, again bool) {
+// answered handles the answer to try number *attempts of a push,
+// releasing its in-flight slot: it records the outcome, or reports that the
+// push is to be tried again, not before retryAfter. An answer that holds
+// the app does not count as a try. It may run on the provider's frame
+// reader, so it never blocks.
+func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, attempts *int, start time.Time, res providers.Result, err error) (retryAfter time.Duration, again bool) {
 	r := w.r
+	var hold Hold
 	if err == nil {
-		if res.Outcome == providers.CredentialFailure {
-			// Known before the slot is given back, so that the send
-			// waiting for the probe slot finds the app stopped.
-			r.credentialFailed(res)
-		} else {
+		switch res.Outcome {
+		case providers.CredentialFailure, providers.AppThrottled:
+			// Held before the slot is given back, so that the send waiting
+			// for the probe slot finds the app held.
+			var began bool
+			if hold, began = r.app.holdFor(res.Reason, r.holdWords(res), res.RetryAfter, time.Now()); began {
+				r.log.Warn("app held: no push of it is tried until the hold ends", "reason", hold.Reason,
+					"until", hold.Until, "code", hold.Code)
+			}
+		default:
 			r.app.accepted()
 		}
 	}
 	r.app.release(l)
-	r.o.Observer.Sent(r.app.Name, r.app.Kind, res, err, time.Since(start))
+	last := true
+	defer func() { r.o.Observer.Sent(r.app.Name, r.app.Kind, res, err, time.Since(start), last) }()
 	switch {
 	case errors.Is(err, providers.ErrExpired) || (err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)):
-		w.put(expiredOutcome(rc, attempts))
+		w.put(expiredOutcome(rc, *attempts))
 	case err != nil && ctx.Err() != nil:
 		// Shutdown abort: unknown whether it arrived; left for the next owner.
+		last = false
 	case err != nil:
-		if attempts < r.app.MaxAttempts {
+		if *attempts < r.app.MaxAttempts {
+			last = false
 			return 0, true
 		}
-		r.log.Warn("push failed: no answer from the provider", "user_id", rc.UserID, "attempts", attempts, "error", err)
+		r.log.Warn("push failed: no answer from the provider", "user_id", rc.UserID, "attempts", *attempts, "error", err)
 		w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend,
-			Reason: transportReason(err) + fmt.Sprintf(" after %d tries", attempts), Attempts: attempts}})
+			Reason: transportReason(err) + fmt.Sprintf(" after %d tries", *attempts), Attempts: *attempts}})
 	default:
 		switch res.Outcome {
 		case providers.Delivered:
-			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Sent, Attempts: attempts}})
+			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Sent, Attempts: *attempts}})
 		case providers.TokenInvalid:
-			w.put(invalidOutcome(r.run.App, rc, res, attempts, r.o.Clock()))
-		case providers.CredentialFailure:
-			// Stopped above; not this user's fault: left for the resumed run.
+			w.put(invalidOutcome(r.run.App, rc, res, *attempts, r.o.Clock()))
+		case providers.CredentialFailure, providers.AppThrottled:
+			// Not this user's fault: tried again once the hold is over.
+			*attempts--
+			last = false
+			return time.Until(hold.Until), true
 		case providers.Retryable:
-			if attempts < r.app.MaxAttempts {
+			if *attempts < r.app.MaxAttempts {
+				last = false
 				return res.RetryAfter, true
 			}
 			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend,
-				Reason: fmt.Sprintf("%s after %d tries", reasonOf(res), attempts), Attempts: attempts}})
+				Reason: fmt.Sprintf("%s after %d tries", reasonOf(res), *attempts), Attempts: *attempts}})
 		default: // Rejected
-			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend, Reason: reasonOf(res), Attempts: attempts}})
+			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend, Reason: reasonOf(res), Attempts: *attempts}})
 		}
 	}
 	return 0, false
@@ -348,7 +400,7 @@ func reasonOf(res providers.Result) string {
 // at 30 s, with jitter so throttled senders do not retry in lockstep, and
 // never shorter than the provider's Retry-After.
 func backoff(attempts int, retryAfter time.Duration) time.Duration {
-	d := 500 * time.Millisecond << min(attempts-1, 6)
+	d := 500 * time.Millisecond << min(max(attempts, 1)-1, 6)
 	d = min(d, 30*time.Second)
 	d = d/2 + rand.N(d/2+1)
 	return max(d, retryAfter)

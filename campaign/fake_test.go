@@ -27,6 +27,9 @@ type fakeSender struct {
 	reqs    []request
 	// onRequest runs after request n (from 1) is counted, outside the lock.
 	onRequest func(n int, token string)
+	// respond, when set, answers every request made at its time instead
+	// of the answers given per token.
+	respond func(token string, at time.Time) answer
 	// async counts SendAsync calls; answered counts their done calls.
 	async, answered int
 }
@@ -56,6 +59,11 @@ func retryable(after time.Duration) answer {
 
 func credentialFailure(hint string) answer {
 	return answer{res: providers.Result{Outcome: providers.CredentialFailure, Status: 403, Reason: "InvalidProviderToken", Hint: hint}}
+}
+
+func tooManyTokenUpdates() answer {
+	return answer{res: providers.Result{Outcome: providers.AppThrottled, Status: 429, Reason: "TooManyProviderTokenUpdates",
+		Detail: "the provider token was renewed too often"}}
 }
 
 // answer makes the provider answer token with as, in order, the last for
@@ -110,6 +118,9 @@ func (f *fakeSender) start(ctx context.Context, token string, async bool) answer
 		if len(as) > 1 {
 			f.answers[token] = as[1:]
 		}
+	}
+	if f.respond != nil {
+		a = f.respond(token, time.Now())
 	}
 	hook := f.onRequest
 	f.mu.Unlock()

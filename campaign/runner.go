@@ -22,6 +22,7 @@ type Store interface {
 	ReleaseBatch(ctx context.Context, batchID, epoch int64) error
 	FailRun(ctx context.Context, runID int64, reason string, now time.Time) error
 	StopRun(ctx context.Context, runID int64, status pushd.Status, reason string, now time.Time) error
+	SetRunReason(ctx context.Context, runID int64, reason string) error
 	RunSummary(ctx context.Context, runID int64) (pushd.RunCounts, []pushd.ReasonCount, error)
 	FinishRun(ctx context.Context, runID int64, status pushd.Status, reason string, now time.Time) (bool, error)
 	ExpireRemaining(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (int64, error)
@@ -69,16 +70,18 @@ var staffReason = map[pushd.Status]string{
 // Observer receives events from runners. Implementations must be fast and
 // safe for concurrent use.
 type Observer interface {
-	// Sent is called once per provider answer or send error.
-	Sent(app string, kind pushd.PushType, res providers.Result, err error, took time.Duration)
+	// Sent is called once per provider answer or send error. last says no
+	// further try of the push follows: a retryable answer or an error is
+	// then the push's failure.
+	Sent(app string, kind pushd.PushType, res providers.Result, err error, took time.Duration, last bool)
 	// Recorded is called after each ledger write with its duration.
 	Recorded(app string, n int, took time.Duration, err error)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) Sent(string, pushd.PushType, providers.Result, error, time.Duration) {}
-func (nopObserver) Recorded(string, int, time.Duration, error)                          {}
+func (nopObserver) Sent(string, pushd.PushType, providers.Result, error, time.Duration, bool) {}
+func (nopObserver) Recorded(string, int, time.Duration, error)                                {}
 
 // Held is a set of batch ids, safe for concurrent use.
 type Held struct {
@@ -122,11 +125,8 @@ type Runner struct {
 	realClock bool
 
 	prepared providers.Prepared
-	// stop is set when no new send may start: shutdown, pause, credential
-	// failure.
-	stop      atomic.Bool
-	credMu    sync.Mutex
-	credError string
+	// stop is set when no new send may start: shutdown (drain).
+	stop atomic.Bool
 }
 
 // NewRunner returns a runner for run r of app.
@@ -183,9 +183,6 @@ func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
 		return r.fail(ctx, err.Error())
 	}
 	r.prepared = p
-	if reason := r.app.CredentialFailure(r.o.Clock()); reason != "" {
-		return r.fail(ctx, reason)
-	}
 	if r.o.CountAudience {
 		go r.countAudience(ctx)
 	}
@@ -199,13 +196,11 @@ func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
 		case <-returned:
 		}
 	}()
+	go r.reportHolds(ctx, returned)
 
 	stopped, err := r.claimLoop(ctx, drain)
 	if err != nil {
 		return err
-	}
-	if reason := r.credentialError(); reason != "" {
-		return r.fail(ctx, reason)
 	}
 	switch stopped {
 	case pushd.Expired:
@@ -381,24 +376,58 @@ func (r *Runner) fail(ctx context.Context, reason string) error {
 	return r.store.FailRun(ctx, r.run.ID, reason, r.o.Clock())
 }
 
-// credentialFailed stops the run: every further send would fail the same way.
-func (r *Runner) credentialFailed(res providers.Result) {
+// holdWords says, for staff, why the provider's answer holds the app.
+func (r *Runner) holdWords(res providers.Result) string {
+	if res.Outcome == providers.AppThrottled {
+		what := res.Reason
+		if res.Detail != "" {
+			what += ": " + res.Detail
+		}
+		return fmt.Sprintf("%s refuses this app's pushes for a while (%s)", r.app.Kind, what)
+	}
 	reason := fmt.Sprintf("%s rejected the app's credentials (%s)", r.app.Kind, res.Reason)
 	if res.Hint != "" {
-		reason += ": " + res.Hint + " in [" + r.app.Name + "] of config.ini"
+		reason += ": " + res.Hint + " in [" + r.app.Name + "] of config.ini, then reload pushd"
 	}
-	reason += "; after fixing it, reload pushd and set status back to 'scheduled' to resume"
-	r.app.failCredentials(reason, r.o.Clock())
-	r.credMu.Lock()
-	if r.credError == "" {
-		r.credError = reason
-	}
-	r.credMu.Unlock()
-	r.stop.Store(true)
+	return reason
 }
 
-func (r *Runner) credentialError() string {
-	r.credMu.Lock()
-	defer r.credMu.Unlock()
-	return r.credError
+// holdCheck is how often a runner looks at its app's hold to write it on
+// the campaign row.
+const holdCheck = time.Second
+
+// reportHolds writes the app's holds on the run's and the campaign's
+// status_reason while they last, and clears it when sending goes on, so
+// that staff see why nothing moves. It returns when done closes.
+func (r *Runner) reportHolds(ctx context.Context, done <-chan struct{}) {
+	t := time.NewTicker(holdCheck)
+	defer t.Stop()
+	var shown Hold
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h, _ := r.app.Holding()
+		if h == shown {
+			continue
+		}
+		reason := ""
+		if h.Reason != "" {
+			loc := r.run.Deadline.Location()
+			reason = fmt.Sprintf("held since %s: %s; no push of this app is tried meanwhile and none counts as failed; pushd tries again at %s by itself",
+				h.Since.In(loc).Format(time.TimeOnly), h.Reason, h.Until.In(loc).Format(time.TimeOnly))
+		}
+		if err := r.store.SetRunReason(ctx, r.run.ID, reason); err != nil {
+			r.log.Warn("cannot write the hold on the campaign row", "error", err)
+			continue
+		}
+		if h.Reason == "" {
+			r.log.Info("app no longer held: sending goes on")
+		}
+		shown = h
+	}
 }

@@ -272,51 +272,102 @@ func TestRunnerDatabaseAwayPausesSending(t *testing.T) {
 	})
 }
 
-// A credential failure stops every run of the app after the one probe
-// request, and fails the runs with a reason naming the config to check;
-// users not tried stay without an outcome, for a resumed run.
-// (Mutation caught: the work loop not checking app.credentialsFailing.)
-func TestRunnerCredentialFailureStopsApp(t *testing.T) {
+// An answer about the whole app holds it: no push of any of its runs is
+// tried while the hold lasts, one probe goes when it ends (1 min, then 2
+// min…), and once the provider accepts again every user is sent, none
+// counted as failed. The rows say why nothing moves meanwhile.
+// (Mutations caught: batchWork.acquire not waiting for the hold; answered
+// counting the held answer as a try, or recording it as failed.)
+func TestRunnerHoldsTheApp(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		answer answer
+		reason string
+	}{
+		{"credentials", credentialFailure("check key_id and team_id"), "check key_id and team_id in [" + appName + "] of config.ini, then reload pushd"},
+		{"token updates", tooManyTokenUpdates(), "refuses this app's pushes for a while (TooManyProviderTokenUpdates"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				const users = 10
+				snd := &fakeSender{latency: 50 * time.Millisecond}
+				fixed := time.Now().Add(90 * time.Second) // ops fix the key, or Apple lets go
+				snd.respond = func(_ string, at time.Time) answer {
+					if at.Before(fixed) {
+						return tt.answer
+					}
+					return delivered()
+				}
+				f := newFixture(t, users, 5, time.Hour, snd, campaign.AppOptions{Concurrency: 10})
+				g := *f // a second campaign of the same app, at the same time
+				g.campaignID, g.run = startRun(t, f.st, 5, time.Hour)
+				var wg sync.WaitGroup
+				for _, x := range []*fixture{f, &g} {
+					wg.Go(func() { x.work(t, "a", nil) })
+				}
+
+				time.Sleep(30 * time.Second)
+				synctest.Wait()
+				for _, x := range []*fixture{f, &g} {
+					x.checkRun(t, pushd.Running, "held since ")
+					x.checkRun(t, pushd.Running, tt.reason)
+					if c := f.st.Campaign(x.campaignID); !strings.Contains(c.Reason, "pushd tries again at") {
+						t.Errorf("campaign row says %q while held", c.Reason)
+					}
+				}
+				if n := len(snd.requests()); n != 1 {
+					t.Errorf("%d requests in the first 30 s of the hold, want 1", n)
+				}
+				wg.Wait()
+
+				// Tries: the first at 0 s, the probe at 1 min (still refused:
+				// held 2 min more), then one at 3 min that is accepted.
+				var before int
+				for _, r := range snd.requests() {
+					if r.at.Before(fixed) {
+						before++
+					}
+				}
+				if before != 2 {
+					t.Errorf("%d requests while the provider refused the app, want 2 (the first and one probe)", before)
+				}
+				for _, x := range []*fixture{f, &g} {
+					x.checkOneOutcomeEach(t, users)
+					x.checkRun(t, pushd.Done, "")
+					for id, d := range f.st.Outcomes(x.run.ID) {
+						if d.Outcome != pushd.Sent || d.Attempts != 1 {
+							t.Errorf("run %d user %d: %+v, want sent at the first counted try", x.run.ID, id, d)
+						}
+					}
+				}
+			})
+		})
+	}
+}
+
+// A hold that outlasts the deadline leaves the users expired, never
+// failed, and spends only the probes.
+func TestRunnerHoldPastTheDeadline(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const users = 10
 		snd := &fakeSender{latency: 50 * time.Millisecond}
-		for id := int64(1); id <= users; id++ {
-			snd.answer(token(id), credentialFailure("check key_id and team_id"))
+		snd.respond = func(string, time.Time) answer { return credentialFailure("check key_id") }
+		f := newFixture(t, users, users, 10*time.Minute, snd, campaign.AppOptions{Concurrency: 10})
+		f.work(t, "a", nil)
+		// Probes at 0, 1, 3 and 7 minutes; the next would be at 15.
+		if n := len(snd.requests()); n != 4 {
+			t.Errorf("%d requests, want 4 probes", n)
 		}
-		f := newFixture(t, users, users, time.Hour, snd, campaign.AppOptions{Concurrency: 10})
-		// A second campaign of the same app, run at the same time.
-		g := *f
-		g.campaignID, g.run = startRun(t, f.st, users, time.Hour)
-
-		var wg sync.WaitGroup
-		for _, x := range []*fixture{f, &g} {
-			wg.Go(func() { x.work(t, "a", nil) })
-		}
-		wg.Wait()
-		// The runner that did not send returns with its run still
-		// running; the scheduler's next pass starts a runner again, which
-		// fails the run while the app's credentials are held failed.
-		for _, x := range []*fixture{f, &g} {
-			if f.st.Run(x.run.ID).Status == pushd.Running {
-				x.work(t, "a", nil)
+		f.checkOneOutcomeEach(t, users)
+		for id, d := range f.st.Outcomes(f.run.ID) {
+			if d.Outcome != pushd.ExpiredSend {
+				t.Errorf("user %d: %+v, want expired", id, d)
 			}
 		}
-
-		if n := len(snd.requests()); n != 1 {
-			t.Errorf("%d requests with rejected credentials, want 1 (the probe)", n)
-		}
-		for _, x := range []*fixture{f, &g} {
-			x.checkRun(t, pushd.Failed, "check key_id and team_id in ["+appName+"] of config.ini")
-			if got := f.st.Outcomes(x.run.ID); len(got) != 0 {
-				t.Errorf("run %d: outcomes %v, want none", x.run.ID, got)
-			}
-			for _, b := range f.st.Batches(x.run.ID) {
-				if b.Status != memstore.Pending {
-					t.Errorf("run %d: batch %d is %s, want released", x.run.ID, b.ID, b.Status)
-				}
-			}
-		}
+		f.checkRun(t, pushd.Expired, "deadline reached")
 	})
 }
 

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
 	"sync"
@@ -101,8 +102,8 @@ func (h *Health) Ready() Readiness {
 }
 
 func appState(a *campaign.App, now time.Time) string {
-	if reason := a.CredentialFailure(now); reason != "" {
-		return "credential failure: " + reason
+	if h, held := a.Holding(); held {
+		return fmt.Sprintf("held since %s until %s: %s", h.Since.UTC().Format(time.RFC3339), h.Until.UTC().Format(time.RFC3339), h.Reason)
 	}
 	return "ok"
 }

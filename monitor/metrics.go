@@ -55,7 +55,7 @@ func NewMetrics(apps AppSource) *Metrics {
 		reg: reg,
 		sends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushd_sends_total",
-			Help: "Provider answers by app, provider, outcome (sent, failed, invalid, retried, expired, credential_failure, error) and reason.",
+			Help: "Provider answers by app, provider, outcome (sent, failed, invalid, retried, expired, held, error) and reason. A push's last answer, when its tries ran out, counts as failed.",
 		}, []string{"app", "provider", "outcome", "reason"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pushd_provider_latency_seconds",
@@ -97,7 +97,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 var _ campaign.Observer = (*Metrics)(nil)
 
 // Sent counts one provider answer.
-func (m *Metrics) Sent(app string, kind pushd.PushType, res providers.Result, err error, took time.Duration) {
+func (m *Metrics) Sent(app string, kind pushd.PushType, res providers.Result, err error, took time.Duration, last bool) {
 	if err == nil && res.Outcome == providers.Delivered && res.Reason == "" {
 		k := appKind{app, kind}
 		o, ok := m.delivered.Load(k)
@@ -117,6 +117,9 @@ func (m *Metrics) Sent(app string, kind pushd.PushType, res providers.Result, er
 	case errors.Is(err, providers.ErrExpired) || errors.Is(err, context.DeadlineExceeded):
 		outcome, reason = "expired", ""
 	case err != nil:
+		if last {
+			outcome = "failed"
+		}
 	default:
 		reason = res.Reason
 		switch res.Outcome {
@@ -128,8 +131,11 @@ func (m *Metrics) Sent(app string, kind pushd.PushType, res providers.Result, er
 			outcome = "invalid"
 		case providers.Retryable:
 			outcome = "retried"
-		case providers.CredentialFailure:
-			outcome = "credential_failure"
+			if last {
+				outcome = "failed"
+			}
+		case providers.CredentialFailure, providers.AppThrottled:
+			outcome = "held"
 		}
 		m.latency.WithLabelValues(app, string(kind)).Observe(took.Seconds())
 	}
@@ -175,18 +181,25 @@ type appCollector struct{ apps AppSource }
 
 var (
 	inflightDesc = prometheus.NewDesc("pushd_inflight_requests", "Requests in flight to the provider.", []string{"app", "provider"}, nil)
-	refreshDesc  = prometheus.NewDesc("pushd_auth_token_refreshes_total",
+	heldDesc     = prometheus.NewDesc("pushd_app_held",
+		"1 while the provider holds the app (credentials rejected, or APNs TooManyProviderTokenUpdates): no push of it is tried.",
+		[]string{"app", "provider", "reason"}, nil)
+	refreshDesc = prometheus.NewDesc("pushd_auth_token_refreshes_total",
 		"Provider auth tokens obtained: APNs JWTs signed, FCM OAuth access tokens fetched (per client; a reload starts a new client).", []string{"app", "provider"}, nil)
 )
 
 func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- inflightDesc
+	ch <- heldDesc
 	ch <- refreshDesc
 }
 
 func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, a := range c.apps() {
 		ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(a.InFlight()), name, string(a.Kind))
+		if h, held := a.Holding(); held {
+			ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, 1, name, string(a.Kind), h.Code)
+		}
 		if r, ok := a.Sender.(interface{ TokenRefreshes() uint64 }); ok {
 			ch <- prometheus.MustNewConstMetric(refreshDesc, prometheus.CounterValue, float64(r.TokenRefreshes()), name, string(a.Kind))
 		}

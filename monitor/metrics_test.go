@@ -20,11 +20,18 @@ func TestSentCountsEachAppAndOutcome(t *testing.T) {
 	m := NewMetrics(nil)
 	ok := providers.Result{Outcome: providers.Delivered, Status: 200}
 	for range 3 {
-		m.Sent("IOS", pushd.APNs, ok, nil, 10*time.Millisecond)
+		m.Sent("IOS", pushd.APNs, ok, nil, 10*time.Millisecond, true)
 	}
-	m.Sent("Android", pushd.FCM, ok, nil, 2*time.Second)
-	m.Sent("IOS", pushd.APNs, providers.Result{Outcome: providers.TokenInvalid, Reason: "BadDeviceToken"}, nil, time.Millisecond)
-	m.Sent("IOS", pushd.APNs, providers.Result{}, errors.New("reset"), time.Millisecond)
+	m.Sent("Android", pushd.FCM, ok, nil, 2*time.Second, true)
+	m.Sent("IOS", pushd.APNs, providers.Result{Outcome: providers.TokenInvalid, Reason: "BadDeviceToken"}, nil, time.Millisecond, true)
+	m.Sent("IOS", pushd.APNs, providers.Result{}, errors.New("reset"), time.Millisecond, false)
+	// A push's retries run out: its last answer is a failure, not a retry
+	// (the failure-ratio query in docs/monitoring.md reads this label).
+	busy := providers.Result{Outcome: providers.Retryable, Status: 503, Reason: "ServiceUnavailable"}
+	m.Sent("IOS", pushd.APNs, busy, nil, time.Millisecond, false)
+	m.Sent("IOS", pushd.APNs, busy, nil, time.Millisecond, true)
+	m.Sent("IOS", pushd.APNs, providers.Result{}, errors.New("reset"), time.Millisecond, true)
+	m.Sent("IOS", pushd.APNs, providers.Result{Outcome: providers.AppThrottled, Status: 429, Reason: "TooManyProviderTokenUpdates"}, nil, time.Millisecond, false)
 
 	for _, c := range []struct {
 		labels []string
@@ -34,6 +41,10 @@ func TestSentCountsEachAppAndOutcome(t *testing.T) {
 		{[]string{"Android", "FCM", "sent", ""}, 1},
 		{[]string{"IOS", "APNs", "invalid", "BadDeviceToken"}, 1},
 		{[]string{"IOS", "APNs", "error", "network"}, 1},
+		{[]string{"IOS", "APNs", "retried", "ServiceUnavailable"}, 1},
+		{[]string{"IOS", "APNs", "failed", "ServiceUnavailable"}, 1},
+		{[]string{"IOS", "APNs", "failed", "network"}, 1},
+		{[]string{"IOS", "APNs", "held", "TooManyProviderTokenUpdates"}, 1},
 	} {
 		if got := testutil.ToFloat64(m.sends.WithLabelValues(c.labels...)); got != c.want {
 			t.Errorf("pushd_sends_total%v = %v, want %v", c.labels, got, c.want)
@@ -48,7 +59,7 @@ func TestSentCountsEachAppAndOutcome(t *testing.T) {
 		kind  pushd.PushType
 		count uint64
 		sum   float64
-	}{{"IOS", pushd.APNs, 4, 0.031}, {"Android", pushd.FCM, 1, 2}} {
+	}{{"IOS", pushd.APNs, 7, 0.034}, {"Android", pushd.FCM, 1, 2}} {
 		var d dto.Metric
 		if err := m.latency.WithLabelValues(c.app, string(c.kind)).(prometheus.Metric).Write(&d); err != nil {
 			t.Fatal(err)

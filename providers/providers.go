@@ -35,8 +35,13 @@ const (
 	Retryable Outcome = "retryable"
 	// CredentialFailure means the app's credentials or settings (key, team,
 	// topic, project) are rejected; every further send of the app fails the
-	// same way, so stop the app's runs instead of burning the audience.
+	// same way, so hold the app's pushes instead of burning the audience.
 	CredentialFailure Outcome = "credential_failure"
+	// AppThrottled means the provider refuses the whole app for a while
+	// (APNs TooManyProviderTokenUpdates), not this message or device: hold
+	// the app's pushes and try again later. RetryAfter says how long, if
+	// the provider did.
+	AppThrottled Outcome = "app_throttled"
 )
 
 // Result is a provider's answer to one send. A rejection is data, not an

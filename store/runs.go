@@ -80,6 +80,23 @@ func (s *Store) StopRun(ctx context.Context, runID int64, status pushd.Status, r
 	})
 }
 
+// SetRunReason writes reason on a running run and, while it is current, on
+// its campaign: what is going on, such as a hold.
+func (s *Store) SetRunReason(ctx context.Context, runID int64, reason string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		reason = clip(reason, statusReasonChars)
+		res, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status_reason = ? WHERE id = ? AND status = 'running'`, reason, runID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET status_reason = ? WHERE current_run_id = ? AND status = 'running'`, reason, runID)
+		return err
+	})
+}
+
 // FailRun stops a running run and its campaign with a reason staff can act
 // on. Setting the campaign back to scheduled resumes the run.
 func (s *Store) FailRun(ctx context.Context, runID int64, reason string, now time.Time) error {

@@ -121,22 +121,37 @@ func TestProviderExpiredProviderTokenOnce(t *testing.T) {
 	}
 }
 
-// InvalidProviderToken: the run fails with a reason naming what to check,
-// and pushd does not storm APNs with the rest of the audience.
+// InvalidProviderToken holds the app: the row says why and what to check
+// while the campaign waits, pushd does not storm APNs with the rest of the
+// audience, and a deadline inside the hold leaves users expired, never
+// failed.
 func TestProviderInvalidProviderToken(t *testing.T) {
 	t.Parallel()
 	const n = 5000
-	e, r, _ := runFault(t, "IOS", n, pushsim.Faults{InvalidProviderToken: true}, nil)
-	if r.Status != "failed" || !strings.Contains(r.Reason, "InvalidProviderToken") || !strings.Contains(r.Reason, "key_id and team_id") ||
-		!strings.Contains(r.Reason, "[IOS]") {
-		t.Fatalf("row %+v, want failed with a reason naming InvalidProviderToken, key_id and team_id in [IOS]", r)
+	e := newEnv(t, "", pushsim.Options{Faults: pushsim.Faults{InvalidProviderToken: true}})
+	e.users("IOS", n, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
+	d := e.start()
+	start := time.Now()
+	id := e.campaign("IOS", start, map[string]any{"expires_at": start.Add(6 * time.Second).UTC()})
+	var r row
+	waitFor(t, 30*time.Second, "the hold on the row", func() bool {
+		r = e.row(id)
+		return strings.Contains(r.Reason, "held since")
+	})
+	if r.Status != "running" || !strings.Contains(r.Reason, "InvalidProviderToken") || !strings.Contains(r.Reason, "key_id and team_id") ||
+		!strings.Contains(r.Reason, "[IOS]") || !strings.Contains(r.Reason, "pushd tries again at") {
+		t.Fatalf("row %+v, want running and held, naming InvalidProviderToken, key_id and team_id in [IOS]", r)
 	}
-	reqs := e.sim.Stats().APNs.Requests
-	if reqs > 10 {
+	r = e.waitStatus(id, time.Minute, "done", "failed", "expired")
+	d.stop(t)
+	if r.Status != "expired" || r.Failed != 0 || r.Expired != n {
+		t.Fatalf("row %+v, want expired with all %d users expired and none failed", r, n)
+	}
+	if reqs := e.sim.Stats().APNs.Requests; reqs > 3 {
 		t.Errorf("%d requests with a rejected key, want a handful", reqs)
 	}
-	if n := e.count(`SELECT COUNT(*) FROM pushd_deliveries`); n != 0 {
-		t.Errorf("%d users got an outcome although nothing could be sent; they must stay for the resumed run", n)
+	if !strings.Contains(d.log.String(), "app held") {
+		t.Errorf("no warning in the log about the hold:\n%s", d.log.String())
 	}
 }
 

@@ -59,8 +59,8 @@ type Call struct {
 
 // RunRow is a run as pushd_runs holds it.
 type RunRow struct {
-	pushd.Run // its Reason is the run's status_reason
-	Counts    pushd.RunCounts
+	pushd.Run  // its Reason is the run's status_reason
+	Counts     pushd.RunCounts
 	Cursor     int64
 	Drained    bool
 	StartedAt  time.Time
@@ -686,6 +686,24 @@ func dueAt(c *pushd.Campaign) time.Time {
 		return *c.NextRunAt
 	}
 	return c.ScheduledAt
+}
+
+// SetRunReason writes reason on a running run and its current campaign.
+func (s *Store) SetRunReason(ctx context.Context, runID int64, reason string) (err error) {
+	c := Call{Method: "SetRunReason", RunID: runID, Reason: reason}
+	if err := s.enter(ctx, &c); err != nil {
+		return err
+	}
+	defer func() { s.leave(&c, err) }()
+	run := s.runs[runID]
+	if run == nil || run.Status != pushd.Running {
+		return nil
+	}
+	run.Reason = reason
+	if camp := s.campaigns[run.CampaignID]; camp.CurrentRunID == runID && camp.Status == pushd.Running {
+		camp.Reason = reason
+	}
+	return nil
 }
 
 // Decide asks decide what to do with a scheduled campaign and applies the

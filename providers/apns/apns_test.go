@@ -166,6 +166,7 @@ func TestReasonOutcomes(t *testing.T) {
 		invalid   = providers.TokenInvalid
 		retryable = providers.Retryable
 		cred      = providers.CredentialFailure
+		throttled = providers.AppThrottled
 	)
 	tests := []struct {
 		status int
@@ -201,7 +202,7 @@ func TestReasonOutcomes(t *testing.T) {
 		{410, ReasonExpiredToken, invalid, ""},
 		{413, ReasonPayloadTooLarge, rejected, "shorten"},
 		{429, ReasonTooManyRequests, retryable, ""},
-		{429, ReasonTooManyProviderTokenUpdates, retryable, ""},
+		{429, ReasonTooManyProviderTokenUpdates, throttled, ""},
 		{500, ReasonInternalServerError, retryable, ""},
 		{503, ReasonServiceUnavailable, retryable, ""},
 		{503, ReasonShutdown, retryable, ""},

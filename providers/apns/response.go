@@ -224,6 +224,10 @@ func outcomeFor(status int, reason string) providers.Outcome {
 	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge:
 		return providers.Rejected
 	case http.StatusTooManyRequests:
+		if reason == ReasonTooManyProviderTokenUpdates {
+			// The key's token updates, counted for the whole team and key.
+			return providers.AppThrottled
+		}
 		return providers.Retryable
 	}
 	if status >= 500 {
