@@ -55,7 +55,11 @@ func TestEndToEnd(t *testing.T) {
 	backwards := e.campaign("IOS", at, map[string]any{"expires_at": at.Add(-time.Hour).UTC()})
 	badJSON := e.campaign("Android", at, map[string]any{"data": `{"screen": `})
 	badCron := e.campaign("IOS", at, map[string]any{"cron": "every monday"})
-	missed := e.campaign("IOS", time.Now().Add(-2*time.Hour), map[string]any{"expires_at": time.Now().Add(-time.Hour).UTC()})
+	// Written in time, but pushd was stopped until after its deadline.
+	missed := e.campaign("IOS", time.Now().Add(-2*time.Hour), map[string]any{"expires_at": time.Now().Add(-time.Hour).UTC(),
+		"created_at": time.Now().Add(-3 * time.Hour).UTC(), "updated_at": time.Now().Add(-3 * time.Hour).UTC()})
+	// Written with dates already gone.
+	past := e.campaign("IOS", time.Now().Add(-2*time.Hour), map[string]any{"expires_at": time.Now().Add(-time.Hour).UTC()})
 
 	d := e.start()
 	ri := e.waitStatus(ios, 2*time.Minute, "done", "failed", "expired")
@@ -71,7 +75,8 @@ func TestEndToEnd(t *testing.T) {
 		{backwards, "failed", "is before scheduled_at"},
 		{badJSON, "failed", "data is not valid JSON"},
 		{badCron, "failed", `cron "every monday" is not valid`},
-		{missed, "expired", "passed before pushd could start it"},
+		{missed, "expired", "passed before pushd could start it; was pushd stopped?"},
+		{past, "failed", "are in the past: set both to times to come"},
 	} {
 		r := e.row(c.id)
 		if r.Status != c.status || !strings.Contains(r.Reason, c.reason) {
