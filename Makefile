@@ -1,12 +1,16 @@
 # pushd: one command to build, one to test, one to see it work.
 GO ?= go
 BIN ?= bin
+# The version pushd reports (pushd version, logs): the nearest tag, the
+# commit and -dirty for uncommitted changes.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: build test demo db fuzz bench clean
 
 ## build: bin/pushd and bin/pushsim
 build:
-	$(GO) build -o $(BIN)/pushd ./cmd/pushd
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/pushd ./cmd/pushd
 	$(GO) build -o $(BIN)/pushsim ./cmd/pushsim
 
 ## db: make sure MariaDB answers on 127.0.0.1:3306 (installs it if needed)

@@ -152,15 +152,45 @@ func newLogger(s config.Server, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// versionString names this build: the version stamped by the Makefile
+// (git describe), else the module version of `go install …@vX`, else the
+// commit the binary was built from, and the Go version.
 func versionString() string {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " (" + s.Value[:12] + ")"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "pushd " + version
+	}
+	return "pushd " + buildVersion(version, bi)
+}
+
+// buildVersion is versionString's logic over a build's info.
+func buildVersion(stamped string, bi *debug.BuildInfo) string {
+	v := stamped
+	if v == "" || v == "dev" {
+		v = "dev"
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		} else {
+			var rev, at, dirty string
+			for _, s := range bi.Settings {
+				switch s.Key {
+				case "vcs.revision":
+					rev = s.Value[:min(12, len(s.Value))]
+				case "vcs.time":
+					at = s.Value
+				case "vcs.modified":
+					if s.Value == "true" {
+						dirty = "-dirty"
+					}
+				}
+			}
+			if rev != "" {
+				v = "git " + rev + dirty
+				if at != "" {
+					v += " of " + at
+				}
 			}
 		}
-		v += " " + bi.GoVersion
 	}
-	return "pushd " + v
+	return v + " " + bi.GoVersion
 }
