@@ -1,4 +1,4 @@
--- pushd schema, version 2 (2 added pushd_provider_tokens).
+-- pushd schema, version 2 (2 added pushd_provider_tokens and pushd_instances).
 --
 -- `pushd migrate` applies exactly this file (it is embedded in the binary),
 -- and every statement is idempotent. Runs on MySQL 8 and MariaDB >= 10.6.
@@ -139,6 +139,21 @@ CREATE TABLE IF NOT EXISTS pushd_provider_tokens (
   issued_at  DATETIME(3)   NOT NULL DEFAULT '1970-01-02 00:00:00',
   issued_by  VARCHAR(128)  NOT NULL DEFAULT '' COMMENT 'host and pid of the process that signed it',
   PRIMARY KEY (team_id, key_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- pushd_instances: one row per running pushd process, refreshed every few
+-- seconds, so that `pushd status` shows who is sending and notices a
+-- campaign nobody works on. Rows of processes gone for a day are removed.
+CREATE TABLE IF NOT EXISTS pushd_instances (
+  owner       VARCHAR(300)  NOT NULL COMMENT 'the name in batch leases: instance_id#suffix',
+  instance_id VARCHAR(255)  NOT NULL,
+  host        VARCHAR(255)  NOT NULL,
+  pid         INT           NOT NULL,
+  version     VARCHAR(255)  NOT NULL,
+  started_at  DATETIME(3)   NOT NULL,
+  seen_at     DATETIME(3)   NOT NULL COMMENT 'last heartbeat, database clock',
+  runs        TEXT          NOT NULL COMMENT 'JSON: the runs it works on and their recent pace',
+  PRIMARY KEY (owner)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE IF NOT EXISTS pushd_schema (

@@ -445,6 +445,7 @@ func (w *batchWork) record(ctx context.Context) bool {
 				failing = false
 			}
 			recorded += len(f.Deliveries)
+			r.counted(f.Deliveries)
 			f.Deliveries, f.Invalid = f.Deliveries[:0], f.Invalid[:0]
 			renewed = start
 			w.leaseMu.Lock()

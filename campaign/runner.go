@@ -127,6 +127,30 @@ type Runner struct {
 	prepared providers.Prepared
 	// stop is set when no new send may start: shutdown (drain).
 	stop atomic.Bool
+	// sent and outcomes count what this runner recorded, for heartbeats.
+	sent, outcomes atomic.Int64
+}
+
+// Recorded is how many outcomes a runner has recorded: sent pushes, and
+// outcomes of every kind.
+type Recorded struct{ Sent, Outcomes int64 }
+
+// Recorded returns what the runner has recorded so far. It is safe for
+// concurrent use.
+func (r *Runner) Recorded() Recorded {
+	return Recorded{Sent: r.sent.Load(), Outcomes: r.outcomes.Load()}
+}
+
+// counted adds a flush's deliveries to the runner's counts.
+func (r *Runner) counted(ds []pushd.Delivery) {
+	var sent int64
+	for _, d := range ds {
+		if d.Outcome == pushd.Sent {
+			sent++
+		}
+	}
+	r.sent.Add(sent)
+	r.outcomes.Add(int64(len(ds)))
 }
 
 // NewRunner returns a runner for run r of app.

@@ -69,6 +69,38 @@ type StatusView struct {
 	Now       time.Time
 	Counts    map[string]int // every campaign, by status
 	Campaigns []pushd.CampaignStatus
+	// Instances are the pushd processes seen lately; the live ones' pace
+	// gives the running campaigns' rate and ETA.
+	Instances []pushd.Instance
+}
+
+// pace is a run's recent pace, summed over the live instances working on it.
+type pace struct {
+	sent, outcomes float64
+	working        bool // some live instance works on the run
+}
+
+// paces sums the live instances' heartbeats per run.
+func (v StatusView) paces() map[int64]pace {
+	out := map[int64]pace{}
+	for _, in := range v.Instances {
+		if !in.Live {
+			continue
+		}
+		for _, r := range in.Runs {
+			p := out[r.RunID]
+			p.sent += r.Sent
+			p.outcomes += r.Outcomes
+			p.working = true
+			out[r.RunID] = p
+		}
+	}
+	return out
+}
+
+// stalled reports whether c runs but no live instance works on it.
+func stalled(c pushd.CampaignStatus, paces map[int64]pace) bool {
+	return c.Status == pushd.Running && c.Run != nil && c.Run.Status == pushd.Running && !paces[c.Run.ID].working
 }
 
 // Layout of the table.
@@ -102,6 +134,7 @@ func Status(w io.Writer, v StatusView) {
 	}
 	fmt.Fprintf(w, "pushd campaigns in database %s at %s %s: %s\n", v.Database, now.Format(time.DateTime), statusZone(now), summary)
 
+	paces := v.paces()
 	var running, sent, targeted int64
 	var rate float64
 	for _, c := range v.Campaigns {
@@ -109,8 +142,8 @@ func Status(w io.Writer, v StatusView) {
 			running++
 			sent += c.Sent
 			targeted += c.Targeted
-			if r, ok := statusSendRate(c, v.Now); ok {
-				rate += r
+			if c.Run != nil {
+				rate += paces[c.Run.ID].sent
 			}
 		}
 	}
@@ -119,6 +152,7 @@ func Status(w io.Writer, v StatusView) {
 			Num(sent), Num(targeted), running, statusPlural(running), statusRateText(rate))
 	}
 	if len(v.Campaigns) == 0 {
+		statusInstances(w, v)
 		return
 	}
 	fmt.Fprintln(w)
@@ -132,13 +166,17 @@ func Status(w io.Writer, v StatusView) {
 	}
 	var cut []longReason
 	lateETA := false
+	var stalls []int64
 	for _, c := range v.Campaigns {
+		if stalled(c, paces) {
+			stalls = append(stalls, c.ID)
+		}
 		reason := statusOneLine(c.Reason)
 		short := statusTruncate(reason, statusReasonWidth)
 		if short != reason {
 			cut = append(cut, longReason{c.ID, reason})
 		}
-		eta, late := statusETA(c, v.Now)
+		eta, late := statusETA(c, v.Now, paces)
 		lateETA = lateETA || late
 		rows = append(rows, []string{
 			strconv.FormatInt(c.ID, 10),
@@ -149,7 +187,7 @@ func Status(w io.Writer, v StatusView) {
 			statusCountCell(c, c.Failed),
 			statusCountCell(c, c.Invalid),
 			statusCountCell(c, c.Expired),
-			statusRateCell(c, v.Now),
+			statusRateCell(c, v.Now, paces),
 			eta,
 			statusNextRunCell(c, v.Now, loc),
 			short,
@@ -159,11 +197,59 @@ func Status(w io.Writer, v StatusView) {
 	if lateETA {
 		fmt.Fprintln(w, "\n* at this rate the run ends after its deadline; users not reached by then count as expired")
 	}
+	if len(stalls) > 0 {
+		ids := make([]string, len(stalls))
+		for i, id := range stalls {
+			ids[i] = strconv.FormatInt(id, 10)
+		}
+		what := "campaign " + ids[0] + " is"
+		if len(ids) > 1 {
+			what = "campaigns " + strings.Join(ids, ", ") + " are"
+		}
+		fmt.Fprintf(w, "\nstalled: %s running, but no live pushd works on it; start pushd and it goes on where it stopped\n", what)
+	}
 	if len(cut) > 0 {
 		fmt.Fprintln(w, "\nReasons in full:")
 		for _, l := range cut {
 			fmt.Fprintf(w, "  %d: %s\n", l.id, l.reason)
 		}
+	}
+	statusInstances(w, v)
+}
+
+// statusInstances lists the pushd processes seen lately: the live ones
+// with what they work on, then the ones gone.
+func statusInstances(w io.Writer, v StatusView) {
+	live := 0
+	for _, in := range v.Instances {
+		if in.Live {
+			live++
+		}
+	}
+	switch {
+	case len(v.Instances) == 0:
+		fmt.Fprintln(w, "\npushd instances: none has run in the last day; is pushd started?")
+		return
+	case live == 0:
+		fmt.Fprintln(w, "\npushd instances: none live; is pushd started?")
+	default:
+		fmt.Fprintf(w, "\npushd instances: %d live\n", live)
+	}
+	for _, in := range v.Instances {
+		where := fmt.Sprintf("%s (host %s, pid %d, %s)", in.InstanceID, in.Host, in.PID, in.Version)
+		if !in.Live {
+			fmt.Fprintf(w, "  %s: gone, last seen %s ago\n", where, statusDuration(v.Now.Sub(in.SeenAt)))
+			continue
+		}
+		runs := "no campaign"
+		if len(in.Runs) > 0 {
+			ids := make([]string, len(in.Runs))
+			for i, r := range in.Runs {
+				ids[i] = strconv.FormatInt(r.RunID, 10)
+			}
+			runs = "runs " + strings.Join(ids, ", ")
+		}
+		fmt.Fprintf(w, "  %s: up %s, working on %s\n", where, statusDuration(v.Now.Sub(in.StartedAt)), runs)
 	}
 }
 
@@ -255,8 +341,16 @@ func statusElapsed(c pushd.CampaignStatus, now time.Time) (time.Duration, bool) 
 	return d, d > 0
 }
 
-// statusSendRate is pushes sent per second over the current run.
-func statusSendRate(c pushd.CampaignStatus, now time.Time) (float64, bool) {
+// statusSendRate is pushes sent per second: for a running campaign, the
+// live instances' pace over the last half minute; for a finished run, its
+// average over the run.
+func statusSendRate(c pushd.CampaignStatus, now time.Time, paces map[int64]pace) (float64, bool) {
+	if c.Status == pushd.Running {
+		if c.Run == nil || !paces[c.Run.ID].working {
+			return 0, false
+		}
+		return paces[c.Run.ID].sent, true
+	}
 	d, ok := statusElapsed(c, now)
 	if !ok {
 		return 0, false
@@ -264,8 +358,11 @@ func statusSendRate(c pushd.CampaignStatus, now time.Time) (float64, bool) {
 	return float64(c.Sent) / d.Seconds(), true
 }
 
-func statusRateCell(c pushd.CampaignStatus, now time.Time) string {
-	r, ok := statusSendRate(c, now)
+func statusRateCell(c pushd.CampaignStatus, now time.Time, paces map[int64]pace) string {
+	if stalled(c, paces) {
+		return "stalled"
+	}
+	r, ok := statusSendRate(c, now, paces)
 	if !ok {
 		return "-"
 	}
@@ -273,24 +370,23 @@ func statusRateCell(c pushd.CampaignStatus, now time.Time) string {
 }
 
 // statusETA estimates when a running campaign is done, and whether that is
-// after its deadline. It divides the users left by the rate at which users
-// got an outcome of any kind (not only sent): a dead token uses up the
-// audience as a delivered push does, so with many of them the sent rate
-// alone would promise too late an end.
-func statusETA(c pushd.CampaignStatus, now time.Time) (string, bool) {
-	if c.Status != pushd.Running || c.Targeted <= 0 {
+// after its deadline. It divides the users left by the recent pace at
+// which users got an outcome of any kind (not only sent): a dead token
+// uses up the audience as a delivered push does, so with many of them the
+// sent rate alone would promise too late an end.
+func statusETA(c pushd.CampaignStatus, now time.Time, paces map[int64]pace) (string, bool) {
+	if c.Status != pushd.Running || c.Targeted <= 0 || c.Run == nil {
 		return "-", false
 	}
-	d, ok := statusElapsed(c, now)
-	done := statusProcessed(c)
-	if !ok || done == 0 {
-		return "-", false
-	}
-	left := c.Targeted - done
+	left := c.Targeted - statusProcessed(c)
 	if left <= 0 {
 		return "0s", false
 	}
-	eta := time.Duration(float64(left) / float64(done) * float64(d))
+	p := paces[c.Run.ID]
+	if p.outcomes <= 0 {
+		return "-", false
+	}
+	eta := time.Duration(float64(left) / p.outcomes * float64(time.Second))
 	if now.Add(eta).After(c.Run.Deadline) {
 		return statusDuration(eta) + "*", true
 	}

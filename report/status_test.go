@@ -18,7 +18,7 @@ func TestStatusEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	Status(&b, StatusView{Database: "pushd", Loc: berlin, Now: time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)})
-	if want := "pushd campaigns in database pushd at 2026-07-01 12:00:00 CEST: no campaigns\n"; b.String() != want {
+	if want := "pushd campaigns in database pushd at 2026-07-01 12:00:00 CEST: no campaigns\n\npushd instances: none has run in the last day; is pushd started?\n"; b.String() != want {
 		t.Errorf("empty status = %q, want %q", b.String(), want)
 	}
 }

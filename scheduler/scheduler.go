@@ -83,6 +83,7 @@ type Scheduler struct {
 type runner struct {
 	drain chan struct{}
 	app   *campaign.App
+	run   *campaign.Runner
 }
 
 // New returns a Scheduler for apps (keyed by config.ini section name).
@@ -357,13 +358,13 @@ func (s *Scheduler) ensureRunner(ctx, hardCtx context.Context, r pushd.Run, fres
 	if !app.Hold() {
 		return // retired and closed; the next pass uses its successor
 	}
-	h := &runner{drain: make(chan struct{}), app: app}
-	s.runners[r.ID] = h
-	s.wg.Add(1)
 	run := campaign.NewRunner(r, app, s.st, campaign.Options{
 		Owner: s.o.Owner, Held: s.held, Lease: s.o.Lease, Poll: s.o.Poll, CountAudience: fresh,
 		Clock: s.runnerClock, Logger: s.o.Logger, Observer: s.o.Observer,
 	})
+	h := &runner{drain: make(chan struct{}), app: app, run: run}
+	s.runners[r.ID] = h
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer app.Release()
@@ -375,6 +376,18 @@ func (s *Scheduler) ensureRunner(ctx, hardCtx context.Context, r pushd.Run, fres
 		delete(s.runners, r.ID)
 		s.mu.Unlock()
 	}()
+}
+
+// Recorded returns, for each run this instance works on, what its runner
+// has recorded so far.
+func (s *Scheduler) Recorded() map[int64]campaign.Recorded {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[int64]campaign.Recorded, len(s.runners))
+	for id, r := range s.runners {
+		out[id] = r.run.Recorded()
+	}
+	return out
 }
 
 // Running reports the ids of the runs this instance works on.

@@ -83,3 +83,36 @@ func TestRecentCampaigns(t *testing.T) {
 		t.Errorf("RecentCampaigns(0) returned %d rows, want all 7", len(all))
 	}
 }
+
+// A heartbeat marks its instance live by the database's clock; a stopping
+// instance's row goes at once, a silent one's counts as gone.
+func TestHeartbeats(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	start := time.Now().UTC().Truncate(time.Millisecond)
+	a := pushd.Instance{Owner: "a#1", InstanceID: "a", Host: "h1", PID: 1, Version: "v1", StartedAt: start,
+		Runs: []pushd.RunProgress{{RunID: 7, Sent: 100, Outcomes: 101.5}}}
+	b := pushd.Instance{Owner: "b#2", InstanceID: "b", Host: "h2", PID: 2, Version: "v1", StartedAt: start}
+	for _, in := range []pushd.Instance{a, b, a} {
+		if err := st.Heartbeat(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.DB().Exec(`UPDATE pushd_instances SET seen_at = NOW(3) - INTERVAL 1 MINUTE WHERE owner = 'b#2'`); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Instances(ctx, 15*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Owner != "a#1" || !got[0].Live || got[1].Live || len(got[0].Runs) != 1 ||
+		got[0].Runs[0] != a.Runs[0] || !got[0].StartedAt.Equal(start) || got[1].Runs == nil {
+		t.Fatalf("instances %+v: want a live with its run, b gone", got)
+	}
+	if err := st.Forget(ctx, "a#1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Instances(ctx, 15*time.Second); len(got) != 1 || got[0].Owner != "b#2" {
+		t.Fatalf("after Forget: %+v", got)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/config"
+	"github.com/pushd/pushd/heartbeat"
 	"github.com/pushd/pushd/monitor"
 	"github.com/pushd/pushd/report"
 	"github.com/pushd/pushd/retention"
@@ -94,6 +95,7 @@ func (d *service) shutdown(ctx context.Context, sigs <-chan os.Signal) error {
 	go func() { stopped <- d.sched.Stop(stopCtx) }()
 	select {
 	case err := <-stopped:
+		d.beat.Stop(context.WithoutCancel(ctx))
 		d.close()
 		if err != nil {
 			d.log.Warn("shutdown timeout reached: aborted the sends still in flight", "error", err)
@@ -116,6 +118,7 @@ type service struct {
 	sched   *scheduler.Scheduler
 	apps    map[string]*campaign.App
 	purger  *retention.Purger
+	beat    *heartbeat.Beat
 	metrics *monitor.Metrics
 	health  *monitor.Health
 	http    *http.Server
@@ -155,8 +158,9 @@ func (d *service) start(ctx context.Context) error {
 	d.metrics = monitor.NewMetrics(apps)
 	d.health = monitor.NewHealth(apps, d.cfg.Server.PollInterval, nil)
 	watchdog, _ := daemon.SdWatchdogEnabled(false)
+	self := owner(d.cfg.Server.InstanceID)
 	d.sched = scheduler.New(st, d.apps, scheduler.Options{
-		Owner: owner(d.cfg.Server.InstanceID), Poll: d.cfg.Server.PollInterval, Lease: d.cfg.Server.LeaseDuration,
+		Owner: self, Poll: d.cfg.Server.PollInterval, Lease: d.cfg.Server.LeaseDuration,
 		Logger: d.log, Observer: d.metrics,
 		OnTick: d.health.Tick,
 	})
@@ -171,6 +175,10 @@ func (d *service) start(ctx context.Context) error {
 	d.sched.Start(ctx)
 	d.purger = retention.New(st, retention.Options{Retention: d.cfg.Server.LedgerRetention, Logger: d.log})
 	d.purger.Start(ctx)
+	host, _ := os.Hostname()
+	d.beat = heartbeat.New(st, d.sched, pushd.Instance{Owner: self, InstanceID: d.cfg.Server.InstanceID, Host: host,
+		PID: os.Getpid(), Version: versionString(), StartedAt: time.Now()}, heartbeat.Options{Logger: d.log})
+	d.beat.Start(ctx)
 	go d.statusLoop(ctx)
 	if watchdog > 0 {
 		go d.watchdogLoop(ctx, watchdog)

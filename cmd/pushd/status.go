@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pushd/pushd/heartbeat"
 	"github.com/pushd/pushd/report"
 	"github.com/pushd/pushd/store"
 )
@@ -64,6 +65,10 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return nil, err
 		}
 		v.Counts = tot.ByStatus
+		// Three missed heartbeats make an instance gone.
+		if v.Instances, err = st.Instances(qctx, 3*heartbeat.DefaultEvery); err != nil {
+			return nil, err
+		}
 		v.Now = time.Now()
 		var b bytes.Buffer
 		report.Status(&b, v)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/internal/dbtest"
 	"github.com/pushd/pushd/internal/pushsim"
 	"github.com/pushd/pushd/report"
@@ -109,26 +110,41 @@ func TestStatusTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.Counts = tot.ByStatus
+	// What the heartbeats say: one live instance works on runs 2 and 4,
+	// none on run 3 (stalled); another is gone.
+	v.Instances = []pushd.Instance{
+		{Owner: "push-1#a", InstanceID: "push-1", Host: "app1", PID: 4242, Version: "v1.5.0 go1.26.8", Live: true,
+			StartedAt: now.Add(-3 * time.Hour), SeenAt: now.Add(-2 * time.Second),
+			Runs: []pushd.RunProgress{{RunID: 2, Sent: 70, Outcomes: 71.5}, {RunID: 4, Sent: 0.3, Outcomes: 0.3}}},
+		{Owner: "push-2#b", InstanceID: "push-2", Host: "app2", PID: 77, Version: "v1.4.0 go1.26.8",
+			StartedAt: now.Add(-30 * time.Hour), SeenAt: now.Add(-2 * time.Hour)},
+	}
 	var b bytes.Buffer
 	report.Status(&b, v)
 	want := `pushd campaigns in database pushd at 2026-03-01 12:00:00 UTC: 3 running, 2 scheduled, 1 paused, 1 failed, 1 done
 sending: 42,250/110,000 sent in 3 running campaigns, 70/s
 
-ID  APP  STATUS     PROGRESS                      SENT/TARGETED  FAILED  INVALID  EXPIRED   RATE     ETA  NEXT RUN                       REASON
- 8  IOS  paused     [##########..........]  50%         100/200       0        0        0      -       -  -
- 7  IOS  scheduled  -                                         -       -        -        -      -       -  2026-03-01 11:00 (1h00m late)
- 6  IOS  scheduled  -                                         -       -        -        -      -       -  2026-03-01 15:30 (in 3h30m)
- 5  IOS  failed     [....................]   0%           1/500       0        0        0      -       -  -                              APNs rejected the app's credentials (InvalidProviderToken)…
- 4  IOS  running    [##..................]  10%    1,000/10,000       0        0        0  0.3/s  9h00m*  -
- 3  IOS  running    counting the audience                  50/?       0        0        0  0.8/s       -  2026-03-02 09:00 (in 21h00m)
- 2  IOS  running    [########............]  42%  41,200/100,000     300      500        0   69/s     13m  -
- 1  IOS  done       [####################] 100%       990/1,000       4        6        0  3.3/s       -  -                              4 of 1000 pushes failed; reasons: InternalServerError after…
+ID  APP  STATUS     PROGRESS                      SENT/TARGETED  FAILED  INVALID  EXPIRED     RATE     ETA  NEXT RUN                       REASON
+ 8  IOS  paused     [##########..........]  50%         100/200       0        0        0        -       -  -
+ 7  IOS  scheduled  -                                         -       -        -        -        -       -  2026-03-01 11:00 (1h00m late)
+ 6  IOS  scheduled  -                                         -       -        -        -        -       -  2026-03-01 15:30 (in 3h30m)
+ 5  IOS  failed     [....................]   0%           1/500       0        0        0        -       -  -                              APNs rejected the app's credentials (InvalidProviderToken)…
+ 4  IOS  running    [##..................]  10%    1,000/10,000       0        0        0    0.3/s  8h20m*  -
+ 3  IOS  running    counting the audience                  50/?       0        0        0  stalled       -  2026-03-02 09:00 (in 21h00m)
+ 2  IOS  running    [########............]  42%  41,200/100,000     300      500        0     70/s     13m  -
+ 1  IOS  done       [####################] 100%       990/1,000       4        6        0    3.3/s       -  -                              4 of 1000 pushes failed; reasons: InternalServerError after…
 
 * at this rate the run ends after its deadline; users not reached by then count as expired
+
+stalled: campaign 3 is running, but no live pushd works on it; start pushd and it goes on where it stopped
 
 Reasons in full:
   5: ` + credentialReason + `
   1: 4 of 1000 pushes failed; reasons: InternalServerError after 5 tries (4); details in pushd_deliveries
+
+pushd instances: 1 live
+  push-1 (host app1, pid 4242, v1.5.0 go1.26.8): up 3h00m, working on runs 2, 4
+  push-2 (host app2, pid 77, v1.4.0 go1.26.8): gone, last seen 2h00m ago
 `
 	if got := b.String(); got != want {
 		t.Errorf("status table:\n%s\nwant:\n%s", got, want)
@@ -168,6 +184,28 @@ func TestStatusCommand(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "\x1b[") {
 		t.Error("ANSI escapes written to a non-terminal")
+	}
+	// No pushd runs: the running campaigns are stalled, not sending.
+	if !strings.Contains(out.String(), "stalled: campaigns 4, 3, 2 are running, but no live pushd works on it") ||
+		!strings.Contains(out.String(), "pushd instances: none has run in the last day") {
+		t.Errorf("status without a running pushd:\n%s", out.String())
+	}
+
+	// A running pushd beats at once: it is listed, live.
+	d := e.start()
+	waitFor(t, 30*time.Second, "the heartbeat", func() bool {
+		return e.count(`SELECT COUNT(*) FROM pushd_instances`) == 1
+	})
+	out.Reset()
+	if err := run(t.Context(), []string{"status", "-config", e.config}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "pushd instances: 1 live") {
+		t.Errorf("status with a running pushd:\n%s", out.String())
+	}
+	d.stop(t)
+	if n := e.count(`SELECT COUNT(*) FROM pushd_instances`); n != 0 {
+		t.Errorf("%d heartbeat rows after a clean stop, want 0", n)
 	}
 
 	out.Reset()
