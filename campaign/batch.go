@@ -328,6 +328,13 @@ func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, a
 	case err != nil && ctx.Err() != nil:
 		// Shutdown abort: unknown whether it arrived; left for the next owner.
 		last = false
+	case errors.Is(err, providers.ErrNotSent):
+		// It never left (the provider or the network is down): not a
+		// try. It waits and goes again until the deadline, which leaves
+		// the user expired, never failed.
+		*attempts--
+		last = false
+		return notSentWait, true
 	case err != nil:
 		if *attempts < r.app.MaxAttempts {
 			last = false
@@ -360,6 +367,11 @@ func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, a
 	}
 	return 0, false
 }
+
+// notSentWait is the least wait before a push that never left goes again;
+// the transport has already waited for a connection up to the request
+// timeout.
+const notSentWait = time.Second
 
 // invalidOutcome records a dead token. An APNs 410 says since when the
 // token is invalid; a token registered again after that is not invalidated.

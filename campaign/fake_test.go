@@ -3,6 +3,7 @@ package campaign_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -59,6 +60,11 @@ func retryable(after time.Duration) answer {
 
 func credentialFailure(hint string) answer {
 	return answer{res: providers.Result{Outcome: providers.CredentialFailure, Status: 403, Reason: "InvalidProviderToken", Hint: hint}}
+}
+
+// notSent is a request that never left: no connection to the provider.
+func notSent() answer {
+	return answer{err: fmt.Errorf("transport: waiting for a connection: %w", providers.ErrNotSent)}
 }
 
 func tooManyTokenUpdates() answer {

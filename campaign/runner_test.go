@@ -519,3 +519,42 @@ func TestRunnerDrainReleasesBatches(t *testing.T) {
 		f.resumeAs(t, "b", users)
 	})
 }
+
+// A provider away for a minute and a half costs nobody: pushes that never
+// left are tried again without counting a try, and all arrive once it is
+// back; away past the deadline, the users are expired, never failed.
+// (Mutation caught: answered counting a push that was not sent as a try.)
+func TestRunnerProviderOutage(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		deadline time.Duration
+		want     pushd.Outcome
+	}{
+		{"back before the deadline", time.Hour, pushd.Sent},
+		{"down past the deadline", time.Minute, pushd.ExpiredSend},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				const users = 20
+				snd := &fakeSender{latency: 50 * time.Millisecond}
+				back := time.Now().Add(90 * time.Second)
+				snd.respond = func(_ string, at time.Time) answer {
+					if at.Before(back) {
+						return notSent()
+					}
+					return delivered()
+				}
+				f := newFixture(t, users, 10, tt.deadline, snd, campaign.AppOptions{Concurrency: 5, MaxAttempts: 3})
+				f.work(t, "a", nil)
+				f.checkOneOutcomeEach(t, users)
+				for id, d := range f.st.Outcomes(f.run.ID) {
+					if d.Outcome != tt.want || (tt.want == pushd.Sent && d.Attempts != 1) {
+						t.Errorf("user %d: %+v, want %s", id, d, tt.want)
+					}
+				}
+			})
+		})
+	}
+}

@@ -9,6 +9,8 @@ package providers
 import (
 	"errors"
 	"time"
+
+	"github.com/pushd/pushd/providers/transport"
 )
 
 // Prepared is a pushd.Notification rendered for one provider by its Prepare method.
@@ -71,6 +73,13 @@ type Result struct {
 // ErrTokenMalformed is wrapped by a provider's ValidateToken for a token that
 // cannot be a device token of that provider, so it is never sent.
 var ErrTokenMalformed = errors.New("malformed device token")
+
+// ErrNotSent is matched by a Send error when the push certainly never
+// reached the provider: no connection could be made before the request's
+// deadline (the provider or the network is down), or every connection
+// refused it unprocessed. Sending it again cannot duplicate it, and it
+// says nothing against the push: the campaign does not count it as a try.
+var ErrNotSent = transport.ErrNotSent
 
 // ErrExpired is returned by Send when the notification's Expiration has
 // passed: nothing is sent after the deadline.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -327,4 +328,63 @@ func measureStalls(from, to time.Time) <-chan time.Duration {
 		out <- worst
 	}()
 	return out
+}
+
+// The provider goes away for four seconds mid-campaign and comes back on
+// the same address: nobody fails, everyone is delivered, and only the
+// pushes in flight when it went can arrive twice.
+func TestProviderOutage(t *testing.T) {
+	t.Parallel()
+	const n = 20000
+	e := newEnv(t, "", pushsim.Options{Faults: pushsim.Faults{Latency: 10 * time.Millisecond}})
+	// Three tries span about a second of backoff: far less than the
+	// outage, so only pushes that never left not counting as tries saves
+	// the users.
+	e.setKey("IOS", "max_attempts", "3")
+	e.users("IOS", n, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
+	d := e.start()
+	id := e.campaign("IOS", time.Now(), map[string]any{"expires_at": time.Now().Add(time.Hour).UTC()})
+	waitFor(t, time.Minute, "the campaign under way", func() bool { return e.row(id).Sent >= 3000 })
+
+	first := e.sim
+	addr := strings.TrimPrefix(first.URL(), "https://")
+	first.Close()
+	time.Sleep(4 * time.Second) // the outage itself
+	back, err := pushsim.Start(pushsim.Options{Dir: filepath.Join(e.dir, "sim"), Addr: addr, BundleIDs: []string{bundleID},
+		Faults: pushsim.Faults{Latency: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatalf("pushsim back on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { back.Close() })
+
+	r := e.waitStatus(id, 2*time.Minute, "done", "failed", "expired")
+	d.stop(t)
+	if r.Status != "done" || r.Sent != n || r.Failed != 0 {
+		t.Fatalf("row %+v, want done with all %d sent and none failed", r, n)
+	}
+	got := map[string]int{}
+	for _, s := range []*pushsim.Server{first, back} {
+		for _, dl := range s.Deliveries() {
+			got[dl.Token] += dl.Count
+		}
+	}
+	twice := 0
+	for i := range n {
+		switch c := got[iosToken("", i)]; {
+		case c == 0:
+			var outcome, reason string
+			var attempts int
+			e.db.QueryRow(`SELECT outcome, reason, attempts FROM pushd_deliveries d JOIN users u ON u.id = d.user_id WHERE u.push_token = ?`, iosToken("", i)).Scan(&outcome, &reason, &attempts)
+			t.Fatalf("user %d never delivered; ledger says %s %q after %d tries (first saw %d, back %d)", i, outcome, reason, attempts,
+				first.Stats().APNs.Delivered, back.Stats().APNs.Delivered)
+		case c > 1:
+			twice++
+		}
+	}
+	// At most what was in flight when the connection dropped (the app's
+	// concurrency) may have been delivered but not answered.
+	if twice > 1000 {
+		t.Errorf("%d users delivered twice, more than the 1,000 in flight", twice)
+	}
+	t.Logf("4 s outage: %d users of %d delivered twice (answers lost with the connection)", twice, n)
 }

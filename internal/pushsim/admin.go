@@ -24,7 +24,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.stats.goaways.Add(1)
 	}
 	if f.Latency > 0 && !sleep(r.Context(), f.Latency) {
-		return
+		// Closing, or the client went away: no answer. Returning would
+		// answer 200 for a push that was never delivered.
+		panic(http.ErrAbortHandler)
 	}
 	switch {
 	case r.URL.Path == "/token":

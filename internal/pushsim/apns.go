@@ -113,7 +113,9 @@ func (s *Server) serveAPNs(w http.ResponseWriter, r *http.Request, f *faultState
 		res = s.sendAPNs(r.Context(), req, f)
 	}
 	if res.gone {
-		return
+		// Reset the stream: a handler that returns without writing would
+		// answer 200, a delivery that never happened.
+		panic(http.ErrAbortHandler)
 	}
 	st.answer(res.status, res.reason, s.now)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {

@@ -87,7 +87,9 @@ func (s *Server) serveFCM(w http.ResponseWriter, r *http.Request, f *faultState)
 		res = s.sendFCM(r.Context(), req, f)
 	}
 	if res.gone {
-		return
+		// Reset the stream: a handler that returns without writing would
+		// answer 200, a delivery that never happened.
+		panic(http.ErrAbortHandler)
 	}
 	reason := res.errorCode
 	if reason == "" {

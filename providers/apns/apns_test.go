@@ -564,10 +564,12 @@ func TestSendTransportErrors(t *testing.T) {
 		}
 		addr := l.Addr().String()
 		l.Close()
-		c := newTestClient(t, s, func(o *Options) { o.Endpoint = "https://" + addr })
+		c := newTestClient(t, s, func(o *Options) { o.Endpoint = "https://" + addr; o.RequestTimeout = 1500 * time.Millisecond })
+		start := time.Now()
 		res, err := c.Send(context.Background(), mustPrepare(t, c, hello), deviceToken(1))
-		if err == nil {
-			t.Fatalf("Send = %+v, want an error", res)
+		// Redialled until the request's own timeout, then not sent.
+		if !errors.Is(err, providers.ErrNotSent) || time.Since(start) < time.Second {
+			t.Fatalf("Send = %+v, %v after %v; want ErrNotSent at the request timeout", res, err, time.Since(start))
 		}
 	})
 

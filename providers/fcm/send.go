@@ -59,7 +59,8 @@ func validToken(token string) bool {
 
 // Send posts p to one device. It returns an error only when it got no answer
 // from Google (dial failure, timeout, reset, cancelled ctx, token endpoint
-// unreachable: retry those), or one wrapping providers.ErrExpired when p's
+// unreachable: retry those; an error matching providers.ErrNotSent means the
+// push certainly did not leave), or one wrapping providers.ErrExpired when p's
 // deadline has passed, in which case nothing is sent. Every answer, including
 // a rejection, is a Result.
 //
@@ -97,6 +98,11 @@ func (c *Client) SendAsync(ctx context.Context, p providers.Prepared, token stri
 		return
 	}
 	cred, rejected, err := c.auth.credential(ctx)
+	if err != nil && ctx.Err() == nil {
+		// No access token, so the push never left: the token endpoint
+		// or the network is down, which is no fault of the push.
+		err = fmt.Errorf("%w: %w", providers.ErrNotSent, err)
+	}
 	if err != nil || rejected != nil {
 		done(deref(rejected), err)
 		return

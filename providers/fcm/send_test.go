@@ -339,10 +339,11 @@ func TestFCMUnreachable(t *testing.T) {
 	s := newSim(t, pushsim.Options{})
 	opts := s.options()
 	opts.Endpoint = "https://" + closedAddr(t)
+	opts.RequestTimeout = 1500 * time.Millisecond
 	c := s.client(opts)
 	res, err := c.Send(background(t), prepare(t, c, hello()), deviceToken)
-	if err == nil {
-		t.Fatalf("Send = %+v, want an error", res)
+	if !errors.Is(err, providers.ErrNotSent) {
+		t.Fatalf("Send = %+v, %v; want ErrNotSent", res, err)
 	}
 }
 

@@ -41,6 +41,9 @@ const (
 
 var clientPreface = []byte(http2.ClientPreface)
 
+// errNoH2 is a server that did not negotiate HTTP/2 in the TLS handshake.
+var errNoH2 = errors.New("server did not negotiate HTTP/2")
+
 // timeoutError is a request that outlived Options.RequestTimeout. It is a
 // net.Error with Timeout() true and also matches context.DeadlineExceeded.
 type timeoutError struct{ after time.Duration }
@@ -128,7 +131,7 @@ func (p *Pool) dial(ctx context.Context) (*clientConn, error) {
 	tc := nc.(*tls.Conn)
 	if proto := tc.ConnectionState().NegotiatedProtocol; proto != "h2" {
 		tc.Close()
-		return nil, fmt.Errorf("dial %s: server did not negotiate HTTP/2 (ALPN %q)", p.addr, proto)
+		return nil, fmt.Errorf("dial %s: %w (ALPN %q)", p.addr, errNoH2, proto)
 	}
 	cc := &clientConn{
 		p:             p,

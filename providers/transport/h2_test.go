@@ -335,18 +335,26 @@ func TestH2RefusesServerWithoutH2(t *testing.T) {
 	}
 }
 
-// A server that completes TLS but never sends SETTINGS fails the request
-// within DialTimeout, and the client opens no stream on it.
+// A server that completes TLS but never sends SETTINGS fails each dial
+// within DialTimeout; the request is redialled until its own timeout and
+// then fails as not sent, naming the last dial's error, and the client
+// opens no stream on it.
 func TestH2DialTimeoutWithoutServerSettings(t *testing.T) {
 	t.Parallel()
 	fs := h2fake.New(t, h2fake.Options{NoSettings: true})
-	p := newTestPool(t, fs, Options{Connections: 1, DialTimeout: 300 * time.Millisecond})
+	p := newTestPool(t, fs, Options{Connections: 1, DialTimeout: 300 * time.Millisecond, RequestTimeout: 2 * time.Second})
 	r := roundTrip(ctxT(t, 10*time.Second), p, "GET", fs.URL("/x"), nil)
 	if r.err == nil {
 		t.Fatalf("request succeeded on a server that never sent SETTINGS")
 	}
-	if r.elapsed > 5*time.Second {
-		t.Errorf("failed after %v; DialTimeout is 300ms", r.elapsed)
+	if !errors.Is(r.err, ErrNotSent) || !strings.Contains(r.err.Error(), "no SETTINGS") {
+		t.Errorf("error %v, want ErrNotSent naming the missing SETTINGS", r.err)
+	}
+	if r.elapsed < 1500*time.Millisecond || r.elapsed > 5*time.Second {
+		t.Errorf("failed after %v; want at the request timeout of 2 s", r.elapsed)
+	}
+	if n := len(fs.Conns()); n < 2 {
+		t.Errorf("%d connection(s): want a redial after the first dial failed", n)
 	}
 	if n := len(fs.Streams()); n != 0 {
 		t.Errorf("client opened %d stream(s) before the server's first SETTINGS", n)

@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -89,10 +90,23 @@ type slot struct {
 	failErr error
 }
 
-// redialAfter is how long a failed dial is reported to further requests
-// instead of dialling again, so a thousand waiting requests do not dial one
-// after another.
+// redialAfter is how long after a failed dial the next one starts, so a
+// thousand waiting requests do not dial one after another. Requests wait
+// for it rather than fail with the stale error.
 const redialAfter = time.Second
+
+// ErrNotSent is matched by a request's error when the request certainly
+// never reached the server: no connection could be made before its
+// deadline, or every connection refused it unprocessed. Such a request may
+// be sent again without risk of a duplicate, and it says nothing about the
+// request itself.
+var ErrNotSent = errors.New("request not sent")
+
+// notSent marks err as ErrNotSent.
+type notSent struct{ err error }
+
+func (e notSent) Error() string   { return e.err.Error() }
+func (e notSent) Unwrap() []error { return []error{e.err, ErrNotSent} }
 
 // maxRequestBody bounds a request body; push payloads are at most a few KiB.
 const maxRequestBody = 1 << 20
@@ -202,7 +216,7 @@ func (p *Pool) send(req *http.Request, body []byte, deadline time.Time, attempt 
 	for ; ; attempt++ {
 		cc, err := p.conn(req.Context(), deadline)
 		if err != nil {
-			done(nil, err)
+			done(nil, notSent{err})
 			return
 		}
 		x := &exchange{pool: p, req: req, reqBody: body, attempt: attempt, done: done}
@@ -217,7 +231,7 @@ func (p *Pool) send(req *http.Request, body []byte, deadline time.Time, attempt 
 			return
 		}
 		if attempt == maxAttempts || req.Context().Err() != nil {
-			done(nil, ue.err)
+			done(nil, notSent{ue.err})
 			return
 		}
 	}
@@ -254,7 +268,10 @@ func requestBody(req *http.Request) ([]byte, error) {
 //
 // A connection that the server closed or GOAWAYed before it carried a
 // single request counts as a failed dial, so that a server refusing every
-// new connection is not redialled in a tight loop.
+// new connection is not redialled in a tight loop. After a failed dial the
+// request waits for the next one, redialAfter later, until its context or
+// deadline ends: a provider away for a minute delays it, rather than fail
+// it with the stale error (the caller sees ErrNotSent at its deadline).
 func (p *Pool) conn(ctx context.Context, deadline time.Time) (*clientConn, error) {
 	n := uint32(len(p.slots))
 	i := p.next.Add(1)
@@ -271,25 +288,82 @@ func (p *Pool) conn(ctx context.Context, deadline time.Time) (*clientConn, error
 			return cc, nil
 		}
 	}
-	var timeout <-chan time.Time
+	var (
+		timeout <-chan time.Time
+		lastErr error
+	)
 	for {
 		cc, done, err := p.prepare(s)
-		if cc != nil || err != nil {
-			return cc, err
+		if cc != nil {
+			return cc, nil
+		}
+		var redial *time.Timer
+		if err != nil {
+			if permanent(err) {
+				return nil, err // waiting would not cure it
+			}
+			// The last dial failed moments ago: wait for the next.
+			lastErr = err
+			redial = time.NewTimer(redialAfter - time.Since(s.failedAt()))
+			done = nil
 		}
 		if timeout == nil && !deadline.IsZero() {
 			t := time.NewTimer(time.Until(deadline))
 			defer t.Stop()
 			timeout = t.C
 		}
+		var redialed <-chan time.Time
+		if redial != nil {
+			redialed = redial.C
+		}
 		select {
 		case <-done:
+		case <-redialed:
 		case <-ctx.Done():
+			stop(redial)
 			return nil, ctx.Err()
 		case <-timeout:
+			stop(redial)
+			if lastErr != nil {
+				return nil, fmt.Errorf("transport: waiting for a connection to %s: %w (the last dial: %w)", p.addr,
+					timeoutError{p.opts.RequestTimeout}, lastErr)
+			}
 			return nil, fmt.Errorf("transport: waiting for a connection to %s: %w", p.addr, timeoutError{p.opts.RequestTimeout})
 		}
 	}
+}
+
+// permanent reports whether a dial failed for a reason that redialling
+// does not cure: the provider's certificate is not trusted, or the server
+// does not speak HTTP/2. Those fail the request at once; an unreachable,
+// refusing or silent server is waited for.
+func permanent(err error) bool {
+	var (
+		verify  *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+		record  tls.RecordHeaderError // not TLS at all
+		op      *net.OpError
+	)
+	// crypto/tls reports an alert from the server (a refused protocol
+	// version, ALPN or certificate) as a net.OpError of Op "remote error".
+	remoteAlert := errors.As(err, &op) && op.Op == "remote error"
+	return errors.Is(err, errNoH2) || errors.As(err, &verify) || errors.As(err, &unknown) ||
+		errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &record) || remoteAlert
+}
+
+func stop(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// failedAt is when the slot's last dial failed.
+func (s *slot) failedAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed
 }
 
 // usable returns the slot's connection if it takes new streams.
