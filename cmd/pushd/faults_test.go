@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -207,14 +208,21 @@ func TestDeadlineMidRun(t *testing.T) {
 // A second SIGTERM aborts at once.
 func TestSecondSignalAborts(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "", pushsim.Options{Faults: pushsim.Faults{Latency: 3 * time.Second}})
+	addr := freeAddr(t)
+	e := newEnv(t, "listen = "+addr+"\n", pushsim.Options{Faults: pushsim.Faults{Latency: 3 * time.Second}})
 	e.users("IOS", 500, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
-	id := e.campaign("IOS", time.Now(), nil)
+	e.campaign("IOS", time.Now(), nil)
 	d := e.start()
-	waitFor(t, time.Minute, "the run to start", func() bool { return e.row(id).Status == "running" })
-	time.Sleep(500 * time.Millisecond) // let the sends reach pushsim, which holds them 3 s
+	// The first signal must find sends in flight (pushsim holds them 3 s),
+	// or pushd would simply finish its shutdown.
+	inflight := regexp.MustCompile(`(?m)^pushd_inflight_requests\{app="IOS",provider="APNs"\} [1-9]`)
+	waitFor(t, time.Minute, "sends in flight", func() bool { _, body := get(t, "http://"+addr+"/metrics"); return inflight.MatchString(body) })
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(100 * time.Millisecond)
+	// Two SIGTERMs pending at once are delivered as one: send the second
+	// only once pushd has taken the first.
+	waitFor(t, 10*time.Second, "the graceful shutdown to begin", func() bool {
+		return strings.Contains(d.log.String(), "shutting down: finishing in-flight sends")
+	})
 	start := time.Now()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -318,6 +326,7 @@ func TestHostileRows(t *testing.T) {
 func measureStalls(from, to time.Time) <-chan time.Duration {
 	out := make(chan time.Duration, 1)
 	go func() {
+		// These sleeps are the measurement, not a wait for an event.
 		time.Sleep(time.Until(from))
 		var worst time.Duration
 		for time.Now().Before(to) {

@@ -21,24 +21,46 @@ import (
 	"github.com/pushd/pushd/store"
 )
 
-// pushdBin is the real pushd binary, built once for the end-to-end tests.
-var pushdBin string
+// bin is the real pushd binary, built the first time an end-to-end test
+// asks for it: `go test -run TestUnit` builds nothing.
+var bin struct {
+	once sync.Once
+	dir  string // removed by TestMain
+	path string
+	err  error
+}
+
+// pushdBinary returns the path of the pushd binary, building it on first
+// use. It is built with -race when this test binary is, so that
+// `go test -race` runs the daemon under the race detector too.
+func pushdBinary(t testing.TB) string {
+	t.Helper()
+	bin.once.Do(func() {
+		bin.dir, bin.err = os.MkdirTemp("", "pushd-e2e-bin")
+		if bin.err != nil {
+			return
+		}
+		bin.path = filepath.Join(bin.dir, "pushd")
+		args := []string{"build", "-o", bin.path}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+		if err != nil {
+			bin.err = fmt.Errorf("%w\n%s", err, out)
+		}
+	})
+	if bin.err != nil {
+		t.Fatalf("build pushd: %v", bin.err)
+	}
+	return bin.path
+}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pushd-e2e-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	pushdBin = filepath.Join(dir, "pushd")
-	build := exec.Command("go", "build", "-race", "-o", pushdBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build pushd:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if bin.dir != "" {
+		os.RemoveAll(bin.dir)
+	}
 	os.Exit(code)
 }
 
@@ -118,15 +140,18 @@ max_attempts = 10
 	}
 	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, db: st.DB(), sim: sim, config: path, dir: dir}
-	if out, err := e.pushd("migrate"); err != nil {
-		t.Fatalf("pushd migrate: %v\n%s", err, out)
+	// Migrate in-process: tests that never start the binary (send, status)
+	// then need no build. TestCommands runs the binary's migrate.
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"migrate", "-config", path}, &out, &out); err != nil {
+		t.Fatalf("pushd migrate: %v\n%s", err, out.String())
 	}
 	return e
 }
 
 // pushd runs a pushd command to completion.
 func (e *env) pushd(cmd string, args ...string) (string, error) {
-	c := exec.Command(pushdBin, append([]string{cmd, "-config", e.config}, args...)...)
+	c := exec.Command(pushdBinary(e.t), append([]string{cmd, "-config", e.config}, args...)...)
 	out, err := c.CombinedOutput()
 	return string(out), err
 }
@@ -160,7 +185,7 @@ func (e *env) start() *proc { return e.startWith(nil) }
 // startWith starts `pushd run` with extra environment variables.
 func (e *env) startWith(environ []string) *proc {
 	e.t.Helper()
-	d := &proc{cmd: exec.Command(pushdBin, "run", "-config", e.config), log: &syncBuffer{}, exited: make(chan error, 1)}
+	d := &proc{cmd: exec.Command(pushdBinary(e.t), "run", "-config", e.config), log: &syncBuffer{}, exited: make(chan error, 1)}
 	d.cmd.Stderr = d.log
 	d.cmd.Env = append(os.Environ(), environ...)
 	if err := d.cmd.Start(); err != nil {

@@ -18,7 +18,7 @@ const unitFile = "../../packaging/pushd.service"
 // here). It returns every problem reported about the unit.
 func verifyUnit(t *testing.T, tool, unit string) []string {
 	t.Helper()
-	unit = strings.ReplaceAll(unit, "/usr/local/bin/pushd ", pushdBin+" ")
+	unit = strings.ReplaceAll(unit, "/usr/local/bin/pushd ", pushdBinary(t)+" ")
 	path := filepath.Join(t.TempDir(), "pushd.service")
 	if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
 		t.Fatal(err)

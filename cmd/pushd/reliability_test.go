@@ -154,7 +154,9 @@ func TestDatabaseOutage(t *testing.T) {
 	down := time.Now()
 	// Sending must stop once the lease can no longer be renewed: after the
 	// local lease margin (lease_duration 5 s in these tests) nothing more
-	// goes out until the database is back.
+	// goes out until the database is back. These sleeps are not waits for
+	// an event: 8 s is the bound under test (no event says "sending has
+	// stopped for good"), and the 30 s outage is the stimulus.
 	time.Sleep(8 * time.Second)
 	paused := e.sim.Stats().APNs.Requests
 	time.Sleep(30*time.Second - time.Since(down))
