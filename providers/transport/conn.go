@@ -91,6 +91,9 @@ type clientConn struct {
 	ended   *exchange // ended streams whose completion unlock runs
 	nextID  uint32
 	waiters int // callers blocked on cond
+	// blocked are the streams whose bodies wait for window or queue
+	// space, in the order they started.
+	blocked []*exchange
 
 	// Peer settings.
 	maxStreams    uint32

@@ -166,6 +166,9 @@ func (cc *clientConn) handle(f http2.Frame) error {
 		default:
 			close(cc.settingsOK)
 		}
+		if len(cc.blocked) > 0 {
+			cc.sendBlockedLocked() // a larger initial window
+		}
 		cc.cond.Broadcast()
 	case *http2.WindowUpdateFrame:
 		if f.StreamID == 0 {
@@ -179,6 +182,9 @@ func (cc *clientConn) handle(f http2.Frame) error {
 				return nil
 			}
 			s.window += int32(f.Increment)
+		}
+		if len(cc.blocked) > 0 {
+			cc.sendBlockedLocked()
 		}
 		cc.cond.Broadcast()
 	case *http2.PingFrame:

@@ -34,7 +34,8 @@ type stream struct {
 	header   http.Header
 	body     []byte
 	gotHead  bool
-	sentAll  bool // END_STREAM written: the stream no longer counts as ours to close
+	sentAll  bool   // END_STREAM written: the stream no longer counts as ours to close
+	rest     []byte // the body not yet written, waiting for window
 	err      error
 	ended    bool
 }

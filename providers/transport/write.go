@@ -63,6 +63,9 @@ func (cc *clientConn) writeLoop() {
 			cc.failLocked(fmt.Errorf("write to %s: %w", cc.p.addr, err))
 			cc.wbuf = nil
 		}
+		if len(cc.blocked) > 0 {
+			cc.sendBlockedLocked() // queue space for bodies that waited
+		}
 		if cc.waiters > 0 {
 			cc.cond.Broadcast() // queue space for senders
 		}
@@ -111,28 +114,66 @@ func (cc *clientConn) start(x *exchange) error {
 	cc.used.Store(true)
 	cc.writeHeaders(x.req, x.id, len(body))
 	x.sentAll = len(body) == 0
+	x.rest = body
 
-	// The body, as the windows allow. After a wait, the deadline is checked
-	// again before anything more is written: a request completed after it
-	// could still be processed.
-	for len(body) > 0 && cc.err == nil && !x.ended {
-		n := min(int32(len(body)), cc.sendWindow, x.window, int32(cc.maxFrame))
-		if n <= 0 || len(cc.wbuf) >= maxPending {
-			cc.wait()
-			if err := x.expired(ctx, cc.p.opts.RequestTimeout); err != nil {
-				cc.resetLocked(x, http2.ErrCodeCancel, err)
-				break
-			}
-			continue
-		}
-		cc.fr.WriteData(x.id, int(n) == len(body), body[:n])
-		x.sentAll = int(n) == len(body)
-		body = body[n:]
-		cc.sendWindow -= n
-		x.window -= n
+	// The body, as far as the windows allow now. What they do not allow
+	// waits on the connection, not on the caller, so that a push waiting
+	// for a WINDOW_UPDATE does not hold up the next ones: the frame reader
+	// sends the rest as the windows open (sendBlockedLocked). Streams
+	// already waiting go first, in order.
+	if len(cc.blocked) > 0 || !cc.sendBodyLocked(x) {
+		cc.blocked = append(cc.blocked, x)
 	}
 	cc.unlock()
 	return nil
+}
+
+// sendBodyLocked writes as much of x's remaining body as the windows, the
+// frame size and the write queue allow, and reports whether it is all
+// out. cc.mu must be held.
+func (cc *clientConn) sendBodyLocked(x *exchange) bool {
+	for len(x.rest) > 0 && cc.err == nil && !x.ended {
+		n := min(int32(len(x.rest)), cc.sendWindow, x.window, int32(cc.maxFrame))
+		if n <= 0 || len(cc.wbuf) >= maxPending {
+			return false
+		}
+		last := int(n) == len(x.rest)
+		cc.fr.WriteData(x.id, last, x.rest[:n])
+		x.sentAll = last
+		x.rest = x.rest[n:]
+		cc.sendWindow -= n
+		x.window -= n
+	}
+	x.rest = nil
+	return true
+}
+
+// sendBlockedLocked goes on with the bodies that waited for window or
+// queue space, in the order their requests started. A stream whose
+// request deadline has passed meanwhile is reset instead: a request
+// completed after it could still be processed. cc.mu must be held.
+func (cc *clientConn) sendBlockedLocked() {
+	keep := cc.blocked[:0]
+	for i, x := range cc.blocked {
+		if x.ended || cc.err != nil {
+			continue
+		}
+		if err := x.expired(x.req.Context(), cc.p.opts.RequestTimeout); err != nil {
+			cc.resetLocked(x, http2.ErrCodeCancel, err)
+			continue
+		}
+		if cc.sendBodyLocked(x) {
+			continue
+		}
+		keep = append(keep, x)
+		if cc.sendWindow <= 0 || len(cc.wbuf) >= maxPending {
+			// The connection is what waits: later streams wait behind.
+			keep = append(keep, cc.blocked[i+1:]...)
+			break
+		}
+	}
+	clear(cc.blocked[len(keep):])
+	cc.blocked = keep
 }
 
 // wait blocks on cond; the sweeper wakes waiters so they see their
