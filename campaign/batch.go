@@ -334,10 +334,12 @@ func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, a
 		// the user expired, never failed.
 		*attempts--
 		last = false
+		r.retryLog.Do(func() { r.log.Info("pushes wait for a connection to the provider", "error", err) })
 		return notSentWait, true
 	case err != nil:
 		if *attempts < r.app.MaxAttempts {
 			last = false
+			r.retryLog.Do(func() { r.log.Info("pushes are being retried: no answer from the provider", "error", err) })
 			return 0, true
 		}
 		r.log.Warn("push failed: no answer from the provider", "user_id", rc.UserID, "attempts", *attempts, "error", err)
@@ -357,6 +359,9 @@ func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, a
 		case providers.Retryable:
 			if *attempts < r.app.MaxAttempts {
 				last = false
+				r.retryLog.Do(func() {
+					r.log.Info("pushes are being retried", "reason", reasonOf(res), "retry_after", res.RetryAfter)
+				})
 				return res.RetryAfter, true
 			}
 			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend,

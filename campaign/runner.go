@@ -13,6 +13,7 @@ import (
 
 	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
+	"golang.org/x/time/rate"
 )
 
 // Store is the part of the store a runner uses.
@@ -129,6 +130,8 @@ type Runner struct {
 	stop atomic.Bool
 	// sent and outcomes count what this runner recorded, for heartbeats.
 	sent, outcomes atomic.Int64
+	// retryLog lets one line in 10 s say that pushes are being retried.
+	retryLog rate.Sometimes
 }
 
 // Recorded is how many outcomes a runner has recorded: sent pushes, and
@@ -181,7 +184,8 @@ func NewRunner(r pushd.Run, app *App, st Store, o Options) *Runner {
 		o.Observer = nopObserver{}
 	}
 	log := o.Logger.With("component", "campaign", "app", r.App, "campaign_id", r.CampaignID, "run_id", r.ID)
-	return &Runner{run: r, app: app, store: st, o: o, log: log, realClock: realClock}
+	return &Runner{run: r, app: app, store: st, o: o, log: log, realClock: realClock,
+		retryLog: rate.Sometimes{Interval: 10 * time.Second}}
 }
 
 // clock is o.Clock, answered from now (a time.Now reading) when o.Clock is

@@ -27,6 +27,8 @@ type Metrics struct {
 	dbErrors  prometheus.Counter
 	reloads   *prometheus.CounterVec
 	campaigns *prometheus.GaugeVec
+	// connEvents counts provider connection events.
+	connEvents *prometheus.CounterVec
 	// delivered caches, per app and provider, the children that every
 	// delivered push updates: resolving them by label values costs a hash
 	// and a lock each, and these two calls were 5% of pushd's CPU while
@@ -80,12 +82,16 @@ func NewMetrics(apps AppSource) *Metrics {
 			Name: "pushd_config_reloads_total",
 			Help: "Config reloads by result (ok, rejected).",
 		}, []string{"result"}),
+		connEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushd_connection_events_total",
+			Help: "Provider connection events by app, provider and event (connected, dial_failed, goaway, lost).",
+		}, []string{"app", "provider", "event"}),
 		campaigns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pushd_campaigns",
 			Help: "Campaign rows by status, as of the last scheduler pass.",
 		}, []string{"status"}),
 	}
-	reg.MustRegister(m.sends, m.latency, m.dbWrite, m.lag, m.dbErrors, m.reloads, m.campaigns,
+	reg.MustRegister(m.sends, m.latency, m.dbWrite, m.lag, m.dbErrors, m.reloads, m.campaigns, m.connEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&appCollector{apps: apps})
 	return m
@@ -140,6 +146,11 @@ func (m *Metrics) Sent(app string, kind pushd.PushType, res providers.Result, er
 		m.latency.WithLabelValues(app, string(kind)).Observe(took.Seconds())
 	}
 	m.sends.WithLabelValues(app, string(kind), outcome, reason).Inc()
+}
+
+// ConnEvent counts one provider connection event.
+func (m *Metrics) ConnEvent(app string, kind pushd.PushType, event string) {
+	m.connEvents.WithLabelValues(app, string(kind), event).Inc()
 }
 
 // Recorded observes one ledger write.

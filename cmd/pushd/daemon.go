@@ -146,16 +146,17 @@ func (d *service) start(ctx context.Context) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return err
 	}
+	// The scheduler is made below; the sources read it only when scraped.
+	apps := func() map[string]*campaign.App { return d.sched.Apps() }
+	d.metrics = monitor.NewMetrics(apps)
 	d.apps = map[string]*campaign.App{}
 	for name, a := range d.cfg.Apps {
-		app, err := newApp(d.cfg, a, d.log, d.st)
+		app, err := newApp(d.cfg, a, d.log, d.st, d.metrics)
 		if err != nil {
 			return err
 		}
 		d.apps[name] = app
 	}
-	apps := func() map[string]*campaign.App { return d.sched.Apps() }
-	d.metrics = monitor.NewMetrics(apps)
 	d.health = monitor.NewHealth(apps, d.cfg.Server.PollInterval, nil)
 	watchdog, _ := daemon.SdWatchdogEnabled(false)
 	self := owner(d.cfg.Server.InstanceID)
@@ -280,7 +281,7 @@ func (d *service) reload() {
 			apps[name] = d.apps[name]
 			continue
 		}
-		app, err := newApp(cfg, a, d.log, d.st)
+		app, err := newApp(cfg, a, d.log, d.st, d.metrics)
 		if err != nil {
 			reject(err)
 			for _, f := range fresh {

@@ -352,6 +352,7 @@ func TestProviderOutage(t *testing.T) {
 	e.setKey("IOS", "max_attempts", "3")
 	e.users("IOS", n, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
 	d := e.start()
+	start := time.Now()
 	id := e.campaign("IOS", time.Now(), map[string]any{"expires_at": time.Now().Add(time.Hour).UTC()})
 	waitFor(t, time.Minute, "the campaign under way", func() bool { return e.row(id).Sent >= 3000 })
 
@@ -396,4 +397,15 @@ func TestProviderOutage(t *testing.T) {
 		t.Errorf("%d users delivered twice, more than the 1,000 in flight", twice)
 	}
 	t.Logf("4 s outage: %d users of %d delivered twice (answers lost with the connection)", twice, n)
+	// At log_level info the log says what happened, each kind of event
+	// at most once in 10 s.
+	log := d.log.String()
+	for _, want := range []string{"lost a connection to the provider", "cannot connect to the provider", "connected to the provider"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %q", want)
+		}
+	}
+	if n := strings.Count(log, "cannot connect to the provider"); n > 2*int(time.Since(start)/(10*time.Second))+2 {
+		t.Errorf("%d log lines about failed dials: not rate-limited", n)
+	}
 }

@@ -10,13 +10,16 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/config"
+	"github.com/pushd/pushd/monitor"
 	"github.com/pushd/pushd/providers/apns"
 	"github.com/pushd/pushd/providers/fcm"
+	"github.com/pushd/pushd/providers/transport"
 	"github.com/pushd/pushd/store"
 )
 
@@ -96,6 +99,8 @@ type senderOptions struct {
 	// share is where APNs clients get their provider token; nil signs
 	// their own (only when the database cannot be reached).
 	share apns.TokenShare
+	// onConnEvent hears of the provider connections' events.
+	onConnEvent func(transport.Event)
 }
 
 // newSender builds the provider client of one app section.
@@ -105,26 +110,75 @@ func newSender(cfg *config.Config, a *config.App, log *slog.Logger, o senderOpti
 	case pushd.APNs:
 		c, err := apns.New(apns.Options{Endpoint: a.Endpoint, Environment: a.Environment, BundleID: a.BundleID,
 			TeamID: a.TeamID, KeyID: a.KeyID, Key: a.AuthKey, RootCAs: cfg.SSL.RootCAs, Connections: a.Connections,
-			RequestTimeout: a.RequestTimeout, Logger: log, Transport: o.transport, Share: o.share})
+			RequestTimeout: a.RequestTimeout, Logger: log, Transport: o.transport, Share: o.share, OnConnEvent: o.onConnEvent})
 		return c, pushd.APNs, err
 	case pushd.FCM:
 		c, err := fcm.New(fcm.Options{Endpoint: a.Endpoint, ProjectID: a.ProjectID, ServiceAccountJSON: a.ServiceAccountJSON,
 			RootCAs: cfg.SSL.RootCAs, Connections: a.Connections, RequestTimeout: a.RequestTimeout, Logger: log,
-			Transport: o.transport, ValidateOnly: o.validateOnly})
+			Transport: o.transport, ValidateOnly: o.validateOnly, OnConnEvent: o.onConnEvent})
 		return c, pushd.FCM, err
 	}
 	return nil, "", fmt.Errorf("push_type %q", a.PushType)
 }
 
 // newApp builds a campaign.App for one app section, whose APNs provider
-// token comes from share.
-func newApp(cfg *config.Config, a *config.App, log *slog.Logger, share apns.TokenShare) (*campaign.App, error) {
-	s, kind, err := newSender(cfg, a, log, senderOptions{share: share})
+// token comes from share; its connection events go to the log and m.
+func newApp(cfg *config.Config, a *config.App, log *slog.Logger, share apns.TokenShare, m *monitor.Metrics) (*campaign.App, error) {
+	s, kind, err := newSender(cfg, a, log, senderOptions{share: share, onConnEvent: connEvents(log, a.Name, a.PushType, m)})
 	if err != nil {
 		return nil, fmt.Errorf("%s [%s]: %w", cfg.Path, a.Name, err)
 	}
 	return campaign.NewApp(a.Name, kind, s, campaign.AppOptions{BatchSize: a.BatchSize, DefaultExpiry: a.DefaultExpiry,
 		MaxAttempts: a.MaxAttempts, Concurrency: a.Concurrency, RateLimit: a.RateLimit}), nil
+}
+
+// connEventEvery bounds the log lines per app and kind of connection
+// event: a provider that refuses connections for a minute is one line
+// every 10 s, with the count of the ones left out.
+const connEventEvery = 10 * time.Second
+
+// connEvents logs an app's provider connection events at info (a lost
+// connection or failed dial at warn), rate-limited per kind, and counts
+// them all in m.
+func connEvents(log *slog.Logger, app string, kind pushd.PushType, m *monitor.Metrics) func(transport.Event) {
+	log = log.With("component", "provider", "app", app)
+	var (
+		mu      sync.Mutex
+		last    = map[transport.EventKind]time.Time{}
+		skipped = map[transport.EventKind]int{}
+	)
+	return func(e transport.Event) {
+		if m != nil {
+			m.ConnEvent(app, kind, string(e.Kind))
+		}
+		now := time.Now()
+		mu.Lock()
+		if now.Sub(last[e.Kind]) < connEventEvery {
+			skipped[e.Kind]++
+			mu.Unlock()
+			return
+		}
+		n := skipped[e.Kind]
+		last[e.Kind], skipped[e.Kind] = now, 0
+		mu.Unlock()
+		level, msg := slog.LevelInfo, "connected to the provider"
+		switch e.Kind {
+		case transport.DialFailed:
+			level, msg = slog.LevelWarn, "cannot connect to the provider; pushes wait for a connection"
+		case transport.Lost:
+			level, msg = slog.LevelWarn, "lost a connection to the provider; pushes in flight are retried"
+		case transport.GoAway:
+			msg = "the provider is closing a connection (GOAWAY); new pushes use another"
+		}
+		attrs := []any{"addr", e.Addr}
+		if e.Err != nil {
+			attrs = append(attrs, "error", e.Err)
+		}
+		if n > 0 {
+			attrs = append(attrs, "more_since_last_line", n)
+		}
+		log.Log(context.Background(), level, msg, attrs...)
+	}
 }
 
 func closeApp(a *campaign.App) {

@@ -82,6 +82,9 @@ type Options struct {
 	// One with a Go method, as transport.Pool has, is used without a
 	// goroutine per request and must enforce RequestTimeout itself.
 	Transport http.RoundTripper
+	// OnConnEvent, when set, is told of the connections' dials, GOAWAYs
+	// and losses (see transport.Options.OnEvent). Ignored with Transport.
+	OnConnEvent func(transport.Event)
 }
 
 // Client sends notifications to APNs for one app. It is safe for concurrent
@@ -177,6 +180,7 @@ func New(opts Options) (*Client, error) {
 			// indexing.
 			UniquePaths:   true,
 			UniqueAnswers: true,
+			OnEvent:       opts.OnConnEvent,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("apns: %w", err)

@@ -64,6 +64,9 @@ type Options struct {
 	// as transport.Pool has, is used without a goroutine per request and
 	// must enforce RequestTimeout itself.
 	Transport http.RoundTripper
+	// OnConnEvent, when set, is told of the connections' dials, GOAWAYs
+	// and losses (see transport.Options.OnEvent). Ignored with Transport.
+	OnConnEvent func(transport.Event)
 }
 
 // Client sends FCM HTTP v1 messages for one Firebase project with one
@@ -128,6 +131,7 @@ func New(opts Options) (*Client, error) {
 			Connections:    opts.Connections,
 			RootCAs:        opts.RootCAs,
 			RequestTimeout: opts.RequestTimeout,
+			OnEvent:        opts.OnConnEvent,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("fcm: %w", err)

@@ -94,6 +94,9 @@ type clientConn struct {
 	// blocked are the streams whose bodies wait for window or queue
 	// space, in the order they started.
 	blocked []*exchange
+	// closedIdle is set when we closed the connection for having no
+	// request: not an event worth reporting.
+	closedIdle bool
 
 	// Peer settings.
 	maxStreams    uint32
@@ -206,6 +209,11 @@ func (cc *clientConn) failLocked(err error) {
 	}
 	cc.err = err
 	cc.unusable.Store(true)
+	if !cc.closedIdle && cc.goAway == nil && cc.settingsDone() {
+		// Ours to report: a dial that fails is reported as such, and a
+		// connection that drains after a GOAWAY was reported then.
+		cc.p.event(Lost, err)
+	}
 	for id, x := range cc.streams {
 		delete(cc.streams, id)
 		cc.completeLocked(x, err)
@@ -216,6 +224,17 @@ func (cc *clientConn) failLocked(err error) {
 	// deadline keeps a peer that stopped reading from holding it.
 	cc.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	cc.wcond.Broadcast()
+}
+
+// settingsDone reports whether the server's first SETTINGS arrived: until
+// then the connection is still being dialled.
+func (cc *clientConn) settingsDone() bool {
+	select {
+	case <-cc.settingsOK:
+		return true
+	default:
+		return false
+	}
 }
 
 // why says why the connection takes no new streams.
@@ -238,6 +257,7 @@ func (cc *clientConn) closeIfIdle() {
 	if len(cc.streams) == 0 && cc.err == nil {
 		// Say goodbye (RFC 9113 6.8); the writer flushes it before closing.
 		cc.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+		cc.closedIdle = true
 		cc.failLocked(errors.New("connection closed as idle"))
 	}
 }

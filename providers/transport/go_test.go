@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -252,5 +253,47 @@ func TestGoDoesNotWaitForStreamWindow(t *testing.T) {
 		if r.err != nil || !bytes.Equal(r.body, bodies[i]) {
 			t.Errorf("request %d: %v, echoed %d bytes of %d", i, r.err, len(r.body), len(bodies[i]))
 		}
+	}
+}
+
+// A pool reports its connections' events: a failed dial, a connection, a
+// GOAWAY, and a connection lost under it.
+func TestPoolReportsEvents(t *testing.T) {
+	t.Parallel()
+	fs := h2fake.New(t, h2fake.Options{Settings: settings(sMCS, 100)})
+	var (
+		mu     sync.Mutex
+		events []EventKind
+	)
+	p := newTestPool(t, fs, Options{Connections: 1, OnEvent: func(e Event) {
+		mu.Lock()
+		events = append(events, e.Kind)
+		mu.Unlock()
+	}})
+	out := make(chan goResult, 1)
+	goRequest(t, p, fs, "/a", []byte("x"), out)
+	if r := <-out; r.err != nil {
+		t.Fatal(r.err)
+	}
+	conns := fs.Conns()
+	if err := conns[0].GoAway(1, http2.ErrCodeNo, "rotating"); err != nil {
+		t.Fatal(err)
+	}
+	goRequest(t, p, fs, "/b", []byte("x"), out) // on a new connection
+	if r := <-out; r.err != nil {
+		t.Fatal(r.err)
+	}
+	fs.Conns()[len(fs.Conns())-1].Close()
+	if !h2fake.WaitUntil(5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(events, Lost)
+	}) {
+		t.Fatalf("events %v: no Lost after the server dropped the connection", events)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) < 4 || events[0] != Connected || !slices.Contains(events, GoAway) || slices.Index(events, GoAway) > slices.Index(events, Lost) {
+		t.Errorf("events %v, want connected, goaway, connected, lost", events)
 	}
 }

@@ -197,6 +197,7 @@ func (cc *clientConn) handle(f http2.Frame) error {
 		cc.draining = true
 		cc.unusable.Store(true)
 		cc.goAway = fmt.Errorf("%s sent GOAWAY (%v, last stream %d, %q)", cc.p.addr, f.ErrCode, f.LastStreamID, f.DebugData())
+		cc.p.event(GoAway, cc.goAway)
 		for id, s := range cc.streams {
 			if id > f.LastStreamID {
 				cc.endLocked(s, unprocessedError{cc.goAway})

@@ -29,8 +29,36 @@ import (
 	"time"
 )
 
+// EventKind names what happened to a connection.
+type EventKind string
+
+// The connection events a Pool reports.
+const (
+	// Connected: a dial succeeded.
+	Connected EventKind = "connected"
+	// DialFailed: a dial failed; requests wait for the next one.
+	DialFailed EventKind = "dial_failed"
+	// GoAway: the server is closing the connection (GOAWAY); new requests
+	// go to another connection.
+	GoAway EventKind = "goaway"
+	// Lost: the connection failed or closed with requests possibly in
+	// flight (a PING unanswered, a read or write error).
+	Lost EventKind = "lost"
+)
+
+// Event is something that happened to one of a Pool's connections.
+type Event struct {
+	Kind EventKind
+	Addr string // host:port
+	Err  error  // why, for all but Connected
+}
+
 // Options configures a Pool. The zero value of each field selects its default.
 type Options struct {
+	// OnEvent, when set, is told of dials, GOAWAYs and lost connections,
+	// for logs and metrics. It may run under a connection's lock, so it
+	// must be quick and must not call the Pool.
+	OnEvent func(Event)
 	// Connections is the number of HTTP/2 connections to keep (default 2).
 	Connections int
 	// RootCAs are the CAs trusted for the provider's certificate; nil means
@@ -405,9 +433,21 @@ func (p *Pool) prepare(s *slot) (*clientConn, chan struct{}, error) {
 			s.dialing = nil
 			s.mu.Unlock()
 			close(done)
+			if err != nil {
+				p.event(DialFailed, err)
+			} else {
+				p.event(Connected, nil)
+			}
 		}()
 	}
 	return nil, s.dialing, nil
+}
+
+// event reports an event to Options.OnEvent.
+func (p *Pool) event(kind EventKind, err error) {
+	if p.opts.OnEvent != nil {
+		p.opts.OnEvent(Event{Kind: kind, Addr: p.addr, Err: err})
+	}
 }
 
 // CloseIdleConnections closes connections that carry no request.
