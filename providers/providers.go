@@ -9,8 +9,6 @@ package providers
 import (
 	"errors"
 	"time"
-
-	"github.com/pushd/pushd/providers/transport"
 )
 
 // Prepared is a pushd.Notification rendered for one provider by its Prepare method.
@@ -79,7 +77,8 @@ var ErrTokenMalformed = errors.New("malformed device token")
 // deadline (the provider or the network is down), or every connection
 // refused it unprocessed. Sending it again cannot duplicate it, and it
 // says nothing against the push: the campaign does not count it as a try.
-var ErrNotSent = transport.ErrNotSent
+// The clients translate transport.ErrNotSent into it.
+var ErrNotSent = errors.New("not sent")
 
 // ErrExpired is returned by Send when the notification's Expiration has
 // passed: nothing is sent after the deadline.

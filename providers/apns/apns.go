@@ -384,6 +384,9 @@ func (c *Client) newRequest(ctx context.Context, p *prepared, token string, tok 
 // result reads an answer into a Result.
 func (c *Client) result(resp *http.Response, err error) (providers.Result, error) {
 	if err != nil {
+		if errors.Is(err, transport.ErrNotSent) {
+			err = fmt.Errorf("%w: %w", providers.ErrNotSent, err)
+		}
 		return providers.Result{}, fmt.Errorf("apns: post to %s: %w", c.host, err)
 	}
 	defer resp.Body.Close()

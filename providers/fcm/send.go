@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/pushd/pushd/providers"
+	"github.com/pushd/pushd/providers/transport"
 )
 
 // maxTokenLen bounds a registration token; real ones are about 160 bytes.
@@ -146,6 +147,9 @@ func (c *Client) post(ctx context.Context, m *message, token string, cred *crede
 // result reads an answer into a Result.
 func (c *Client) result(resp *http.Response, err error) (providers.Result, error) {
 	if err != nil {
+		if errors.Is(err, transport.ErrNotSent) {
+			err = fmt.Errorf("%w: %w", providers.ErrNotSent, err)
+		}
 		return providers.Result{}, fmt.Errorf("fcm send: %w", err)
 	}
 	defer resp.Body.Close()
