@@ -43,26 +43,8 @@ func (m *memShare) ShareToken(_ context.Context, _, _ string, keep func(string, 
 	return jwt, at, nil
 }
 
-// shareClock is a settable clock shared by the processes of a test.
-type shareClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *shareClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *shareClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // process is one pushd process's token source for the key.
-func process(t *testing.T, key *ecdsa.PrivateKey, share TokenShare, clock *shareClock) *tokenSource {
+func process(t *testing.T, key *ecdsa.PrivateKey, share TokenShare, clock *fakeClock) *tokenSource {
 	t.Helper()
 	return &tokenSource{teamID: "TEAM123456", keyID: "KEY1234567", key: key, refresh: defaultTokenRefresh,
 		now: clock.Now, logger: slog.New(slog.DiscardHandler), share: share}
@@ -77,7 +59,7 @@ func shareKey(t *testing.T) *ecdsa.PrivateKey {
 	return k
 }
 
-func mustCurrent(t *testing.T, s *tokenSource, clock *shareClock) *providerToken {
+func mustCurrent(t *testing.T, s *tokenSource, clock *fakeClock) *providerToken {
 	t.Helper()
 	tok, err := s.current(clock.Now())
 	if err != nil {
@@ -92,7 +74,7 @@ func TestProcessesShareOneToken(t *testing.T) {
 	t.Parallel()
 	key := shareKey(t)
 	share := &memShare{}
-	clock := &shareClock{t: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
+	clock := &fakeClock{t: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
 	a, b := process(t, key, share, clock), process(t, key, share, clock)
 	first := mustCurrent(t, a, clock).bearer
 	if got := mustCurrent(t, b, clock).bearer; got != first {
@@ -132,7 +114,7 @@ func TestShareUnreachable(t *testing.T) {
 	t.Parallel()
 	key := shareKey(t)
 	share := &memShare{}
-	clock := &shareClock{t: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
+	clock := &fakeClock{t: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
 	a := process(t, key, share, clock)
 	shared := mustCurrent(t, a, clock).bearer
 
@@ -173,7 +155,7 @@ func TestReplaceSharedToken(t *testing.T) {
 	t.Parallel()
 	key := shareKey(t)
 	share := &memShare{}
-	clock := &shareClock{t: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
+	clock := &fakeClock{t: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
 	a, b := process(t, key, share, clock), process(t, key, share, clock)
 	stale := mustCurrent(t, a, clock)
 	staleB := mustCurrent(t, b, clock)
