@@ -279,6 +279,13 @@ func TestPoolReportsEvents(t *testing.T) {
 	if err := conns[0].GoAway(1, http2.ErrCodeNo, "rotating"); err != nil {
 		t.Fatal(err)
 	}
+	if !h2fake.WaitUntil(5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(events, GoAway)
+	}) {
+		t.Fatalf("events %v: no GoAway after the server sent one", events)
+	}
 	goRequest(t, p, fs, "/b", []byte("x"), out) // on a new connection
 	if r := <-out; r.err != nil {
 		t.Fatal(r.err)
