@@ -189,18 +189,29 @@ func TestDeadlineMidRun(t *testing.T) {
 	// this process (pushsim's) was kept from running around the deadline:
 	// a full race-enabled test run once stalled it past 100 ms. A push
 	// pushd wrote after the deadline, or a retry, is later still.
+	//
+	// That allowance does not see pushsim's HTTP/2 server falling behind
+	// with frames pushd wrote in time (CI, with every test running, once
+	// had 18 of 7,500 arrive a little later). A push sent after the
+	// deadline comes in its own shape: a retry after at least 250 ms of
+	// backoff, or a whole batch, so none may arrive a second late, and at
+	// most 1% beyond the allowance. (Checked against a deadline one second
+	// earlier, 4,650 of 15,250 are late.)
 	allow := 100*time.Millisecond + <-stall
-	late := 0
-	for _, dl := range e.sim.Deliveries() {
+	late, veryLate, all := 0, 0, e.sim.Deliveries()
+	for _, dl := range all {
 		if dl.Received.IsZero() {
 			t.Fatal("pushsim recorded no arrival time")
 		}
 		if dl.Received.After(deadline.Add(allow)) {
 			late++
 		}
+		if dl.Received.After(deadline.Add(time.Second)) {
+			veryLate++
+		}
 	}
-	if late > 0 {
-		t.Errorf("%d pushes arrived more than %v after the deadline", late, allow)
+	if veryLate > 0 || late > len(all)/100 {
+		t.Errorf("%d pushes arrived more than %v after the deadline, %d more than a second, of %d", late, allow, veryLate, len(all))
 	}
 	t.Logf("deadline mid-run: %d sent, %d expired; allowed %v for the trip", r.Sent, r.Expired, allow)
 }
