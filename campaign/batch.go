@@ -244,9 +244,10 @@ func (w *batchWork) send(ctx context.Context, rc pushd.Recipient, l lease, wg *s
 			wg.Done()
 			return
 		}
+		tried := attempts // a copy, so that attempts stays on the stack of every push
 		go func() {
 			defer wg.Done()
-			w.retry(ctx, rc, attempts, retryAfter)
+			w.retry(ctx, rc, tried, retryAfter)
 		}()
 	})
 }
