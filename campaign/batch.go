@@ -154,11 +154,14 @@ var errLeaseWait = errors.New("stopped waiting for the lease")
 // give the slot back and wait too.
 func (w *batchWork) acquire(ctx context.Context) (lease, time.Time, error) {
 	for {
-		if h, held := w.r.app.Held(time.Now()); held {
-			if !w.waitHold(ctx, h.Until) {
-				return lease{}, time.Time{}, errLeaseWait
+		// The load first: no clock reading per push while nothing is held.
+		if w.r.app.holding.Load() {
+			if h, held := w.r.app.Held(time.Now()); held {
+				if !w.waitHold(ctx, h.Until) {
+					return lease{}, time.Time{}, errLeaseWait
+				}
+				continue
 			}
-			continue
 		}
 		l, err := w.r.app.acquire(ctx)
 		if err != nil {
