@@ -2,6 +2,7 @@ package pushd
 
 import (
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -25,8 +26,15 @@ func (s Status) Finished() bool { return s == Done || s == Expired || s == Cance
 
 // Campaign is a row of the campaigns table as staff wrote it.
 type Campaign struct {
-	ID          int64
-	App         string
+	ID int64
+	// App is the app's config.ini section, or several separated by commas:
+	// see Apps.
+	App string
+	// Segment and ExcludeSegment name segment_<name> tables or views; empty
+	// when NULL.
+	Segment, ExcludeSegment string
+	// IgnoreFrequencyCap sends even to users who reached the cap.
+	IgnoreFrequencyCap bool
 	Title       string
 	Body        string
 	Data        string // raw JSON text; empty when NULL
@@ -55,6 +63,18 @@ func (c *Campaign) Arrived() time.Time {
 		return c.UpdatedAt
 	}
 	return c.CreatedAt
+}
+
+// Apps splits App into its app names, trimmed, in the order written and
+// without empty ones.
+func (c *Campaign) Apps() []string {
+	var out []string
+	for _, a := range strings.Split(c.App, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // RunState is the part of a run the scheduler decides on.
@@ -92,15 +112,57 @@ type Decision struct {
 	// NextRunAt is the occurrence after this one for recurring campaigns;
 	// nil means none (the campaign ends with this run).
 	NextRunAt *time.Time
-	Run       NewRun
+	// Runs are the runs Start creates: one per app of the campaign, all of
+	// the same occurrence.
+	Runs []NewRun
 }
 
 // NewRun describes a run to create.
 type NewRun struct {
+	App          string
 	ScheduledFor time.Time
 	Deadline     time.Time
 	BatchSize    int
 	Notification []byte // JSON snapshot, decoded by the campaign package
+	Audience     Audience
+	Cap          FrequencyCap
+}
+
+// Audience says who a run sends to beyond "the app's users".
+type Audience struct {
+	// Segment and Exclude name segment_<name> tables or views; empty for
+	// none. With a segment, the run's audience is evaluated once when it
+	// starts and kept in pushd_run_members.
+	Segment, Exclude string
+}
+
+// Segmented reports whether the audience is narrowed by a segment.
+func (a Audience) Segmented() bool { return a.Segment != "" || a.Exclude != "" }
+
+// FrequencyCap is the rule a run applies: a user sent Count pushes of the
+// app within the last Window gets no other. Window 0: the app has no cap,
+// and its sends are not tracked. Count 0 with a Window: the campaign
+// ignores the cap, but its sends still count towards later campaigns'.
+type FrequencyCap struct {
+	Count  int
+	Window time.Duration
+}
+
+// Tracked reports whether the run's sends count towards the cap.
+func (f FrequencyCap) Tracked() bool { return f.Window > 0 }
+
+// Checked reports whether the run leaves out capped users.
+func (f FrequencyCap) Checked() bool { return f.Window > 0 && f.Count > 0 }
+
+// SegmentError is a segment a campaign names that cannot be read: a data
+// error, worded for the staff who wrote the row.
+type SegmentError struct {
+	Segment string
+	Problem string // what is wrong and how to fix it
+}
+
+func (e *SegmentError) Error() string {
+	return "segment '" + e.Segment + "' " + e.Problem
 }
 
 // ErrNotDue is returned by Decide when another instance took the campaign or

@@ -13,6 +13,8 @@ const (
 	FailedSend   Outcome = "failed"
 	InvalidToken Outcome = "invalid"
 	ExpiredSend  Outcome = "expired"
+	// Capped: not sent, the user had reached the app's frequency_cap.
+	Capped Outcome = "capped"
 )
 
 // Delivery is the outcome for one user of a run.

@@ -17,6 +17,10 @@ type Run struct {
 	Deadline     time.Time
 	BatchSize    int
 	MaxUserID    int64
+	Audience     Audience
+	// Members says the audience is the run's rows in pushd_run_members.
+	Members bool
+	Cap     FrequencyCap
 	// Reason is the run's status_reason when it was listed: why it was
 	// resumed, if there is something to say.
 	Reason string
@@ -41,6 +45,10 @@ type Batch struct {
 	// TakenOver is true when the batch was released or abandoned by an
 	// earlier owner; Recipients then holds only users with no outcome yet.
 	TakenOver bool
+	// Capped is how many users of the batch's stretch the frequency cap
+	// left out; the claim recorded them. A batch with ID 0 has only those:
+	// there is nothing to send or record.
+	Capped int
 }
 
 // Errors of the run and batch methods.
@@ -87,6 +95,9 @@ type Flush struct {
 	// Lease renews the batch lease by this much.
 	Lease time.Duration
 	Now   time.Time
+	// Tracked says the run's sends count towards a frequency cap: the
+	// reservations of users not sent are dropped.
+	Tracked bool
 	// Recheck says an earlier attempt at these deliveries may have
 	// committed although it reported an error (the database went away
 	// around the COMMIT). Users the run already has an outcome for are then
@@ -96,11 +107,11 @@ type Flush struct {
 
 // RunCounts are a run's progress counters.
 type RunCounts struct {
-	Targeted, Sent, Failed, Invalid, Expired int64
+	Targeted, Sent, Failed, Invalid, Expired, Capped int64
 }
 
 // Outcomes is how many users of the run have an outcome.
-func (c RunCounts) Outcomes() int64 { return c.Sent + c.Failed + c.Invalid + c.Expired }
+func (c RunCounts) Outcomes() int64 { return c.Sent + c.Failed + c.Invalid + c.Expired + c.Capped }
 
 // ReasonCount is how many deliveries failed for one reason.
 type ReasonCount struct {

@@ -1,4 +1,5 @@
--- pushd schema, version 2 (2 added pushd_provider_tokens and pushd_instances).
+-- pushd schema, version 3 (2 added pushd_provider_tokens and pushd_instances;
+-- 3 added segments, several apps per campaign and the frequency cap).
 --
 -- `pushd migrate` applies exactly this file (it is embedded in the binary),
 -- and every statement is idempotent. Runs on MySQL 8 and MariaDB >= 10.6.
@@ -24,7 +25,10 @@ CREATE TABLE IF NOT EXISTS users (
 -- campaigns: marketing staff INSERT one row per campaign and watch it.
 CREATE TABLE IF NOT EXISTS campaigns (
   id             BIGINT        NOT NULL AUTO_INCREMENT,
-  app            VARCHAR(64)   NOT NULL COMMENT 'section name of the app in config.ini',
+  app            VARCHAR(255)  NOT NULL COMMENT 'section name of the app in config.ini; several separated by commas',
+  segment        VARCHAR(56)   NULL COMMENT 'send only to users in the table or view segment_<segment>; NULL: every user of the app',
+  exclude_segment VARCHAR(56)  NULL COMMENT 'leave out the users in segment_<exclude_segment>',
+  ignore_frequency_cap TINYINT(1) NOT NULL DEFAULT 0 COMMENT '1: send even to users who reached the app frequency_cap',
   title          VARCHAR(255)  NOT NULL DEFAULT '',
   body           TEXT          NOT NULL,
   data           TEXT          NULL COMMENT 'JSON object of custom key/values, e.g. {"screen":"sale"}',
@@ -39,11 +43,12 @@ CREATE TABLE IF NOT EXISTS campaigns (
   status         VARCHAR(16)   NOT NULL DEFAULT 'scheduled'
                                COMMENT 'scheduled, running, paused, cancelled, done, failed, expired',
   status_reason  VARCHAR(1024) NOT NULL DEFAULT '' COMMENT 'why it failed, expired or stopped, and what to do',
-  targeted       INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'users in the audience of the current run',
+  targeted       INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'users in the audience of the current run; an estimate until it starts',
   sent           INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'accepted by Apple or Google',
   failed         INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'rejected or undeliverable after retries',
   invalid_tokens INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'tokens found dead; they are skipped from now on',
   expired        INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'not reached before expires_at',
+  capped         INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'not sent: the user reached the app frequency_cap',
   run_count      INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'runs started; more than 1 only with cron',
   next_run_at    DATETIME      NULL COMMENT 'set by pushd: when the next run starts',
   current_run_id BIGINT        NULL COMMENT 'set by pushd: the run the counts belong to',
@@ -71,6 +76,11 @@ CREATE TABLE IF NOT EXISTS pushd_runs (
   deadline       DATETIME(3)   NOT NULL,
   batch_size     INT UNSIGNED  NOT NULL,
   max_user_id    BIGINT        NOT NULL COMMENT 'audience frozen at start: users.id <= this',
+  segment        VARCHAR(56)   NULL COMMENT 'the campaign segment when the run started',
+  exclude_segment VARCHAR(56)  NULL,
+  members        TINYINT(1)    NOT NULL DEFAULT 0 COMMENT '1: the audience is the run''s rows in pushd_run_members',
+  cap_count      INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'frequency cap checked by this run: at most this many sends; 0: not checked',
+  cap_window_s   INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'frequency cap window in seconds; 0: the app has no cap, sends are not tracked',
   cursor_user_id BIGINT        NOT NULL COMMENT 'batches cover users.id <= this',
   drained        TINYINT(1)    NOT NULL DEFAULT 0 COMMENT 'every audience user is in a batch',
   targeted       INT UNSIGNED  NOT NULL DEFAULT 0,
@@ -78,10 +88,11 @@ CREATE TABLE IF NOT EXISTS pushd_runs (
   failed         INT UNSIGNED  NOT NULL DEFAULT 0,
   invalid_tokens INT UNSIGNED  NOT NULL DEFAULT 0,
   expired        INT UNSIGNED  NOT NULL DEFAULT 0,
+  capped         INT UNSIGNED  NOT NULL DEFAULT 0,
   started_at     DATETIME(3)   NOT NULL,
   finished_at    DATETIME(3)   NULL,
   PRIMARY KEY (id),
-  UNIQUE KEY pushd_runs_occurrence (campaign_id, occurrence),
+  UNIQUE KEY pushd_runs_occurrence_app (campaign_id, occurrence, app),
   KEY pushd_runs_status (status)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
@@ -107,7 +118,7 @@ CREATE TABLE IF NOT EXISTS pushd_batches (
 CREATE TABLE IF NOT EXISTS pushd_deliveries (
   run_id      BIGINT           NOT NULL,
   user_id     BIGINT           NOT NULL,
-  outcome     VARCHAR(8)       NOT NULL COMMENT 'sent, failed, invalid, expired',
+  outcome     VARCHAR(8)       NOT NULL COMMENT 'sent, failed, invalid, expired, capped',
   reason      VARCHAR(64)      NOT NULL DEFAULT '' COMMENT 'provider reason, e.g. BadDeviceToken',
   attempts    TINYINT UNSIGNED NOT NULL DEFAULT 1,
   recorded_at DATETIME(3)      NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
@@ -156,6 +167,34 @@ CREATE TABLE IF NOT EXISTS pushd_instances (
   PRIMARY KEY (owner)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- pushd_run_members: the audience of a segment run, evaluated once when the
+-- run starts, so that changes to the segment during the run (or between a
+-- crash and the restart) neither add nor drop anyone.
+CREATE TABLE IF NOT EXISTS pushd_run_members (
+  run_id  BIGINT NOT NULL,
+  user_id BIGINT NOT NULL,
+  PRIMARY KEY (run_id, user_id)
+) ENGINE=InnoDB;
+
+-- pushd_sends: the pushes sent to users of apps with a frequency_cap, for
+-- the cap's rolling window. A row is written when a batch is claimed (under
+-- the app's lock in pushd_locks) and deleted if the push ends other than
+-- sent. Rows older than the longest cap window are purged.
+CREATE TABLE IF NOT EXISTS pushd_sends (
+  user_id BIGINT      NOT NULL,
+  run_id  BIGINT      NOT NULL,
+  sent_at DATETIME(3) NOT NULL,
+  PRIMARY KEY (user_id, run_id),
+  KEY pushd_sends_age (sent_at)
+) ENGINE=InnoDB;
+
+-- pushd_locks: rows locked FOR UPDATE to serialise work across instances,
+-- such as the frequency-cap check of one app's claims.
+CREATE TABLE IF NOT EXISTS pushd_locks (
+  name VARCHAR(128) NOT NULL,
+  PRIMARY KEY (name)
+) ENGINE=InnoDB;
+
 CREATE TABLE IF NOT EXISTS pushd_schema (
   version    INT      NOT NULL,
   applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -164,3 +203,4 @@ CREATE TABLE IF NOT EXISTS pushd_schema (
 
 INSERT IGNORE INTO pushd_schema (version) VALUES (1);
 INSERT IGNORE INTO pushd_schema (version) VALUES (2);
+INSERT IGNORE INTO pushd_schema (version) VALUES (3);

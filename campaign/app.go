@@ -46,6 +46,8 @@ type App struct {
 	DefaultExpiry time.Duration
 	// MaxAttempts bounds tries per push for retryable failures.
 	MaxAttempts int
+	// Cap is the app's frequency_cap; the zero value is none.
+	Cap pushd.FrequencyCap
 
 	slots   chan struct{}
 	limiter *rate.Limiter // nil: unlimited
@@ -105,6 +107,7 @@ type AppOptions struct {
 	Concurrency int
 	// RateLimit bounds pushes per second; 0 means unlimited.
 	RateLimit float64
+	Cap       pushd.FrequencyCap
 }
 
 // NewApp returns an App. Zero limits take the documented defaults.
@@ -122,7 +125,7 @@ func NewApp(name string, kind pushd.PushType, s Sender, o AppOptions) *App {
 		o.Concurrency = 1000
 	}
 	a := &App{Name: name, Kind: kind, Sender: s, BatchSize: o.BatchSize, DefaultExpiry: o.DefaultExpiry,
-		MaxAttempts: o.MaxAttempts, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1)}
+		MaxAttempts: o.MaxAttempts, Cap: o.Cap, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1)}
 	if o.RateLimit > 0 {
 		a.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit/10)))
 	}

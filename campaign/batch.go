@@ -439,7 +439,8 @@ func (w *batchWork) record(ctx context.Context) bool {
 	defer ticker.Stop()
 	// f accumulates what the next flush records; its slices are reused
 	// once a flush succeeds.
-	f := pushd.Flush{RunID: r.run.ID, CampaignID: r.run.CampaignID, BatchID: w.b.ID, Epoch: w.b.Epoch, Lease: r.o.Lease}
+	f := pushd.Flush{RunID: r.run.ID, CampaignID: r.run.CampaignID, BatchID: w.b.ID, Epoch: w.b.Epoch, Lease: r.o.Lease,
+		Tracked: r.run.Cap.Tracked()}
 	var (
 		recorded int
 		renewed  = time.Now()

@@ -144,6 +144,10 @@ func (r *Runner) Recorded() Recorded {
 	return Recorded{Sent: r.sent.Load(), Outcomes: r.outcomes.Load()}
 }
 
+// capped counts users a claim left out under the frequency cap, recorded
+// by the claim itself.
+func (r *Runner) capped(n int) { r.outcomes.Add(int64(n)) }
+
 // counted adds a flush's deliveries to the runner's counts.
 func (r *Runner) counted(ds []pushd.Delivery) {
 	var sent int64
@@ -264,6 +268,14 @@ func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (pushd.St
 			if dbDown {
 				r.log.Info("database reachable again, resuming")
 				dbDown = false
+			}
+			if b.Capped > 0 {
+				r.capped(b.Capped)
+			}
+			if b.ID == 0 {
+				// Only capped users in the stretch, recorded by the claim.
+				<-slots
+				continue
 			}
 			r.o.Held.add(b.ID)
 			wg.Add(1)

@@ -64,13 +64,13 @@ func startRun(t *testing.T, st *memstore.Store, batchSize int, deadline time.Dur
 	t.Helper()
 	now := time.Now()
 	id := st.AddCampaign(pushd.Campaign{App: appName, Title: "Sale", Body: "50% off", ScheduledAt: now})
-	start := pushd.Decision{Action: pushd.Start, Run: pushd.NewRun{ScheduledFor: now, Deadline: now.Add(deadline),
-		BatchSize: batchSize, Notification: []byte(`{"title":"Sale","body":"50% off"}`)}}
-	_, runID, err := st.Decide(t.Context(), id, now, func(*pushd.Campaign) pushd.Decision { return start })
+	start := pushd.Decision{Action: pushd.Start, Runs: []pushd.NewRun{{App: appName, ScheduledFor: now, Deadline: now.Add(deadline),
+		BatchSize: batchSize, Notification: []byte(`{"title":"Sale","body":"50% off"}`)}}}
+	_, runIDs, err := st.Decide(t.Context(), id, now, func(*pushd.Campaign) pushd.Decision { return start })
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id, st.Run(runID).Run
+	return id, st.Run(runIDs[0]).Run
 }
 
 // work runs a runner of owner on the run until it returns, or fails the

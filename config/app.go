@@ -40,6 +40,7 @@ func (s *section) app() *App {
 		DefaultExpiry:  s.duration("default_expiry", 24*time.Hour, time.Minute, 672*time.Hour),
 		MaxAttempts:    s.integer("max_attempts", 5, 1, 20, ""),
 		RequestTimeout: s.duration("request_timeout", 30*time.Second, time.Second, 5*time.Minute),
+		FrequencyCap:   s.frequencyCap(),
 	}
 	switch pt {
 	case pushd.APNs:
@@ -305,4 +306,45 @@ func parseServiceAccount(data []byte) (*serviceAccount, []error) {
 		}
 	}
 	return &sa, errs
+}
+
+// maxCapWindow bounds frequency_cap's window: pushd_sends keeps the sends
+// of the longest window.
+const maxCapWindow = 90 * day
+
+// frequencyCap reads frequency_cap = N/DURATION, such as 2/24h or 5/7d.
+func (s *section) frequencyCap() pushd.FrequencyCap {
+	e, ok := s.get("frequency_cap")
+	if !ok || e.value == "" || e.value == "0" || strings.EqualFold(e.value, "off") {
+		return pushd.FrequencyCap{}
+	}
+	const fix = `must be pushes/period, such as "2/24h" (at most 2 pushes in any 24 hours) or "5/7d"; leave it out for no cap`
+	n, per, found := strings.Cut(e.value, "/")
+	count, err := strconv.Atoi(strings.TrimSpace(n))
+	if !found || err != nil {
+		s.fail(e, errors.New(fix))
+		return pushd.FrequencyCap{}
+	}
+	if count < 1 || count > 1000 {
+		s.fail(e, fmt.Errorf("allows %d pushes: use 1 to 1000 per period, or leave the key out for no cap", count))
+		return pushd.FrequencyCap{}
+	}
+	per = strings.TrimSpace(per)
+	var window time.Duration
+	if days, isDays := strings.CutSuffix(per, "d"); isDays {
+		d, err := strconv.Atoi(days)
+		if err != nil {
+			s.fail(e, errors.New(fix))
+			return pushd.FrequencyCap{}
+		}
+		window = time.Duration(d) * day
+	} else if window, err = time.ParseDuration(per); err != nil {
+		s.fail(e, errors.New(fix))
+		return pushd.FrequencyCap{}
+	}
+	if window < time.Minute || window > maxCapWindow {
+		s.fail(e, fmt.Errorf("has a period of %s: use 1m to 90d", per))
+		return pushd.FrequencyCap{}
+	}
+	return pushd.FrequencyCap{Count: count, Window: window}
 }

@@ -153,6 +153,11 @@ type App struct {
 	// (request_timeout), default 30s, 1s to 5m. A push that times out is
 	// retried like any network error.
 	RequestTimeout time.Duration
+	// FrequencyCap (frequency_cap = N/DURATION, default off): a user sent
+	// FrequencyCap.Count pushes of the app within the last
+	// FrequencyCap.Window is sent no other, unless the campaign says
+	// ignore_frequency_cap. The zero value is off.
+	FrequencyCap pushd.FrequencyCap
 
 	// Environment is "development" or "production" (APNs only): it picks
 	// api.sandbox.push.apple.com or api.push.apple.com.

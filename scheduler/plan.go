@@ -6,6 +6,7 @@ package scheduler
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -18,6 +19,10 @@ import (
 // memory and longer transactions.
 const maxBatchSize = 100000
 
+// segmentName is what may follow segment_ in a segment's table or view
+// name: MySQL names are at most 64 characters.
+var segmentName = regexp.MustCompile(`^[A-Za-z0-9_]{1,56}$`)
+
 // missedLimit bounds the walk over occurrences missed while pushd was down.
 const missedLimit = 100000
 
@@ -28,9 +33,28 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 	fail := func(format string, args ...any) pushd.Decision {
 		return pushd.Decision{Action: pushd.Fail, Reason: fmt.Sprintf(format, args...)}
 	}
-	app, ok := apps[c.App]
-	if !ok {
+	names := c.Apps()
+	if len(names) == 0 {
 		return fail("%s", UnknownApp(c.App, apps))
+	}
+	var picked []*campaign.App
+	for i, name := range names {
+		app, ok := apps[name]
+		if !ok {
+			return fail("%s", UnknownApp(name, apps))
+		}
+		if slices.Contains(names[:i], name) {
+			return fail("app '%s' is named twice in app (%s): name each app once", name, c.App)
+		}
+		picked = append(picked, app)
+	}
+	for _, seg := range []struct{ column, name string }{{"segment", c.Segment}, {"exclude_segment", c.ExcludeSegment}} {
+		if seg.name != "" && !segmentName.MatchString(seg.name) {
+			return fail("%s '%s' is not a segment name: use letters, digits and _ only (at most 56), the part after segment_ of the table or view name, e.g. recent_buyers for segment_recent_buyers", seg.column, seg.name)
+		}
+	}
+	if c.Segment != "" && strings.EqualFold(c.Segment, c.ExcludeSegment) {
+		return fail("segment and exclude_segment are both '%s': nobody would be left; set exclude_segment to another segment or NULL", c.Segment)
 	}
 	var sched Schedule
 	if strings.TrimSpace(c.Cron) != "" {
@@ -60,12 +84,8 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 	if sched != nil && c.RepeatUntil != nil && c.RepeatUntil.Before(c.ScheduledAt) {
 		return fail("repeat_until (%s) is before scheduled_at (%s)", c.RepeatUntil.Format(time.DateTime), c.ScheduledAt.Format(time.DateTime))
 	}
-	batch := app.BatchSize
-	if c.BatchSize != nil {
-		if *c.BatchSize < 1 || *c.BatchSize > maxBatchSize {
-			return fail("batch_size %d is out of range: use 1 to %d, or NULL for the app default (%d)", *c.BatchSize, maxBatchSize, app.BatchSize)
-		}
-		batch = *c.BatchSize
+	if c.BatchSize != nil && (*c.BatchSize < 1 || *c.BatchSize > maxBatchSize) {
+		return fail("batch_size %d is out of range: use 1 to %d, or NULL for the app default (%d)", *c.BatchSize, maxBatchSize, picked[0].BatchSize)
 	}
 	if c.Badge != nil && *c.Badge < 0 {
 		return fail("badge %d is negative: use 0 to clear the badge, or NULL to leave it alone", *c.Badge)
@@ -82,19 +102,44 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 		n.CollapseID = fmt.Sprintf("pushd-%d-%d", c.ID, c.RunCount+1)
 	}
 
-	window := app.DefaultExpiry
-	if c.ExpiresAt != nil {
-		window = c.ExpiresAt.Sub(c.ScheduledAt)
-	}
 	at := c.ScheduledAt
 	if c.NextRunAt != nil {
 		at = *c.NextRunAt
 	}
-	deadline := at.Add(window)
-	n.Expiration = deadline
-	if _, err := app.Sender.Prepare(n); err != nil {
-		return fail("%v", err)
+	// Each app's deadline: expires_at, else the app's default_expiry. The
+	// occurrence is missed only when every app's deadline has passed.
+	runs := make([]pushd.NewRun, len(picked))
+	var window time.Duration
+	for i, app := range picked {
+		w := app.DefaultExpiry
+		if c.ExpiresAt != nil {
+			w = c.ExpiresAt.Sub(c.ScheduledAt)
+		}
+		window = max(window, w)
+		n := n
+		n.Expiration = at.Add(w)
+		if _, err := app.Sender.Prepare(n); err != nil {
+			if len(picked) > 1 {
+				return fail("for app '%s': %v", app.Name, err)
+			}
+			return fail("%v", err)
+		}
+		body, err := json.Marshal(n)
+		if err != nil {
+			return fail("cannot store the notification: %v", err)
+		}
+		batch := app.BatchSize
+		if c.BatchSize != nil {
+			batch = *c.BatchSize
+		}
+		fc := app.Cap
+		if c.IgnoreFrequencyCap {
+			fc.Count = 0
+		}
+		runs[i] = pushd.NewRun{App: app.Name, ScheduledFor: at, Deadline: at.Add(w), BatchSize: batch, Notification: body,
+			Audience: pushd.Audience{Segment: c.Segment, Exclude: c.ExcludeSegment}, Cap: fc}
 	}
+	deadline := at.Add(window)
 
 	if !now.Before(deadline) {
 		if sched == nil && !c.Arrived().Before(deadline) {
@@ -128,15 +173,7 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 			Reason: fmt.Sprintf("%d run(s) missed: %s; next run at %s", skipped, missed, next.Format(time.DateTime))}
 	}
 
-	body, err := json.Marshal(n)
-	if err != nil {
-		return fail("cannot store the notification: %v", err)
-	}
-	return pushd.Decision{
-		Action:    pushd.Start,
-		NextRunAt: following(sched, c, at),
-		Run:       pushd.NewRun{ScheduledFor: at, Deadline: deadline, BatchSize: batch, Notification: body},
-	}
+	return pushd.Decision{Action: pushd.Start, NextRunAt: following(sched, c, at), Runs: runs}
 }
 
 // typed shows a DATETIME as staff typed it: the zero date, which the

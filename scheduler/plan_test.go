@@ -88,11 +88,11 @@ func TestPlan(t *testing.T) {
 			c.ExpiresAt = ptr(now.Add(30 * time.Minute))
 			c.Data = `{"screen":"sale","n":3}`
 		}, now: now.Add(time.Second), action: pushd.Start, check: func(t *testing.T, d pushd.Decision) {
-			if !d.Run.Deadline.Equal(now.Add(30*time.Minute)) || d.NextRunAt != nil || d.Run.BatchSize != 500 {
-				t.Errorf("deadline %v next %v batch %d", d.Run.Deadline, d.NextRunAt, d.Run.BatchSize)
+			if !d.Runs[0].Deadline.Equal(now.Add(30*time.Minute)) || d.NextRunAt != nil || d.Runs[0].BatchSize != 500 {
+				t.Errorf("deadline %v next %v batch %d", d.Runs[0].Deadline, d.NextRunAt, d.Runs[0].BatchSize)
 			}
 			var c pushd.Notification
-			if err := json.Unmarshal(d.Run.Notification, &c); err != nil {
+			if err := json.Unmarshal(d.Runs[0].Notification, &c); err != nil {
 				t.Fatal(err)
 			}
 			if c.CollapseID != "pushd-42-1" || string(c.Data["n"]) != "3" || c.Title != "Sale" {
@@ -100,14 +100,14 @@ func TestPlan(t *testing.T) {
 			}
 		}},
 		{name: "no expires_at takes the app default", action: pushd.Start, check: func(t *testing.T, d pushd.Decision) {
-			if !d.Run.Deadline.Equal(now.Add(2 * time.Hour)) {
-				t.Errorf("deadline %v, want scheduled_at + 2h", d.Run.Deadline)
+			if !d.Runs[0].Deadline.Equal(now.Add(2 * time.Hour)) {
+				t.Errorf("deadline %v, want scheduled_at + 2h", d.Runs[0].Deadline)
 			}
 		}},
 		{name: "staff collapse id wins and batch size is theirs", edit: func(c *pushd.Campaign) { c.CollapseID = "black-friday"; c.BatchSize = ptr(250) },
 			action: pushd.Start, check: func(t *testing.T, d pushd.Decision) {
-				if !strings.Contains(string(d.Run.Notification), `"collapse_id":"black-friday"`) || d.Run.BatchSize != 250 {
-					t.Errorf("notification %s batch %d", d.Run.Notification, d.Run.BatchSize)
+				if !strings.Contains(string(d.Runs[0].Notification), `"collapse_id":"black-friday"`) || d.Runs[0].BatchSize != 250 {
+					t.Errorf("notification %s batch %d", d.Runs[0].Notification, d.Runs[0].BatchSize)
 				}
 			}},
 		{name: "recurring start sets the next occurrence", edit: func(c *pushd.Campaign) { c.Cron = "0 9 * * *"; c.ScheduledAt = now.Add(-30 * time.Minute) },
@@ -182,8 +182,8 @@ func TestPlan(t *testing.T) {
 			c.RunCount = 1
 			c.CurrentRun = &pushd.RunState{ID: 7, Status: pushd.Done, ScheduledFor: now, Deadline: now.Add(time.Hour)}
 		}, action: pushd.Start, check: func(t *testing.T, d pushd.Decision) {
-			if !strings.Contains(string(d.Run.Notification), "pushd-42-2") {
-				t.Errorf("second run's collapse id: %s", d.Run.Notification)
+			if !strings.Contains(string(d.Runs[0].Notification), "pushd-42-2") {
+				t.Errorf("second run's collapse id: %s", d.Runs[0].Notification)
 			}
 		}},
 	}

@@ -18,8 +18,12 @@ type Store interface {
 	campaign.Store
 	DueCampaigns(ctx context.Context, until time.Time, limit int) ([]pushd.Due, error)
 	UpcomingCampaigns(ctx context.Context, after time.Time, limit int) ([]*pushd.Campaign, error)
-	Decide(ctx context.Context, id int64, now time.Time, decide func(*pushd.Campaign) pushd.Decision) (pushd.Decision, int64, error)
+	Decide(ctx context.Context, id int64, now time.Time, decide func(*pushd.Campaign) pushd.Decision) (pushd.Decision, []int64, error)
 	ActiveRuns(ctx context.Context) ([]pushd.Run, error)
+	// EstimateAudience counts who a scheduled campaign would reach and
+	// writes it on the row; a segment that cannot be read is a
+	// *pushd.SegmentError.
+	EstimateAudience(ctx context.Context, c *pushd.Campaign) (int64, error)
 }
 
 // Options tune a Scheduler.
@@ -230,7 +234,7 @@ func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time
 			continue
 		}
 		var app string
-		dec, runID, err := s.st.Decide(ctx, d.CampaignID, s.o.Clock(), func(c *pushd.Campaign) pushd.Decision {
+		dec, runIDs, err := s.st.Decide(ctx, d.CampaignID, s.o.Clock(), func(c *pushd.Campaign) pushd.Decision {
 			app = c.App
 			return Plan(c, apps, s.o.Clock())
 		})
@@ -247,14 +251,16 @@ func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time
 		case pushd.Expire:
 			log.Warn("campaign expired before it started", "reason", dec.Reason)
 		case pushd.Start:
-			lag := s.o.Clock().Sub(dec.Run.ScheduledFor)
-			log.Info("campaign started", "run_id", runID, "deadline", dec.Run.Deadline, "lag", lag)
-			started[runID] = true
-			if s.o.Observer != nil {
-				s.o.Observer.RunStarted(app, lag)
+			for i, r := range dec.Runs {
+				lag := s.o.Clock().Sub(r.ScheduledFor)
+				log.Info("campaign started", "run_id", runIDs[i], "run_app", r.App, "deadline", r.Deadline, "lag", lag)
+				started[runIDs[i]] = true
+				if s.o.Observer != nil {
+					s.o.Observer.RunStarted(r.App, lag)
+				}
 			}
 		case pushd.Resume:
-			log.Info("campaign resumed", "run_id", runID)
+			log.Info("campaign resumed", "run_ids", runIDs)
 		}
 	}
 	if err := s.checkUpcoming(ctx, apps, now); err != nil {
@@ -293,14 +299,25 @@ func (s *Scheduler) checkUpcoming(ctx context.Context, apps map[string]*campaign
 			passed[c.ID] = fp
 			continue
 		}
+		var segErr *pushd.SegmentError
 		if Plan(c, apps, now).Action != pushd.Fail {
-			passed[c.ID] = fp
-			continue
+			// The segments, and the reach staff see before the start.
+			_, err := s.st.EstimateAudience(ctx, c)
+			if !errors.As(err, &segErr) {
+				if err != nil {
+					return err
+				}
+				passed[c.ID] = fp
+				continue
+			}
 		}
 		// Decided again on the locked row: it may have changed since.
-		dec, _, err := s.st.Decide(ctx, c.ID, s.o.Clock(), func(c *pushd.Campaign) pushd.Decision {
-			if d := Plan(c, apps, s.o.Clock()); d.Action == pushd.Fail {
+		dec, _, err := s.st.Decide(ctx, c.ID, s.o.Clock(), func(locked *pushd.Campaign) pushd.Decision {
+			if d := Plan(locked, apps, s.o.Clock()); d.Action == pushd.Fail {
 				return d
+			}
+			if segErr != nil && fingerprint(locked) == fp {
+				return pushd.Decision{Action: pushd.Fail, Reason: segErr.Error()}
 			}
 			return pushd.Decision{Action: pushd.Skip}
 		})
@@ -333,7 +350,7 @@ func fingerprint(c *pushd.Campaign) string {
 		}
 		return nil
 	}
-	return fmt.Sprint(c.App, "\x00", c.Title, "\x00", c.Body, "\x00", c.Data, "\x00", deref(c.Badge), c.Sound, "\x00", c.CollapseID,
+	return fmt.Sprint(c.App, "\x00", c.Segment, "\x00", c.ExcludeSegment, "\x00", c.IgnoreFrequencyCap, c.Title, "\x00", c.Body, "\x00", c.Data, "\x00", deref(c.Badge), c.Sound, "\x00", c.CollapseID,
 		c.ScheduledAt.UnixNano(), deref(c.ExpiresAt), deref(c.BatchSize), c.Cron, "\x00", deref(c.RepeatUntil),
 		deref(c.NextRunAt), c.UpdatedAt.UnixNano())
 }

@@ -23,21 +23,51 @@ const validToken = `(i.user_id IS NULL OR i.push_token <> u.push_token OR u.regi
 // which a users view could not take.
 const sameApp = `u.app >= ? AND u.app <= ?`
 
+// source is where a run's audience comes from: the app's users, or the
+// members evaluated when a segment run started.
+type source struct {
+	runID   int64
+	app     string
+	members bool
+}
+
+func runSource(r pushd.Run) source { return source{runID: r.ID, app: r.App, members: r.Members} }
+
+// from is the FROM and WHERE of the audience users u in (lo, hi], and the
+// column to order by. Members drive the join (STRAIGHT_JOIN), one primary
+// key lookup in users each.
+func (src source) from(lo, hi int64) (string, string, []any) {
+	if src.members {
+		return ` FROM pushd_run_members m STRAIGHT_JOIN users u ON u.id = m.user_id
+			WHERE m.run_id = ? AND m.user_id > ? AND m.user_id <= ?`, `m.user_id`, []any{src.runID, lo, hi}
+	}
+	return ` FROM users u WHERE ` + sameApp + ` AND u.id > ? AND u.id <= ?`, `u.id`, []any{src.app, src.app, lo, hi}
+}
+
 // CountAudience counts the run's audience as it stood at the start: users
 // with a valid token, or whose token this run found dead since.
 //
-// It counts the app's users, an index-only range count, and subtracts the
-// dead tokens, read from pushd_invalid_tokens' side. A LEFT JOIN from users
-// made MariaDB look every user up in pushd_invalid_tokens while the first
-// batches were sending.
+// It counts the app's users (or the run's members), an index-only range
+// count, and subtracts the dead tokens, read from pushd_invalid_tokens'
+// side. A LEFT JOIN from users made MariaDB look every user up in
+// pushd_invalid_tokens while the first batches were sending.
 func (s *Store) CountAudience(ctx context.Context, r pushd.Run) (int64, error) {
 	var all, dead int64
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u WHERE `+sameApp+` AND u.id <= ?`,
-		r.App, r.App, r.MaxUserID).Scan(&all)
-	if err == nil {
-		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_invalid_tokens i JOIN users u ON u.id = i.user_id
-			WHERE `+sameApp+` AND u.id <= ? AND NOT `+validToken+` AND (i.run_id IS NULL OR i.run_id <> ?)`,
-			r.App, r.App, r.MaxUserID, r.ID).Scan(&dead)
+	var err error
+	if r.Members {
+		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_run_members WHERE run_id = ?`, r.ID).Scan(&all)
+		if err == nil {
+			err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_invalid_tokens i JOIN pushd_run_members m ON m.run_id = ? AND m.user_id = i.user_id
+				JOIN users u ON u.id = i.user_id WHERE NOT `+validToken+` AND (i.run_id IS NULL OR i.run_id <> ?)`, r.ID, r.ID).Scan(&dead)
+		}
+	} else {
+		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u WHERE `+sameApp+` AND u.id <= ?`,
+			r.App, r.App, r.MaxUserID).Scan(&all)
+		if err == nil {
+			err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_invalid_tokens i JOIN users u ON u.id = i.user_id
+				WHERE `+sameApp+` AND u.id <= ? AND NOT `+validToken+` AND (i.run_id IS NULL OR i.run_id <> ?)`,
+				r.App, r.App, r.MaxUserID, r.ID).Scan(&dead)
+		}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("count audience of run %d: %w", r.ID, err)
@@ -53,9 +83,9 @@ func (s *Store) CountAudience(ctx context.Context, r pushd.Run) (int64, error) {
 // pushd_invalid_tokens' primary key. A LEFT JOIN, as readUnrecorded has,
 // made MariaDB look each user up there: a third of the audience read's
 // cost with the table empty, and more as it fills up.
-func readAudience(ctx context.Context, tx *sql.Tx, app string, after, last int64, limit int) ([]pushd.Recipient, int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT u.id, u.push_token, u.registered_at FROM users u
-		WHERE `+sameApp+` AND u.id > ? AND u.id <= ? ORDER BY u.id LIMIT ?`, app, app, after, last, limit)
+func readAudience(ctx context.Context, tx *sql.Tx, src source, after, last int64, limit int) ([]pushd.Recipient, int64, error) {
+	from, order, args := src.from(after, last)
+	rows, err := tx.QueryContext(ctx, `SELECT u.id, u.push_token, u.registered_at`+from+` ORDER BY `+order+` LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read audience: %w", err)
 	}
@@ -124,12 +154,14 @@ func deadTokens(ctx context.Context, tx *sql.Tx, after, last int64) (map[int64]d
 
 // readUnrecorded reads the audience in (after, last] that has no outcome in
 // the run yet, in id order: what a taken-over batch still has to send.
-func readUnrecorded(ctx context.Context, tx *sql.Tx, app string, runID, after, last int64) ([]pushd.Recipient, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT u.id, u.push_token, u.registered_at FROM users u
+func readUnrecorded(ctx context.Context, tx *sql.Tx, src source, after, last int64) ([]pushd.Recipient, error) {
+	from, order, args := src.from(after, last)
+	from, where, _ := strings.Cut(from, "WHERE")
+	rows, err := tx.QueryContext(ctx, `SELECT u.id, u.push_token, u.registered_at`+from+`
 		LEFT JOIN pushd_invalid_tokens i ON i.user_id = u.id
 		LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = u.id
-		WHERE `+sameApp+` AND u.id > ? AND u.id <= ? AND `+validToken+` AND d.user_id IS NULL ORDER BY u.id`,
-		runID, app, app, after, last)
+		WHERE `+where+` AND `+validToken+` AND d.user_id IS NULL ORDER BY `+order,
+		append([]any{src.runID}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read audience: %w", err)
 	}

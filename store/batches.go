@@ -35,22 +35,26 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		b, verdict = nil, nil
 		var (
-			r        pushd.Run
+			r        = pushd.Run{ID: runID}
 			cursor   int64
 			drained  bool
 			campaign sql.NullString
+			window   int64
 		)
-		err := tx.QueryRowContext(ctx, `SELECT campaign_id, app, status, deadline, batch_size, max_user_id, cursor_user_id, drained
-			FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).
-			Scan(&r.CampaignID, &r.App, &r.Status, &r.Deadline, &r.BatchSize, &r.MaxUserID, &cursor, &drained)
+		err := tx.QueryRowContext(ctx, `SELECT campaign_id, occurrence, app, status, deadline, batch_size, max_user_id, cursor_user_id, drained,
+			members, cap_count, cap_window_s FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).
+			Scan(&r.CampaignID, &r.Occurrence, &r.App, &r.Status, &r.Deadline, &r.BatchSize, &r.MaxUserID, &cursor, &drained,
+				&r.Members, &r.Cap.Count, &window)
 		if err != nil {
 			return fmt.Errorf("lock run %d: %w", runID, err)
 		}
+		r.Cap.Window = time.Duration(window) * time.Second
+		src := runSource(r)
 		if r.Status != pushd.Running {
 			verdict = &pushd.RunStopped{Status: r.Status}
 			return nil
 		}
-		err = tx.QueryRowContext(ctx, `SELECT status FROM campaigns WHERE id = ? AND current_run_id = ?`, r.CampaignID, runID).Scan(&campaign)
+		err = tx.QueryRowContext(ctx, `SELECT status FROM campaigns WHERE id = ? AND run_count = ?`, r.CampaignID, r.Occurrence).Scan(&campaign)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -88,10 +92,18 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 				return fmt.Errorf("find abandoned batch: %w", err)
 			}
 			cand.RunID, cand.Epoch, cand.TakenOver = runID, cand.Epoch+1, true
-			cand.Recipients, err = readUnrecorded(ctx, tx, r.App, runID, cand.After, cand.Last)
+			cand.Recipients, err = readUnrecorded(ctx, tx, src, cand.After, cand.Last)
 			if err != nil {
 				return err
 			}
+			var capped []pushd.Recipient
+			if cand.Recipients, capped, err = applyCap(ctx, tx, r, cand.Recipients, cand.After, cand.Last); err != nil {
+				return err
+			}
+			if err := s.recordCapped(ctx, tx, r, capped, now); err != nil {
+				return err
+			}
+			cand.Capped = len(capped)
 			status := "claimed"
 			if len(cand.Recipients) == 0 {
 				status = "done" // everything was recorded before the owner left
@@ -100,22 +112,38 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 				lease_expires_at = NOW(3) + INTERVAL ? MICROSECOND WHERE id = ?`, status, owner, cand.Epoch, leaseMicros, cand.ID); err != nil {
 				return err
 			}
-			if status == "claimed" {
+			if status == "claimed" || cand.Capped > 0 {
 				b = &cand
 				return nil
 			}
 		}
 		for !drained {
-			recips, last, err := readAudience(ctx, tx, r.App, cursor, r.MaxUserID, r.BatchSize)
+			recips, last, err := readAudience(ctx, tx, src, cursor, r.MaxUserID, r.BatchSize)
 			if err != nil {
 				return err
 			}
+			recips, capped, err := applyCap(ctx, tx, r, recips, cursor, last)
+			if err != nil {
+				return err
+			}
+			if len(capped) > 0 {
+				if err := s.recordCapped(ctx, tx, r, capped, now); err != nil {
+					return err
+				}
+			}
 			if last > cursor && len(recips) == 0 {
-				// Only dead tokens in this stretch: step over it.
+				// Only dead tokens or capped users in this stretch: step over
+				// it. The capped are recorded already.
 				if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET cursor_user_id = ? WHERE id = ?`, last, runID); err != nil {
 					return err
 				}
 				cursor = last
+				if len(capped) > 0 {
+					// Hand the claim back, so that the runner counts them
+					// and the stepping stays within one batch's work.
+					b = &pushd.Batch{RunID: runID, After: last, Last: last, Capped: len(capped)}
+					return nil
+				}
 				continue
 			}
 			if len(recips) > 0 {
@@ -131,7 +159,7 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 				if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET cursor_user_id = ? WHERE id = ?`, last, runID); err != nil {
 					return err
 				}
-				b = &pushd.Batch{ID: id, RunID: runID, Epoch: 1, After: cursor, Last: last, Recipients: recips}
+				b = &pushd.Batch{ID: id, RunID: runID, Epoch: 1, After: cursor, Last: last, Recipients: recips, Capped: len(capped)}
 				return nil
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET drained = 1, cursor_user_id = max_user_id WHERE id = ?`, runID); err != nil {
@@ -173,7 +201,7 @@ func (s *Store) ReleaseBatch(ctx context.Context, batchID, epoch int64) error {
 // Afterwards the run is drained and FinishRun can end it as expired.
 func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (int64, error) {
 	var (
-		app        string
+		src        = source{runID: runID}
 		campaignID int64
 		batches    []pushd.Batch
 	)
@@ -185,8 +213,8 @@ func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, 
 			maxID   int64
 			drained bool
 		)
-		if err := tx.QueryRowContext(ctx, `SELECT status, app, campaign_id, cursor_user_id, max_user_id, drained
-			FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).Scan(&st, &app, &campaignID, &cursor, &maxID, &drained); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT status, app, members, campaign_id, cursor_user_id, max_user_id, drained
+			FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).Scan(&st, &src.app, &src.members, &campaignID, &cursor, &maxID, &drained); err != nil {
 			return err
 		}
 		if st != pushd.Running {
@@ -233,7 +261,7 @@ func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, 
 	}
 	var total int64
 	for _, b := range batches {
-		n, err := s.expireBatch(ctx, app, campaignID, b, lease, now)
+		n, err := s.expireBatch(ctx, src, campaignID, b, lease, now)
 		total += n
 		if err != nil {
 			return total, markUnavailable(err)
@@ -245,14 +273,15 @@ func (s *Store) ExpireRemaining(ctx context.Context, runID int64, owner string, 
 // expireChunk bounds one INSERT … SELECT of the expiry sweep.
 const expireChunk = 10000
 
-func (s *Store) expireBatch(ctx context.Context, app string, campaignID int64, b pushd.Batch, lease time.Duration, now time.Time) (int64, error) {
+func (s *Store) expireBatch(ctx context.Context, src source, campaignID int64, b pushd.Batch, lease time.Duration, now time.Time) (int64, error) {
 	var total int64
 	lo := b.After
 	for lo < b.Last {
 		hi := b.Last
 		var bound sql.NullInt64
-		if err := s.db.QueryRowContext(ctx, `SELECT u.id FROM users u WHERE `+sameApp+` AND u.id > ? AND u.id <= ?
-			ORDER BY u.id LIMIT 1 OFFSET ?`, app, app, lo, b.Last, expireChunk-1).Scan(&bound); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		from, order, args := src.from(lo, b.Last)
+		if err := s.db.QueryRowContext(ctx, `SELECT u.id`+from+` ORDER BY `+order+` LIMIT 1 OFFSET ?`,
+			append(args, expireChunk-1)...).Scan(&bound); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return total, err
 		}
 		if bound.Valid {
@@ -277,12 +306,14 @@ func (s *Store) expireBatch(ctx context.Context, app string, campaignID int64, b
 			if n, _ := res.RowsAffected(); n == 0 {
 				return pushd.ErrLeaseLost
 			}
+			from, _, args := src.from(lo, hi)
+			from, where, _ := strings.Cut(from, "WHERE")
 			res, err = tx.ExecContext(ctx, `INSERT INTO pushd_deliveries (run_id, user_id, outcome, reason, attempts)
-				SELECT ?, u.id, 'expired', 'deadline reached', 0 FROM users u
+				SELECT ?, u.id, 'expired', 'deadline reached', 0`+from+`
 				LEFT JOIN pushd_invalid_tokens i ON i.user_id = u.id
 				LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = u.id
-				WHERE `+sameApp+` AND u.id > ? AND u.id <= ? AND `+validToken+` AND d.user_id IS NULL`,
-				b.RunID, b.RunID, app, app, lo, hi)
+				WHERE `+where+` AND `+validToken+` AND d.user_id IS NULL`,
+				append([]any{b.RunID, b.RunID}, args...)...)
 			if err != nil {
 				return fmt.Errorf("record expired users of run %d: %w", b.RunID, err)
 			}
@@ -290,10 +321,15 @@ func (s *Store) expireBatch(ctx context.Context, app string, campaignID int64, b
 			if n == 0 {
 				return nil
 			}
+			// Their frequency-cap reservations, if any: they were not sent.
+			if _, err := tx.ExecContext(ctx, `DELETE s FROM pushd_sends s JOIN pushd_deliveries d ON d.run_id = s.run_id AND d.user_id = s.user_id
+				WHERE s.user_id > ? AND s.user_id <= ? AND s.run_id = ? AND d.outcome = 'expired'`, lo, hi, b.RunID); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET expired = expired + ? WHERE id = ?`, n, b.RunID); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE campaigns SET expired = expired + ?, updated_at = ? WHERE id = ? AND current_run_id = ?`,
+			if _, err := tx.ExecContext(ctx, `UPDATE campaigns SET expired = expired + ?, updated_at = ? WHERE `+currentFor,
 				n, now, campaignID, b.RunID); err != nil {
 				return err
 			}

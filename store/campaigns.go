@@ -5,32 +5,41 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pushd/pushd"
 )
 
-const campaignColumns = `c.id, c.app, c.title, c.body, c.data, c.badge, c.sound, c.collapse_id,
+// campaignColumns reads a campaign and its current occurrence. With several
+// apps the occurrence has a run per app: its status is that of a run not
+// finished yet, if there is one, so that a paused or failed app is resumed.
+const campaignColumns = `c.id, c.app, c.segment, c.exclude_segment, c.ignore_frequency_cap, c.title, c.body, c.data, c.badge, c.sound, c.collapse_id,
 	c.scheduled_at, c.expires_at, c.batch_size, c.cron, c.repeat_until, c.status, c.run_count,
-	c.next_run_at, c.created_at, c.updated_at, r.id, r.status, r.scheduled_for, r.deadline`
+	c.next_run_at, c.created_at, c.updated_at, r.id,
+	COALESCE((SELECT o.status FROM pushd_runs o WHERE o.campaign_id = c.id AND o.occurrence = r.occurrence
+		AND o.status NOT IN ('done', 'expired', 'cancelled') ORDER BY o.id LIMIT 1), r.status),
+	r.scheduled_for, (SELECT MAX(o.deadline) FROM pushd_runs o WHERE o.campaign_id = c.id AND o.occurrence = r.occurrence)`
 
 func scanCampaign(sc interface{ Scan(...any) error }) (*pushd.Campaign, error) {
 	var (
 		c                              pushd.Campaign
 		data, sound, collapse, cronStr sql.NullString
+		segment, exclude               sql.NullString
 		badge, batch                   sql.NullInt32
 		expires, until, next           sql.NullTime
 		runID                          sql.NullInt64
 		runStatus                      sql.NullString
 		runFor, runDeadline            sql.NullTime
 	)
-	err := sc.Scan(&c.ID, &c.App, &c.Title, &c.Body, &data, &badge, &sound, &collapse,
+	err := sc.Scan(&c.ID, &c.App, &segment, &exclude, &c.IgnoreFrequencyCap, &c.Title, &c.Body, &data, &badge, &sound, &collapse,
 		&c.ScheduledAt, &expires, &batch, &cronStr, &until, &c.Status, &c.RunCount,
 		&next, &c.CreatedAt, &c.UpdatedAt, &runID, &runStatus, &runFor, &runDeadline)
 	if err != nil {
 		return nil, err
 	}
 	c.Data, c.Sound, c.CollapseID, c.Cron = data.String, sound.String, collapse.String, cronStr.String
+	c.Segment, c.ExcludeSegment = strings.TrimSpace(segment.String), strings.TrimSpace(exclude.String)
 	if badge.Valid {
 		b := int(badge.Int32)
 		c.Badge = &b
@@ -104,39 +113,67 @@ func (s *Store) UpcomingCampaigns(ctx context.Context, after time.Time, limit in
 
 // Decide locks one scheduled campaign (skipping it if another instance holds
 // it), asks decide what to do and applies the decision in the same
-// transaction. It returns the decision and, for Start and Resume, the run id.
-func (s *Store) Decide(ctx context.Context, id int64, now time.Time, decide func(*pushd.Campaign) pushd.Decision) (pushd.Decision, int64, error) {
+// transaction. It returns the decision and, for Start and Resume, the ids
+// of the runs (one per app). A Start whose segment cannot be read becomes
+// a Fail with the segment's problem as the reason.
+//
+// The transaction is READ COMMITTED: evaluating a segment reads the
+// company's tables, and at REPEATABLE READ an INSERT … SELECT would lock
+// every row it read until the commit.
+func (s *Store) Decide(ctx context.Context, id int64, now time.Time, decide func(*pushd.Campaign) pushd.Decision) (pushd.Decision, []int64, error) {
 	var (
-		d     pushd.Decision
-		runID int64
+		d      pushd.Decision
+		runIDs []int64
+		segErr *pushd.SegmentError
 	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		c, err := scanCampaign(tx.QueryRowContext(ctx, `
-			SELECT `+campaignColumns+`
-			FROM campaigns c LEFT JOIN pushd_runs r ON r.id = c.current_run_id
-			WHERE c.id = ? AND c.status = 'scheduled'
-			FOR UPDATE SKIP LOCKED`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return pushd.ErrNotDue
-		}
+	rc := &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	err := s.inTxOpts(ctx, rc, func(tx *sql.Tx) error {
+		c, err := lockScheduled(ctx, tx, id)
 		if err != nil {
-			return fmt.Errorf("lock campaign %d: %w", id, err)
+			return err
 		}
 		d = decide(c)
-		runID, err = s.apply(ctx, tx, c, d, now)
+		runIDs, err = s.apply(ctx, tx, c, d, now)
 		return err
 	})
-	return d, runID, err
+	if errors.As(err, &segErr) {
+		// Rolled back; fail the row on its own, as it now reads.
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			c, err := lockScheduled(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			d = pushd.Decision{Action: pushd.Fail, Reason: segErr.Error()}
+			runIDs, err = s.apply(ctx, tx, c, d, now)
+			return err
+		})
+	}
+	return d, runIDs, err
 }
 
-func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d pushd.Decision, now time.Time) (int64, error) {
+func lockScheduled(ctx context.Context, tx *sql.Tx, id int64) (*pushd.Campaign, error) {
+	c, err := scanCampaign(tx.QueryRowContext(ctx, `
+		SELECT `+campaignColumns+`
+		FROM campaigns c LEFT JOIN pushd_runs r ON r.id = c.current_run_id
+		WHERE c.id = ? AND c.status = 'scheduled'
+		FOR UPDATE SKIP LOCKED`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, pushd.ErrNotDue
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock campaign %d: %w", id, err)
+	}
+	return c, nil
+}
+
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d pushd.Decision, now time.Time) ([]int64, error) {
 	switch d.Action {
 	case pushd.Skip:
-		return 0, nil
+		return nil, nil
 	case pushd.Fail:
 		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = 'failed', status_reason = ?,
 			finished_at = ?, updated_at = ? WHERE id = ?`, clip(d.Reason, statusReasonChars), now, now, c.ID)
-		return 0, err
+		return nil, err
 	case pushd.Expire:
 		status := pushd.Expired
 		if d.NextRunAt != nil {
@@ -144,42 +181,112 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = ?, status_reason = ?, next_run_at = ?,
 			finished_at = ?, updated_at = ? WHERE id = ?`, status, clip(d.Reason, statusReasonChars), d.NextRunAt, now, now, c.ID)
-		return 0, err
+		return nil, err
 	case pushd.Resume:
 		if c.CurrentRun == nil {
-			return 0, fmt.Errorf("resume campaign %d: no run to resume", c.ID)
+			return nil, fmt.Errorf("resume campaign %d: no run to resume", c.ID)
 		}
 		reason := clip(d.Reason, statusReasonChars)
-		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'running', status_reason = ? WHERE id = ?`, reason, c.CurrentRun.ID); err != nil {
-			return 0, err
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM pushd_runs WHERE campaign_id = ? AND occurrence = ?
+			AND status NOT IN ('done', 'expired', 'cancelled') ORDER BY id FOR UPDATE`, c.ID, c.RunCount)
+		if err != nil {
+			return nil, err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = 'running', status_reason = ?, next_run_at = ?,
+		ids, err := scanIDs(rows)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET status = 'running', status_reason = ? WHERE id = ?`, reason, id); err != nil {
+				return nil, err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET status = 'running', status_reason = ?, next_run_at = ?,
 			updated_at = ? WHERE id = ?`, reason, d.NextRunAt, now, c.ID)
-		return c.CurrentRun.ID, err
+		return ids, err
 	case pushd.Start:
-		var maxID sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM users WHERE app = ?`, c.App).Scan(&maxID); err != nil {
-			return 0, fmt.Errorf("freeze audience: %w", err)
+		var ids []int64
+		var targeted int64
+		for _, nr := range d.Runs {
+			id, n, err := startRun(ctx, tx, c, nr, now)
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, id)
+			targeted += n
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO pushd_runs (campaign_id, occurrence, app, status, notification,
-			scheduled_for, deadline, batch_size, max_user_id, cursor_user_id, started_at)
-			VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.RunCount+1, c.App, d.Run.Notification, d.Run.ScheduledFor, d.Run.Deadline,
-			d.Run.BatchSize, maxID.Int64, minUserID, now)
-		if err != nil {
-			return 0, fmt.Errorf("create run: %w", err)
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("start campaign %d: no app to start", c.ID)
 		}
-		runID, err := res.LastInsertId()
-		if err != nil {
-			return 0, err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET status = 'running', status_reason = ?, run_count = run_count + 1,
-			current_run_id = ?, next_run_at = ?, targeted = 0, sent = 0, failed = 0, invalid_tokens = 0, expired = 0,
-			started_at = ?, finished_at = NULL, updated_at = ? WHERE id = ?`,
-			clip(d.Reason, statusReasonChars), runID, d.NextRunAt, now, now, c.ID)
-		return runID, err
+		// targeted: the members of segment runs, counted exactly here; the
+		// others are counted in the background (Runner), and the estimate
+		// stays until then.
+		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = 'running', status_reason = ?, run_count = run_count + 1,
+			current_run_id = ?, next_run_at = ?, targeted = IF(?, ?, targeted), sent = 0, failed = 0, invalid_tokens = 0, expired = 0,
+			capped = 0, started_at = ?, finished_at = NULL, updated_at = ? WHERE id = ?`,
+			clip(d.Reason, statusReasonChars), ids[0], d.NextRunAt, d.Runs[0].Audience.Segmented(), targeted, now, now, c.ID)
+		return ids, err
 	}
-	return 0, fmt.Errorf("unknown decision %d", d.Action)
+	return nil, fmt.Errorf("unknown decision %d", d.Action)
+}
+
+// startRun creates one app's run of the campaign's next occurrence, with
+// its audience frozen: users.id up to the app's highest now, and with a
+// segment the members evaluated now. It returns the run id and, for a
+// segment run, the number of members.
+func startRun(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.NewRun, now time.Time) (int64, int64, error) {
+	var maxID sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM users WHERE app = ?`, nr.App).Scan(&maxID); err != nil {
+		return 0, 0, fmt.Errorf("freeze audience: %w", err)
+	}
+	var seg, excl sql.NullString
+	if nr.Audience.Segment != "" {
+		seg = sql.NullString{String: nr.Audience.Segment, Valid: true}
+	}
+	if nr.Audience.Exclude != "" {
+		excl = sql.NullString{String: nr.Audience.Exclude, Valid: true}
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO pushd_runs (campaign_id, occurrence, app, status, notification,
+		scheduled_for, deadline, batch_size, max_user_id, cursor_user_id, segment, exclude_segment, members,
+		cap_count, cap_window_s, started_at)
+		VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.RunCount+1, nr.App, nr.Notification, nr.ScheduledFor, nr.Deadline,
+		nr.BatchSize, maxID.Int64, minUserID, seg, excl, nr.Audience.Segmented(),
+		nr.Cap.Count, int64(nr.Cap.Window.Seconds()), now)
+	if err != nil {
+		return 0, 0, fmt.Errorf("create run: %w", err)
+	}
+	runID, err := res.LastInsertId()
+	if err != nil {
+		return 0, 0, err
+	}
+	if !nr.Audience.Segmented() {
+		return runID, 0, nil
+	}
+	n, last, err := materialise(ctx, tx, runID, nr.App, maxID.Int64, nr.Audience)
+	if err != nil {
+		return 0, 0, err
+	}
+	// The cursor walks the members; targeted is exact at once (a member
+	// whose token is dead is still left out by the batches, and counted by
+	// CountAudience).
+	if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET max_user_id = ?, targeted = ? WHERE id = ?`, last, n, runID); err != nil {
+		return 0, 0, err
+	}
+	return runID, n, nil
+}
+
+func scanIDs(rows *sql.Rows) ([]int64, error) {
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // minUserID is below every users.id, so the first batch starts after it.

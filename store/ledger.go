@@ -236,8 +236,13 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 		if err := insertInvalid(ctx, tx, f.RunID, f.Invalid); err != nil {
 			return err
 		}
+		if f.Tracked && c[0] < int64(len(ds)) {
+			if err := forgetSends(ctx, tx, f.RunID, ds); err != nil {
+				return err
+			}
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET sent = sent + ?, failed = failed + ?,
-			invalid_tokens = invalid_tokens + ?, expired = expired + ?, updated_at = ? WHERE id = ? AND current_run_id = ?`,
+			invalid_tokens = invalid_tokens + ?, expired = expired + ?, updated_at = ? WHERE `+currentFor,
 			c[0], c[1], c[2], c[3], f.Now, f.CampaignID, f.RunID)
 		return err
 	})

@@ -32,7 +32,22 @@ func (s *Store) Migrate(ctx context.Context) (from int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	// The version is recorded last, once the tables are upgraded, so that
+	// a migrate that fails half-way is run again rather than trusted.
+	var versions []string
 	for _, stmt := range statements(pushd.SchemaSQL) {
+		if strings.HasPrefix(stmt, "INSERT IGNORE INTO pushd_schema") {
+			versions = append(versions, stmt)
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			return from, fmt.Errorf("migrate: %w\nstatement: %s", err, firstLine(stmt))
+		}
+	}
+	if err := s.upgrade(ctx); err != nil {
+		return from, err
+	}
+	for _, stmt := range versions {
 		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
 			return from, fmt.Errorf("migrate: %w\nstatement: %s", err, firstLine(stmt))
 		}

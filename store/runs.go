@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pushd/pushd"
@@ -12,31 +13,43 @@ import (
 // ActiveRuns lists the runs in status running.
 func (s *Store) ActiveRuns(ctx context.Context) ([]pushd.Run, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, campaign_id, occurrence, app, status, notification,
-		scheduled_for, deadline, batch_size, max_user_id, status_reason FROM pushd_runs WHERE status = 'running' ORDER BY id`)
+		scheduled_for, deadline, batch_size, max_user_id, status_reason, COALESCE(segment, ''), COALESCE(exclude_segment, ''),
+		members, cap_count, cap_window_s FROM pushd_runs WHERE status = 'running' ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list running runs: %w", err)
 	}
 	defer rows.Close()
 	var out []pushd.Run
 	for rows.Next() {
-		var r pushd.Run
+		var (
+			r      pushd.Run
+			window int64
+		)
 		if err := rows.Scan(&r.ID, &r.CampaignID, &r.Occurrence, &r.App, &r.Status, &r.Notification,
-			&r.ScheduledFor, &r.Deadline, &r.BatchSize, &r.MaxUserID, &r.Reason); err != nil {
+			&r.ScheduledFor, &r.Deadline, &r.BatchSize, &r.MaxUserID, &r.Reason, &r.Audience.Segment, &r.Audience.Exclude,
+			&r.Members, &r.Cap.Count, &window); err != nil {
 			return nil, err
 		}
+		r.Cap.Window = time.Duration(window) * time.Second
 		out = append(out, r)
 	}
 	return out, rows.Err()
 }
 
+// currentFor matches, with the arguments campaign id and run id, the
+// campaign row while the run belongs to its current occurrence: the
+// occurrence has one run per app, and the row shows their sums.
+const currentFor = `id = ? AND run_count = (SELECT occurrence FROM pushd_runs WHERE id = ?)`
+
 // SetTargeted stores the audience size on the run and, while the run is
-// current, on its campaign.
+// current, the sum over the occurrence's runs on its campaign.
 func (s *Store) SetTargeted(ctx context.Context, r pushd.Run, n int64) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET targeted = ? WHERE id = ?`, n, r.ID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET targeted = ? WHERE id = ? AND current_run_id = ?`, n, r.CampaignID, r.ID)
+		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET targeted = (SELECT SUM(targeted) FROM pushd_runs
+			WHERE campaign_id = ? AND occurrence = ?) WHERE `+currentFor, r.CampaignID, r.Occurrence, r.CampaignID, r.ID)
 		return err
 	})
 }
@@ -66,7 +79,7 @@ func (s *Store) StopRun(ctx context.Context, runID int64, status pushd.Status, r
 				clip(reason, statusReasonChars), now, runID); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `UPDATE campaigns SET finished_at = ?, updated_at = ? WHERE id = ? AND current_run_id = ?`,
+			_, err := tx.ExecContext(ctx, `UPDATE campaigns SET finished_at = ?, updated_at = ? WHERE `+currentFor,
 				now, now, campaignID, runID)
 			return err
 		}
@@ -92,7 +105,10 @@ func (s *Store) SetRunReason(ctx context.Context, runID int64, reason string) er
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET status_reason = ? WHERE current_run_id = ? AND status = 'running'`, reason, runID)
+		// With several apps, the row says whose hold it is.
+		_, err = tx.ExecContext(ctx, `UPDATE campaigns c JOIN pushd_runs r ON r.campaign_id = c.id AND r.occurrence = c.run_count
+			SET c.status_reason = IF(c.app LIKE '%,%' AND ? <> '', CONCAT(r.app, ': ', ?), ?)
+			WHERE r.id = ? AND c.status = 'running'`, reason, reason, reason, runID)
 		return err
 	})
 }
@@ -108,7 +124,7 @@ func (s *Store) FailRun(ctx context.Context, runID int64, reason string, now tim
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // already stopped by someone else
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE campaigns c JOIN pushd_runs r ON r.id = c.current_run_id
+		_, err = tx.ExecContext(ctx, `UPDATE campaigns c JOIN pushd_runs r ON r.campaign_id = c.id AND r.occurrence = c.run_count
 			SET c.status = 'failed', c.status_reason = ?, c.next_run_at = r.scheduled_for, c.updated_at = ?
 			WHERE r.id = ? AND c.status = 'running'`, clip(reason, statusReasonChars), now, runID)
 		return err
@@ -118,8 +134,8 @@ func (s *Store) FailRun(ctx context.Context, runID int64, reason string, now tim
 // RunSummary returns the run's counters and its most common failure reasons.
 func (s *Store) RunSummary(ctx context.Context, runID int64) (pushd.RunCounts, []pushd.ReasonCount, error) {
 	var c pushd.RunCounts
-	err := s.db.QueryRowContext(ctx, `SELECT targeted, sent, failed, invalid_tokens, expired FROM pushd_runs WHERE id = ?`, runID).
-		Scan(&c.Targeted, &c.Sent, &c.Failed, &c.Invalid, &c.Expired)
+	err := s.db.QueryRowContext(ctx, `SELECT targeted, sent, failed, invalid_tokens, expired, capped FROM pushd_runs WHERE id = ?`, runID).
+		Scan(&c.Targeted, &c.Sent, &c.Failed, &c.Invalid, &c.Expired, &c.Capped)
 	if err != nil {
 		return c, nil, fmt.Errorf("read run %d: %w", runID, err)
 	}
@@ -143,10 +159,12 @@ func (s *Store) RunSummary(ctx context.Context, runID int64) (pushd.RunCounts, [
 	return c, top, rows.Err()
 }
 
-// FinishRun ends a drained run as done, or as expired, and moves its
-// campaign on: back to scheduled when a next occurrence is set, else to the
-// run's final status. It is a no-op when the run is no longer running or
-// (for done) still has open batches.
+// FinishRun ends a drained run as done, or as expired, and, when it was the
+// last unfinished run of its occurrence, moves its campaign on: back to
+// scheduled when a next occurrence is set, else to the runs' final status
+// (expired if any app's run expired). With several apps the campaign's
+// reason joins the runs' reasons, each after its app's name. It is a no-op
+// when the run is no longer running or (for done) still has open batches.
 func (s *Store) FinishRun(ctx context.Context, runID int64, status pushd.Status, reason string, now time.Time) (bool, error) {
 	var finished bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -155,9 +173,10 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, status pushd.Status,
 			st         pushd.Status
 			drained    bool
 			campaignID int64
+			occurrence int
 		)
-		if err := tx.QueryRowContext(ctx, `SELECT status, drained, campaign_id FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).
-			Scan(&st, &drained, &campaignID); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT status, drained, campaign_id, occurrence FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).
+			Scan(&st, &drained, &campaignID, &occurrence); err != nil {
 			return err
 		}
 		if st != pushd.Running || !drained {
@@ -174,10 +193,47 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, status pushd.Status,
 			status, clip(reason, statusReasonChars), now, runID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = IF(next_run_at IS NULL, ?, 'scheduled'),
-			status_reason = ?, finished_at = ?, updated_at = ? WHERE id = ? AND current_run_id = ? AND status = 'running'`,
-			status, clip(reason, statusReasonChars), now, now, campaignID, runID)
-		finished = err == nil
+		finished = true
+		rows, err := tx.QueryContext(ctx, `SELECT app, status, status_reason FROM pushd_runs
+			WHERE campaign_id = ? AND occurrence = ? ORDER BY id`, campaignID, occurrence)
+		if err != nil {
+			return err
+		}
+		var (
+			reasons []string
+			pending bool
+			final   = pushd.Done
+		)
+		for rows.Next() {
+			var app, why string
+			var rs pushd.Status
+			if err := rows.Scan(&app, &rs, &why); err != nil {
+				rows.Close()
+				return err
+			}
+			switch {
+			case !rs.Finished():
+				pending = true
+			case rs == pushd.Expired:
+				final = pushd.Expired
+			}
+			reasons = append(reasons, app+": "+why)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if pending {
+			return nil // the campaign ends with its last app
+		}
+		if len(reasons) > 1 {
+			reason = strings.Join(reasons, "; ")
+		} else {
+			final = status
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET status = IF(next_run_at IS NULL, ?, 'scheduled'),
+			status_reason = ?, finished_at = ?, updated_at = ? WHERE id = ? AND run_count = ? AND status = 'running'`,
+			final, clip(reason, statusReasonChars), now, now, campaignID, occurrence)
 		return err
 	})
 	return finished, err

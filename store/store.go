@@ -166,9 +166,14 @@ func (s *Store) DB() *sql.DB { return s.db }
 // deadlock victim or a lock wait timed out; both leave nothing behind. An
 // error that means the database is away matches pushd.ErrUnavailable.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.inTxOpts(ctx, nil, fn)
+}
+
+// inTxOpts is inTx with transaction options, such as an isolation level.
+func (s *Store) inTxOpts(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		err = s.tryTx(ctx, fn)
+		err = s.tryTx(ctx, opts, fn)
 		if !isRetryableTxError(err) {
 			return markUnavailable(err)
 		}
@@ -181,8 +186,8 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return err
 }
 
-func (s *Store) tryTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -57,14 +57,14 @@ func insertCampaign(t *testing.T, st *store.Store, app string, at time.Time) int
 
 func startRun(t *testing.T, st *store.Store, id int64, now time.Time, batch int) int64 {
 	t.Helper()
-	_, runID, err := st.Decide(ctx, id, now, func(c *pushd.Campaign) pushd.Decision {
-		return pushd.Decision{Action: pushd.Start, Run: pushd.NewRun{ScheduledFor: c.ScheduledAt,
-			Deadline: now.Add(time.Hour), BatchSize: batch, Notification: []byte(`{}`)}}
+	_, runIDs, err := st.Decide(ctx, id, now, func(c *pushd.Campaign) pushd.Decision {
+		return pushd.Decision{Action: pushd.Start, Runs: []pushd.NewRun{{App: c.App, ScheduledFor: c.ScheduledAt,
+			Deadline: now.Add(time.Hour), BatchSize: batch, Notification: []byte(`{}`)}}}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runID
+	return runIDs[0]
 }
 
 func TestMigrateIsIdempotentAndChecked(t *testing.T) {

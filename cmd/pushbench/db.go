@@ -329,13 +329,14 @@ func (d *benchDB) probeApp(ctx context.Context, st *store.Store, app string, bat
 	if err != nil {
 		return nil, nil, err
 	}
-	_, runID, err := st.Decide(ctx, cid, now, func(*pushd.Campaign) pushd.Decision {
-		return pushd.Decision{Action: pushd.Start, Run: pushd.NewRun{ScheduledFor: now, Deadline: now.Add(time.Hour),
-			BatchSize: batch, Notification: []byte(`{"title":"probe","body":"probe"}`)}}
+	_, runIDs, err := st.Decide(ctx, cid, now, func(*pushd.Campaign) pushd.Decision {
+		return pushd.Decision{Action: pushd.Start, Runs: []pushd.NewRun{{App: app, ScheduledFor: now, Deadline: now.Add(time.Hour),
+			BatchSize: batch, Notification: []byte(`{"title":"probe","body":"probe"}`)}}}
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	runID := runIDs[0]
 	const owner = "pushbench-probe"
 	for range k {
 		start := time.Now()

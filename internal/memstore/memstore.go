@@ -83,6 +83,7 @@ type CampaignRow struct {
 	pushd.Campaign
 	Reason       string
 	CurrentRunID int64 // 0 before the first run
+	Targeted     int64 // the estimate before the first run
 }
 
 type user struct {
@@ -706,66 +707,97 @@ func (s *Store) SetRunReason(ctx context.Context, runID int64, reason string) (e
 	return nil
 }
 
+// EstimateAudience counts the users of the campaign's apps; the in-memory
+// store has no segments.
+func (s *Store) EstimateAudience(ctx context.Context, c *pushd.Campaign) (n int64, err error) {
+	call := Call{Method: "EstimateAudience"}
+	if err := s.enter(ctx, &call); err != nil {
+		return 0, err
+	}
+	defer func() { s.leave(&call, err) }()
+	for _, app := range c.Apps() {
+		for _, u := range s.users {
+			if u.app == app {
+				n++
+			}
+		}
+	}
+	if camp := s.campaigns[c.ID]; camp != nil && camp.Status == pushd.Scheduled {
+		camp.Targeted = n
+	}
+	return n, nil
+}
+
 // Decide asks decide what to do with a scheduled campaign and applies the
 // decision, as store.Decide does in one transaction. It returns the run id
 // for Start and Resume.
-func (s *Store) Decide(ctx context.Context, id int64, now time.Time, decide func(*pushd.Campaign) pushd.Decision) (d pushd.Decision, runID int64, err error) {
+func (s *Store) Decide(ctx context.Context, id int64, now time.Time, decide func(*pushd.Campaign) pushd.Decision) (d pushd.Decision, runIDs []int64, err error) {
 	c := Call{Method: "Decide"}
 	if err := s.enter(ctx, &c); err != nil {
-		return d, 0, err
+		return d, nil, err
 	}
+	var runID int64
 	defer func() {
 		c.RunID, c.Reason = runID, d.Reason
 		s.leave(&c, err)
 	}()
 	camp, ok := s.campaigns[id]
 	if !ok || camp.Status != pushd.Scheduled {
-		return d, 0, pushd.ErrNotDue
+		return d, nil, pushd.ErrNotDue
 	}
 	view := camp.Campaign
 	if r := s.runs[camp.CurrentRunID]; r != nil {
 		view.CurrentRun = &pushd.RunState{ID: r.ID, Status: r.Status, ScheduledFor: r.ScheduledFor, Deadline: r.Deadline}
 	}
 	d = decide(&view)
-	runID, err = s.apply(camp, d, now)
-	return d, runID, err
+	runIDs, err = s.apply(camp, d, now)
+	if len(runIDs) > 0 {
+		runID = runIDs[0]
+	}
+	return d, runIDs, err
 }
 
-func (s *Store) apply(camp *CampaignRow, d pushd.Decision, now time.Time) (int64, error) {
+// apply applies d. The in-memory store knows one run per campaign: it
+// starts only the first app's run, and has no segments or caps.
+func (s *Store) apply(camp *CampaignRow, d pushd.Decision, now time.Time) ([]int64, error) {
 	switch d.Action {
 	case pushd.Skip:
-		return 0, nil
+		return nil, nil
 	case pushd.Fail:
 		camp.Status, camp.Reason = pushd.Failed, d.Reason
-		return 0, nil
+		return nil, nil
 	case pushd.Expire:
 		camp.Status, camp.Reason, camp.NextRunAt = pushd.Expired, d.Reason, d.NextRunAt
 		if d.NextRunAt != nil {
 			camp.Status = pushd.Scheduled
 		}
-		return 0, nil
+		return nil, nil
 	case pushd.Resume:
 		run := s.runs[camp.CurrentRunID]
 		if run == nil {
-			return 0, fmt.Errorf("resume campaign %d: no run to resume", camp.ID)
+			return nil, fmt.Errorf("resume campaign %d: no run to resume", camp.ID)
 		}
 		run.Status, run.Reason = pushd.Running, d.Reason
 		camp.Status, camp.Reason, camp.NextRunAt = pushd.Running, d.Reason, d.NextRunAt
-		return run.ID, nil
+		return []int64{run.ID}, nil
 	case pushd.Start:
+		if len(d.Runs) != 1 {
+			return nil, fmt.Errorf("memstore: start campaign %d with %d runs; it knows one", camp.ID, len(d.Runs))
+		}
+		nr := d.Runs[0]
 		var maxID int64
 		for _, u := range s.users {
-			if u.app == camp.App {
+			if u.app == nr.App {
 				maxID = u.UserID
 			}
 		}
 		run := &RunRow{Run: pushd.Run{ID: int64(len(s.runs) + 1), CampaignID: camp.ID, Occurrence: camp.RunCount + 1,
-			App: camp.App, Status: pushd.Running, Notification: d.Run.Notification, ScheduledFor: d.Run.ScheduledFor,
-			Deadline: d.Run.Deadline, BatchSize: d.Run.BatchSize, MaxUserID: maxID}, Cursor: math.MinInt64, StartedAt: now}
+			App: nr.App, Status: pushd.Running, Notification: nr.Notification, ScheduledFor: nr.ScheduledFor,
+			Deadline: nr.Deadline, BatchSize: nr.BatchSize, MaxUserID: maxID}, Cursor: math.MinInt64, StartedAt: now}
 		s.runs[run.ID] = run
 		camp.Status, camp.Reason, camp.RunCount = pushd.Running, d.Reason, camp.RunCount+1
 		camp.CurrentRunID, camp.NextRunAt = run.ID, d.NextRunAt
-		return run.ID, nil
+		return []int64{run.ID}, nil
 	}
-	return 0, fmt.Errorf("unknown decision %d", d.Action)
+	return nil, fmt.Errorf("unknown decision %d", d.Action)
 }

@@ -1,0 +1,166 @@
+-- pushd schema, version 2 (2 added pushd_provider_tokens and pushd_instances).
+--
+-- `pushd migrate` applies exactly this file (it is embedded in the binary),
+-- and every statement is idempotent. Runs on MySQL 8 and MariaDB >= 10.6.
+--
+-- All DATETIME columns hold wall-clock time in the zone set by [Server]
+-- timezone in config.ini (UTC by default).
+
+-- users: your app's users. pushd only reads this table. If you already have
+-- one, drop this table and create a VIEW named users with these columns
+-- instead (see README, "Using your own users table").
+CREATE TABLE IF NOT EXISTS users (
+  id            BIGINT        NOT NULL AUTO_INCREMENT,
+  app           VARCHAR(64)   NOT NULL COMMENT 'section name of the app in config.ini',
+  push_token    VARCHAR(1024) CHARACTER SET ascii NOT NULL COMMENT 'APNs device token (hex) or FCM registration token',
+  timezone      VARCHAR(64)   NULL COMMENT 'IANA zone, e.g. Europe/Paris',
+  registered_at DATETIME(3)   NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)
+                              COMMENT 'when the app last registered this token; a token re-registered after it was invalidated is used again',
+  PRIMARY KEY (id),
+  -- Audience reads walk this index in id order and need nothing else.
+  KEY users_audience (app, id, registered_at, push_token)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- campaigns: marketing staff INSERT one row per campaign and watch it.
+CREATE TABLE IF NOT EXISTS campaigns (
+  id             BIGINT        NOT NULL AUTO_INCREMENT,
+  app            VARCHAR(64)   NOT NULL COMMENT 'section name of the app in config.ini',
+  title          VARCHAR(255)  NOT NULL DEFAULT '',
+  body           TEXT          NOT NULL,
+  data           TEXT          NULL COMMENT 'JSON object of custom key/values, e.g. {"screen":"sale"}',
+  badge          INT           NULL COMMENT 'app icon badge number; NULL leaves it alone',
+  sound          VARCHAR(64)   NULL COMMENT 'sound name, e.g. default; NULL is silent',
+  collapse_id    VARCHAR(64)   NULL COMMENT 'NULL: pushd derives one per run so a resent copy replaces the first',
+  scheduled_at   DATETIME      NOT NULL COMMENT 'when to start sending',
+  expires_at     DATETIME      NULL COMMENT 'deadline: nothing is sent after it; NULL: the app default_expiry after the start',
+  batch_size     INT           NULL COMMENT 'users per batch; NULL: the app batch_size, then 1000',
+  cron           VARCHAR(255)  NULL COMMENT 'repeat on this schedule, e.g. 0 9 * * MON; NULL: send once',
+  repeat_until   DATETIME      NULL COMMENT 'with cron: no occurrence starts after this; NULL: until cancelled',
+  status         VARCHAR(16)   NOT NULL DEFAULT 'scheduled'
+                               COMMENT 'scheduled, running, paused, cancelled, done, failed, expired',
+  status_reason  VARCHAR(1024) NOT NULL DEFAULT '' COMMENT 'why it failed, expired or stopped, and what to do',
+  targeted       INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'users in the audience of the current run',
+  sent           INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'accepted by Apple or Google',
+  failed         INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'rejected or undeliverable after retries',
+  invalid_tokens INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'tokens found dead; they are skipped from now on',
+  expired        INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'not reached before expires_at',
+  run_count      INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'runs started; more than 1 only with cron',
+  next_run_at    DATETIME      NULL COMMENT 'set by pushd: when the next run starts',
+  current_run_id BIGINT        NULL COMMENT 'set by pushd: the run the counts belong to',
+  started_at     DATETIME      NULL,
+  finished_at    DATETIME      NULL,
+  created_at     DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  updated_at     DATETIME      NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+  PRIMARY KEY (id),
+  KEY campaigns_status (status, scheduled_at),
+  CONSTRAINT campaigns_status_known CHECK (status IN
+    ('scheduled', 'running', 'paused', 'cancelled', 'done', 'failed', 'expired'))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- pushd_runs: one row per occurrence of a campaign. The notification is
+-- frozen here when the run starts so every instance sends the same text.
+CREATE TABLE IF NOT EXISTS pushd_runs (
+  id             BIGINT        NOT NULL AUTO_INCREMENT,
+  campaign_id    BIGINT        NOT NULL,
+  occurrence     INT UNSIGNED  NOT NULL COMMENT '1 for the first run of a campaign',
+  app            VARCHAR(64)   NOT NULL,
+  status         VARCHAR(16)   NOT NULL COMMENT 'running, paused, cancelled, done, failed, expired',
+  status_reason  VARCHAR(1024) NOT NULL DEFAULT '',
+  notification   TEXT          NOT NULL COMMENT 'JSON snapshot of what is sent',
+  scheduled_for  DATETIME(3)   NOT NULL,
+  deadline       DATETIME(3)   NOT NULL,
+  batch_size     INT UNSIGNED  NOT NULL,
+  max_user_id    BIGINT        NOT NULL COMMENT 'audience frozen at start: users.id <= this',
+  cursor_user_id BIGINT        NOT NULL COMMENT 'batches cover users.id <= this',
+  drained        TINYINT(1)    NOT NULL DEFAULT 0 COMMENT 'every audience user is in a batch',
+  targeted       INT UNSIGNED  NOT NULL DEFAULT 0,
+  sent           INT UNSIGNED  NOT NULL DEFAULT 0,
+  failed         INT UNSIGNED  NOT NULL DEFAULT 0,
+  invalid_tokens INT UNSIGNED  NOT NULL DEFAULT 0,
+  expired        INT UNSIGNED  NOT NULL DEFAULT 0,
+  started_at     DATETIME(3)   NOT NULL,
+  finished_at    DATETIME(3)   NULL,
+  PRIMARY KEY (id),
+  UNIQUE KEY pushd_runs_occurrence (campaign_id, occurrence),
+  KEY pushd_runs_status (status)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- pushd_batches: the unit of work. An instance claims a batch with a lease
+-- (owner, epoch, lease_expires_at on the database clock in UTC); every write
+-- of progress checks the epoch, so an instance that lost its lease cannot
+-- overwrite a newer owner's progress.
+CREATE TABLE IF NOT EXISTS pushd_batches (
+  id               BIGINT       NOT NULL AUTO_INCREMENT,
+  run_id           BIGINT       NOT NULL,
+  after_user_id    BIGINT       NOT NULL COMMENT 'the batch covers after_user_id < users.id <= last_user_id',
+  last_user_id     BIGINT       NOT NULL,
+  size             INT UNSIGNED NOT NULL,
+  status           VARCHAR(16)  NOT NULL COMMENT 'claimed, pending (released), done',
+  owner            VARCHAR(128) NULL,
+  epoch            INT UNSIGNED NOT NULL DEFAULT 1,
+  lease_expires_at DATETIME(3)  NULL,
+  PRIMARY KEY (id),
+  KEY pushd_batches_open (run_id, status)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- pushd_deliveries: the ledger, exactly one outcome per (run, user).
+CREATE TABLE IF NOT EXISTS pushd_deliveries (
+  run_id      BIGINT           NOT NULL,
+  user_id     BIGINT           NOT NULL,
+  outcome     VARCHAR(8)       NOT NULL COMMENT 'sent, failed, invalid, expired',
+  reason      VARCHAR(64)      NOT NULL DEFAULT '' COMMENT 'provider reason, e.g. BadDeviceToken',
+  attempts    TINYINT UNSIGNED NOT NULL DEFAULT 1,
+  recorded_at DATETIME(3)      NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (run_id, user_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- pushd_invalid_tokens: tokens a provider declared dead. A user is skipped
+-- while this row names the user's current token and the token was not
+-- registered again after invalid_since.
+CREATE TABLE IF NOT EXISTS pushd_invalid_tokens (
+  user_id       BIGINT        NOT NULL,
+  app           VARCHAR(64)   NOT NULL,
+  push_token    VARCHAR(1024) CHARACTER SET ascii NOT NULL,
+  invalid_since DATETIME(3)   NOT NULL COMMENT 'the provider''s time (APNs 410 timestamp), else when pushd learned it',
+  reason        VARCHAR(64)   NOT NULL,
+  run_id        BIGINT        NULL,
+  recorded_at   DATETIME(3)   NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (user_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- pushd_provider_tokens: the one APNs provider token per team and key that
+-- every pushd process sends (Apple counts token updates per team and key;
+-- more than one in 20 minutes is refused). A signed token is a credential
+-- for up to an hour: grant this table to pushd only.
+CREATE TABLE IF NOT EXISTS pushd_provider_tokens (
+  team_id    VARCHAR(64)   NOT NULL,
+  key_id     VARCHAR(64)   NOT NULL,
+  jwt        VARCHAR(1024) CHARACTER SET ascii NOT NULL DEFAULT '',
+  issued_at  DATETIME(3)   NOT NULL DEFAULT '1970-01-02 00:00:00',
+  issued_by  VARCHAR(128)  NOT NULL DEFAULT '' COMMENT 'host and pid of the process that signed it',
+  PRIMARY KEY (team_id, key_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- pushd_instances: one row per running pushd process, refreshed every few
+-- seconds, so that `pushd status` shows who is sending and notices a
+-- campaign nobody works on. Rows of processes gone for a day are removed.
+CREATE TABLE IF NOT EXISTS pushd_instances (
+  owner       VARCHAR(300)  NOT NULL COMMENT 'the name in batch leases: instance_id#suffix',
+  instance_id VARCHAR(255)  NOT NULL,
+  host        VARCHAR(255)  NOT NULL,
+  pid         INT           NOT NULL,
+  version     VARCHAR(255)  NOT NULL,
+  started_at  DATETIME(3)   NOT NULL,
+  seen_at     DATETIME(3)   NOT NULL COMMENT 'last heartbeat, database clock',
+  runs        TEXT          NOT NULL COMMENT 'JSON: the runs it works on and their recent pace',
+  PRIMARY KEY (owner)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE IF NOT EXISTS pushd_schema (
+  version    INT      NOT NULL,
+  applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  PRIMARY KEY (version)
+) ENGINE=InnoDB;
+
+INSERT IGNORE INTO pushd_schema (version) VALUES (1);
+INSERT IGNORE INTO pushd_schema (version) VALUES (2);
