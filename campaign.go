@@ -183,16 +183,44 @@ type CampaignStatus struct {
 	Title  string
 	Status Status
 	Reason string // status_reason
-	// Counts of the current run, as on the campaigns row.
-	Targeted, Sent, Failed, Invalid, Expired int64
+	// Counts of the current run, as on the campaigns row. Before the first
+	// run Targeted is the estimate of the reach.
+	Targeted, Sent, Failed, Invalid, Expired, Capped int64
 	RunCount                                 int
 	Cron                                     string
 	ScheduledAt                              time.Time
 	ExpiresAt                                *time.Time
 	NextRunAt                                *time.Time
 	UpdatedAt                                time.Time
-	// Run is the current run, nil before the first.
+	// Run is the current run, nil before the first; with several apps, the
+	// first app's run.
 	Run *RunTiming
+	// Apps splits the current occurrence by app when the campaign names
+	// several; nil otherwise.
+	Apps []AppRun
+}
+
+// AppRun is one app's run of a campaign that names several.
+type AppRun struct {
+	App                                              string
+	RunID                                            int64
+	Status                                           Status
+	Targeted, Sent, Failed, Invalid, Expired, Capped int64
+}
+
+// RunIDs are the ids of the current occurrence's runs.
+func (c CampaignStatus) RunIDs() []int64 {
+	if len(c.Apps) > 0 {
+		ids := make([]int64, len(c.Apps))
+		for i, a := range c.Apps {
+			ids[i] = a.RunID
+		}
+		return ids
+	}
+	if c.Run != nil {
+		return []int64{c.Run.ID}
+	}
+	return nil
 }
 
 // RunTiming is when the current run started, must end and ended.

@@ -404,9 +404,16 @@ func (r *Runner) finish(ctx context.Context) error {
 		}
 		reason += "; details in pushd_deliveries"
 	}
+	if counts.Capped > 0 {
+		if reason != "" {
+			reason += "; "
+		}
+		reason += fmt.Sprintf("%d of %d users not sent: they had reached the app's frequency_cap", counts.Capped, counts.Outcomes())
+	}
 	ok, err := r.store.FinishRun(ctx, r.run.ID, pushd.Done, reason, r.o.Clock())
 	if err == nil && ok {
-		r.log.Info("run done", "sent", counts.Sent, "failed", counts.Failed, "invalid_tokens", counts.Invalid, "expired", counts.Expired)
+		r.log.Info("run done", "sent", counts.Sent, "failed", counts.Failed, "invalid_tokens", counts.Invalid, "expired", counts.Expired,
+			"capped", counts.Capped)
 	}
 	return err
 }

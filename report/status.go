@@ -98,9 +98,21 @@ func (v StatusView) paces() map[int64]pace {
 	return out
 }
 
+// campaignPace sums the paces of the campaign's runs (one per app).
+func campaignPace(c pushd.CampaignStatus, paces map[int64]pace) pace {
+	var p pace
+	for _, id := range c.RunIDs() {
+		q := paces[id]
+		p.sent += q.sent
+		p.outcomes += q.outcomes
+		p.working = p.working || q.working
+	}
+	return p
+}
+
 // stalled reports whether c runs but no live instance works on it.
 func stalled(c pushd.CampaignStatus, paces map[int64]pace) bool {
-	return c.Status == pushd.Running && c.Run != nil && c.Run.Status == pushd.Running && !paces[c.Run.ID].working
+	return c.Status == pushd.Running && c.Run != nil && c.Run.Status == pushd.Running && !campaignPace(c, paces).working
 }
 
 // Layout of the table.
@@ -142,9 +154,7 @@ func Status(w io.Writer, v StatusView) {
 			running++
 			sent += c.Sent
 			targeted += c.Targeted
-			if c.Run != nil {
-				rate += paces[c.Run.ID].sent
-			}
+			rate += campaignPace(c, paces).sent
 		}
 	}
 	if running > 0 {
@@ -157,8 +167,8 @@ func Status(w io.Writer, v StatusView) {
 	}
 	fmt.Fprintln(w)
 
-	header := []string{"ID", "APP", "STATUS", "PROGRESS", "SENT/TARGETED", "FAILED", "INVALID", "EXPIRED", "RATE", "ETA", "NEXT RUN", "REASON"}
-	right := map[int]bool{0: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true}
+	header := []string{"ID", "APP", "STATUS", "PROGRESS", "SENT/TARGETED", "FAILED", "INVALID", "EXPIRED", "CAPPED", "RATE", "ETA", "NEXT RUN", "REASON"}
+	right := map[int]bool{0: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true}
 	rows := [][]string{header}
 	type longReason struct {
 		id     int64
@@ -187,11 +197,23 @@ func Status(w io.Writer, v StatusView) {
 			statusCountCell(c, c.Failed),
 			statusCountCell(c, c.Invalid),
 			statusCountCell(c, c.Expired),
+			statusCountCell(c, c.Capped),
 			statusRateCell(c, v.Now, paces),
 			eta,
 			statusNextRunCell(c, v.Now, loc),
 			short,
 		})
+		// A campaign of several apps: a line per app under it.
+		for _, a := range c.Apps {
+			ac := pushd.CampaignStatus{ID: c.ID, App: a.App, Status: a.Status, Targeted: a.Targeted, Sent: a.Sent, Failed: a.Failed,
+				Invalid: a.Invalid, Expired: a.Expired, Capped: a.Capped, Run: c.Run}
+			rate := "-"
+			if p := paces[a.RunID]; p.working && a.Status == pushd.Running {
+				rate = statusRateText(p.sent)
+			}
+			rows = append(rows, []string{"", "  " + a.App, string(a.Status), statusProgressCell(ac), statusCountsCell(ac),
+				Num(a.Failed), Num(a.Invalid), Num(a.Expired), Num(a.Capped), rate, "", "", ""})
+		}
 	}
 	statusTable(w, rows, right)
 	if lateETA {
@@ -282,7 +304,7 @@ func statusTable(w io.Writer, rows [][]string, right map[int]bool) {
 
 // statusProcessed is how many users of the current run have an outcome.
 func statusProcessed(c pushd.CampaignStatus) int64 {
-	return c.Sent + c.Failed + c.Invalid + c.Expired
+	return c.Sent + c.Failed + c.Invalid + c.Expired + c.Capped
 }
 
 // statusProgressCell is a bar and a percentage of the audience with an outcome.
@@ -307,6 +329,9 @@ func statusProgressCell(c pushd.CampaignStatus) string {
 
 func statusCountsCell(c pushd.CampaignStatus) string {
 	if c.Run == nil {
+		if c.Status == pushd.Scheduled && c.Targeted > 0 {
+			return "~" + Num(c.Targeted) // the estimate of the reach
+		}
 		return "-"
 	}
 	if c.Targeted <= 0 && c.Status == pushd.Running {
@@ -346,10 +371,11 @@ func statusElapsed(c pushd.CampaignStatus, now time.Time) (time.Duration, bool) 
 // average over the run.
 func statusSendRate(c pushd.CampaignStatus, now time.Time, paces map[int64]pace) (float64, bool) {
 	if c.Status == pushd.Running {
-		if c.Run == nil || !paces[c.Run.ID].working {
+		p := campaignPace(c, paces)
+		if c.Run == nil || !p.working {
 			return 0, false
 		}
-		return paces[c.Run.ID].sent, true
+		return p.sent, true
 	}
 	d, ok := statusElapsed(c, now)
 	if !ok {
@@ -382,7 +408,7 @@ func statusETA(c pushd.CampaignStatus, now time.Time, paces map[int64]pace) (str
 	if left <= 0 {
 		return "0s", false
 	}
-	p := paces[c.Run.ID]
+	p := campaignPace(c, paces)
 	if p.outcomes <= 0 {
 		return "-", false
 	}

@@ -38,8 +38,10 @@ func runSource(r pushd.Run) source { return source{runID: r.ID, app: r.App, memb
 // key lookup in users each.
 func (src source) from(lo, hi int64) (string, string, []any) {
 	if src.members {
+		// Members need not be users of the app (materialise): the app
+		// filter leaves the others out.
 		return ` FROM pushd_run_members m STRAIGHT_JOIN users u ON u.id = m.user_id
-			WHERE m.run_id = ? AND m.user_id > ? AND m.user_id <= ?`, `m.user_id`, []any{src.runID, lo, hi}
+			WHERE m.run_id = ? AND m.user_id > ? AND m.user_id <= ? AND ` + sameApp, `m.user_id`, []any{src.runID, lo, hi, src.app, src.app}
 	}
 	return ` FROM users u WHERE ` + sameApp + ` AND u.id > ? AND u.id <= ?`, `u.id`, []any{src.app, src.app, lo, hi}
 }
@@ -55,10 +57,12 @@ func (s *Store) CountAudience(ctx context.Context, r pushd.Run) (int64, error) {
 	var all, dead int64
 	var err error
 	if r.Members {
-		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_run_members WHERE run_id = ?`, r.ID).Scan(&all)
+		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_run_members m STRAIGHT_JOIN users u ON u.id = m.user_id
+			WHERE m.run_id = ? AND `+sameApp, r.ID, r.App, r.App).Scan(&all)
 		if err == nil {
 			err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_invalid_tokens i JOIN pushd_run_members m ON m.run_id = ? AND m.user_id = i.user_id
-				JOIN users u ON u.id = i.user_id WHERE NOT `+validToken+` AND (i.run_id IS NULL OR i.run_id <> ?)`, r.ID, r.ID).Scan(&dead)
+				JOIN users u ON u.id = i.user_id WHERE `+sameApp+` AND NOT `+validToken+` AND (i.run_id IS NULL OR i.run_id <> ?)`,
+				r.ID, r.App, r.App, r.ID).Scan(&dead)
 		}
 	} else {
 		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u WHERE `+sameApp+` AND u.id <= ?`,

@@ -206,25 +206,22 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 		return ids, err
 	case pushd.Start:
 		var ids []int64
-		var targeted int64
 		for _, nr := range d.Runs {
-			id, n, err := startRun(ctx, tx, c, nr, now)
+			id, err := startRun(ctx, tx, c, nr, now)
 			if err != nil {
 				return nil, err
 			}
 			ids = append(ids, id)
-			targeted += n
 		}
 		if len(ids) == 0 {
 			return nil, fmt.Errorf("start campaign %d: no app to start", c.ID)
 		}
-		// targeted: the members of segment runs, counted exactly here; the
-		// others are counted in the background (Runner), and the estimate
-		// stays until then.
+		// targeted keeps the estimate until the runner that started the
+		// run has counted the audience, in the background.
 		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = 'running', status_reason = ?, run_count = run_count + 1,
-			current_run_id = ?, next_run_at = ?, targeted = IF(?, ?, targeted), sent = 0, failed = 0, invalid_tokens = 0, expired = 0,
+			current_run_id = ?, next_run_at = ?, sent = 0, failed = 0, invalid_tokens = 0, expired = 0,
 			capped = 0, started_at = ?, finished_at = NULL, updated_at = ? WHERE id = ?`,
-			clip(d.Reason, statusReasonChars), ids[0], d.NextRunAt, d.Runs[0].Audience.Segmented(), targeted, now, now, c.ID)
+			clip(d.Reason, statusReasonChars), ids[0], d.NextRunAt, now, now, c.ID)
 		return ids, err
 	}
 	return nil, fmt.Errorf("unknown decision %d", d.Action)
@@ -232,12 +229,11 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 
 // startRun creates one app's run of the campaign's next occurrence, with
 // its audience frozen: users.id up to the app's highest now, and with a
-// segment the members evaluated now. It returns the run id and, for a
-// segment run, the number of members.
-func startRun(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.NewRun, now time.Time) (int64, int64, error) {
+// segment the members evaluated now.
+func startRun(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.NewRun, now time.Time) (int64, error) {
 	var maxID sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM users WHERE app = ?`, nr.App).Scan(&maxID); err != nil {
-		return 0, 0, fmt.Errorf("freeze audience: %w", err)
+		return 0, fmt.Errorf("freeze audience: %w", err)
 	}
 	var seg, excl sql.NullString
 	if nr.Audience.Segment != "" {
@@ -254,26 +250,19 @@ func startRun(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.NewRu
 		nr.BatchSize, maxID.Int64, minUserID, seg, excl, nr.Audience.Segmented(),
 		nr.Cap.Count, int64(nr.Cap.Window.Seconds()), now)
 	if err != nil {
-		return 0, 0, fmt.Errorf("create run: %w", err)
+		return 0, fmt.Errorf("create run: %w", err)
 	}
 	runID, err := res.LastInsertId()
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if !nr.Audience.Segmented() {
-		return runID, 0, nil
+		return runID, nil
 	}
-	n, last, err := materialise(ctx, tx, runID, nr.App, maxID.Int64, nr.Audience)
-	if err != nil {
-		return 0, 0, err
+	if _, err := materialise(ctx, tx, runID, nr.App, maxID.Int64, nr.Audience); err != nil {
+		return 0, err
 	}
-	// The cursor walks the members; targeted is exact at once (a member
-	// whose token is dead is still left out by the batches, and counted by
-	// CountAudience).
-	if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET max_user_id = ?, targeted = ? WHERE id = ?`, last, n, runID); err != nil {
-		return 0, 0, err
-	}
-	return runID, n, nil
+	return runID, nil
 }
 
 func scanIDs(rows *sql.Rows) ([]int64, error) {

@@ -217,6 +217,9 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, status pushd.Status,
 			case rs == pushd.Expired:
 				final = pushd.Expired
 			}
+			if why == "" {
+				why = string(rs)
+			}
 			reasons = append(reasons, app+": "+why)
 		}
 		rows.Close()

@@ -137,25 +137,49 @@ func (s *Store) EstimateAudience(ctx context.Context, c *pushd.Campaign) (int64,
 	return total, nil
 }
 
-// materialise evaluates a run's audience once, into pushd_run_members:
-// the app's users up to maxID that are in the segment and not in the
-// excluded one. It runs in the transaction that creates the run, which is
-// READ COMMITTED so that reading the segment's tables takes no locks on
-// them. It returns the number of members and the highest member id.
-func materialise(ctx context.Context, tx *sql.Tx, runID int64, app string, maxID int64, a pushd.Audience) (int64, int64, error) {
-	filter, err := audienceFilter(ctx, tx, a)
-	if err != nil {
-		return 0, 0, err
+// materialise evaluates a run's audience once, into pushd_run_members: the
+// ids up to maxID in the segment (every id up to maxID with only an
+// exclusion) and not in the excluded one. Whether an id is a user of the
+// app is left to the batches' reads, which look every member up in users
+// anyway: checking it here cost a lookup per member before the first push
+// (8 s for 1M members of 10M users, against 1.5 s without). It runs in the
+// transaction that creates the run, which is READ COMMITTED so that
+// reading the segment's tables takes no locks on them. It returns the
+// number of members.
+func materialise(ctx context.Context, tx *sql.Tx, runID int64, app string, maxID int64, a pushd.Audience) (int64, error) {
+	var q strings.Builder
+	if a.Segment != "" {
+		if err := checkSegment(ctx, tx, a.Segment); err != nil {
+			return 0, err
+		}
+		t, _ := segmentTable(a.Segment)
+		q.WriteString(`INSERT INTO pushd_run_members (run_id, user_id) SELECT DISTINCT ?, u.user_id FROM ` + t + ` u
+			WHERE u.user_id IS NOT NULL AND u.user_id <= ?`)
+	} else {
+		q.WriteString(`INSERT INTO pushd_run_members (run_id, user_id) SELECT ?, u.id FROM users u WHERE ` + sameApp + ` AND u.id <= ?`)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO pushd_run_members (run_id, user_id)
-		SELECT ?, u.id FROM users u WHERE `+sameApp+` AND u.id <= ?`+filter, runID, app, app, maxID)
+	args := []any{runID}
+	if a.Segment == "" {
+		args = append(args, app, app)
+	}
+	args = append(args, maxID)
+	if a.Exclude != "" {
+		if err := checkSegment(ctx, tx, a.Exclude); err != nil {
+			return 0, err
+		}
+		t, _ := segmentTable(a.Exclude)
+		col := "u.id"
+		if a.Segment != "" {
+			col = "u.user_id"
+		}
+		// NOT EXISTS, not NOT IN: one NULL user_id in the segment would make
+		// NOT IN match nobody.
+		q.WriteString(` AND NOT EXISTS (SELECT 1 FROM ` + t + ` x WHERE x.user_id = ` + col + `)`)
+	}
+	res, err := tx.ExecContext(ctx, q.String(), args...)
 	if err != nil {
-		return 0, 0, segmentQueryError(a, err)
+		return 0, segmentQueryError(a, err)
 	}
 	n, _ := res.RowsAffected()
-	var last sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT MAX(user_id) FROM pushd_run_members WHERE run_id = ?`, runID).Scan(&last); err != nil {
-		return 0, 0, err
-	}
-	return n, last.Int64, nil
+	return n, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/pushd/pushd"
 )
@@ -19,7 +20,7 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]pushd.Campaig
 	// (… LIMIT) does not.
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT c.id, c.app, c.title, c.status, c.status_reason, c.targeted, c.sent, c.failed,
-			c.invalid_tokens, c.expired, c.run_count, c.cron, c.scheduled_at, c.expires_at,
+			c.invalid_tokens, c.expired, c.capped, c.run_count, c.cron, c.scheduled_at, c.expires_at,
 			c.next_run_at, c.updated_at,
 			r.id, r.occurrence, r.status, r.started_at, r.deadline, r.finished_at
 		FROM campaigns c LEFT JOIN pushd_runs r ON r.id = c.current_run_id
@@ -42,7 +43,7 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]pushd.Campaig
 			started, deadline, ended sql.NullTime
 		)
 		if err := rows.Scan(&c.ID, &c.App, &c.Title, &c.Status, &c.Reason, &c.Targeted, &c.Sent, &c.Failed,
-			&c.Invalid, &c.Expired, &c.RunCount, &cronStr, &c.ScheduledAt, &expires,
+			&c.Invalid, &c.Expired, &c.Capped, &c.RunCount, &cronStr, &c.ScheduledAt, &expires,
 			&next, &c.UpdatedAt,
 			&runID, &occurrence, &runStatus, &started, &deadline, &ended); err != nil {
 			return nil, fmt.Errorf("list recent campaigns: %w", err)
@@ -59,5 +60,34 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]pushd.Campaig
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list recent campaigns: %w", err)
 	}
+	rows.Close()
+	for i := range out {
+		c := &out[i]
+		if c.Run == nil || !strings.Contains(c.App, ",") {
+			continue
+		}
+		if c.Apps, err = s.appRuns(ctx, c.ID, c.Run.Occurrence); err != nil {
+			return nil, fmt.Errorf("list recent campaigns: %w", err)
+		}
+	}
 	return out, nil
+}
+
+// appRuns lists the runs of one occurrence of a campaign, one per app.
+func (s *Store) appRuns(ctx context.Context, campaignID int64, occurrence int) ([]pushd.AppRun, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT app, id, status, targeted, sent, failed, invalid_tokens, expired, capped
+		FROM pushd_runs WHERE campaign_id = ? AND occurrence = ? ORDER BY id`, campaignID, occurrence)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []pushd.AppRun
+	for rows.Next() {
+		var a pushd.AppRun
+		if err := rows.Scan(&a.App, &a.RunID, &a.Status, &a.Targeted, &a.Sent, &a.Failed, &a.Invalid, &a.Expired, &a.Capped); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
 }
