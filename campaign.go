@@ -35,20 +35,20 @@ type Campaign struct {
 	Segment, ExcludeSegment string
 	// IgnoreFrequencyCap sends even to users who reached the cap.
 	IgnoreFrequencyCap bool
-	Title       string
-	Body        string
-	Data        string // raw JSON text; empty when NULL
-	Badge       *int
-	Sound       string
-	CollapseID  string
-	ScheduledAt time.Time
-	ExpiresAt   *time.Time
-	BatchSize   *int
-	Cron        string
-	RepeatUntil *time.Time
-	Status      Status
-	RunCount    int
-	NextRunAt   *time.Time
+	Title              string
+	Body               string
+	Data               string // raw JSON text; empty when NULL
+	Badge              *int
+	Sound              string
+	CollapseID         string
+	ScheduledAt        time.Time
+	ExpiresAt          *time.Time
+	BatchSize          *int
+	Cron               string
+	RepeatUntil        *time.Time
+	Status             Status
+	RunCount           int
+	NextRunAt          *time.Time
 	// CreatedAt and UpdatedAt are when the row was inserted and last
 	// changed, by staff or by pushd: when it arrived as it now reads.
 	CreatedAt, UpdatedAt time.Time
@@ -186,12 +186,12 @@ type CampaignStatus struct {
 	// Counts of the current run, as on the campaigns row. Before the first
 	// run Targeted is the estimate of the reach.
 	Targeted, Sent, Failed, Invalid, Expired, Capped int64
-	RunCount                                 int
-	Cron                                     string
-	ScheduledAt                              time.Time
-	ExpiresAt                                *time.Time
-	NextRunAt                                *time.Time
-	UpdatedAt                                time.Time
+	RunCount                                         int
+	Cron                                             string
+	ScheduledAt                                      time.Time
+	ExpiresAt                                        *time.Time
+	NextRunAt                                        *time.Time
+	UpdatedAt                                        time.Time
 	// Run is the current run, nil before the first; with several apps, the
 	// first app's run.
 	Run *RunTiming
