@@ -111,7 +111,7 @@ func TestSettings(t *testing.T) {
 			"push_type = apns", "environment = Production", "bundle_id = com.example.app-1",
 			"key_id = ABC123DEFG", "team_id = DEF123GHIJ", "auth_key_path = " + filepath.Join(dir, authKeyFile),
 			"endpoint = HTTPS://127.0.0.1:8443/", "batch_size = 100000", "concurrency = 20000", "connections = 16",
-			"rate_limit = 2.5", "default_expiry = 672h", "max_attempts = 20",
+			"rate_limit = 2.5", "default_expiry = 672h", "max_attempts = 20", "frequency_cap = 2/7d",
 		}},
 		{"Android", []string{
 			"push_type = fcm", "service_account_file = pkcs1.json", "project_id = other-project",
@@ -138,12 +138,13 @@ func TestSettings(t *testing.T) {
 	ios := cfg.Apps["Tenant App (iOS)"]
 	if ios == nil || ios.PushType != pushd.APNs || ios.Environment != "production" || ios.BundleID != "com.example.app-1" ||
 		ios.Endpoint != "https://127.0.0.1:8443" || ios.BatchSize != 100000 || ios.Concurrency != 20000 ||
-		ios.Connections != 16 || ios.RateLimit != 2.5 || ios.DefaultExpiry != 672*time.Hour || ios.MaxAttempts != 20 {
+		ios.Connections != 16 || ios.RateLimit != 2.5 || ios.DefaultExpiry != 672*time.Hour || ios.MaxAttempts != 20 ||
+		ios.FrequencyCap != (pushd.FrequencyCap{Count: 2, Window: 7 * 24 * time.Hour}) {
 		t.Errorf("iOS = %+v", ios)
 	}
 	android := cfg.Apps["Android"]
 	if android.ProjectID != "other-project" || android.BatchSize != 1 || android.Concurrency != 1 ||
-		android.Connections != 1 || android.DefaultExpiry != time.Minute || android.MaxAttempts != 1 {
+		android.Connections != 1 || android.DefaultExpiry != time.Minute || android.MaxAttempts != 1 || android.FrequencyCap.Window != 0 {
 		t.Errorf("Android = %+v", android)
 	}
 	if want := []string{`config.ini [Android] project_id: differs from the service account's project "test-project": ` +
@@ -381,7 +382,7 @@ func TestExample(t *testing.T) {
 		"listen", "poll_interval", "timezone", "lease_duration", "shutdown_timeout", "log_format", "log_level", "instance_id", "ledger_retention",
 		"ca_file",
 		"host", "port", "socket", "user", "password", "database", "tls", "tls_ca_file", "max_open_conns",
-		"push_type", "endpoint", "batch_size", "concurrency", "connections", "rate_limit", "default_expiry", "max_attempts",
+		"push_type", "endpoint", "batch_size", "concurrency", "connections", "rate_limit", "default_expiry", "max_attempts", "frequency_cap",
 		"environment", "bundle_id", "key_id", "team_id", "auth_key_path", "service_account_file", "project_id",
 	}
 	for _, key := range keys {

@@ -129,7 +129,7 @@ func newApp(cfg *config.Config, a *config.App, log *slog.Logger, share apns.Toke
 		return nil, fmt.Errorf("%s [%s]: %w", cfg.Path, a.Name, err)
 	}
 	return campaign.NewApp(a.Name, kind, s, campaign.AppOptions{BatchSize: a.BatchSize, DefaultExpiry: a.DefaultExpiry,
-		MaxAttempts: a.MaxAttempts, Concurrency: a.Concurrency, RateLimit: a.RateLimit}), nil
+		MaxAttempts: a.MaxAttempts, Concurrency: a.Concurrency, RateLimit: a.RateLimit, Cap: a.FrequencyCap}), nil
 }
 
 // connEventEvery bounds the log lines per app and kind of connection
