@@ -21,6 +21,10 @@ type Store interface {
 	// PurgeLedger deletes the ledger and batch rows of runs finished
 	// before before, chunk rows a statement, calling pause after each.
 	PurgeLedger(ctx context.Context, before time.Time, chunk int, pause func(took time.Duration) bool) (pushd.Purged, error)
+	// PurgeAudiences deletes what no run needs any more, whatever the
+	// retention: the segment members of finished runs and frequency-cap
+	// sends older than the longest window. It returns the rows deleted.
+	PurgeAudiences(ctx context.Context, chunk int, pause func(took time.Duration) bool) (int64, error)
 }
 
 // lockName is the database lock that makes one instance purge at a time.
@@ -121,14 +125,13 @@ func (p *Purger) loop(ctx context.Context) {
 // what it did; errors end the pass and are tried again at the next one.
 func (p *Purger) Pass(ctx context.Context) {
 	keep := time.Duration(p.retention.Load())
-	if keep <= 0 {
-		return
-	}
 	before := p.o.Clock().Add(-keep)
-	var got pushd.Purged
+	var (
+		got     pushd.Purged
+		members int64
+	)
 	ran, err := p.st.TryLock(ctx, lockName, func(ctx context.Context) error {
-		var err error
-		got, err = p.st.PurgeLedger(ctx, before, p.o.Chunk, func(took time.Duration) bool {
+		pause := func(took time.Duration) bool {
 			// As long again as the statement took: at most half of one
 			// connection's time goes to deleting.
 			t := time.NewTimer(took)
@@ -139,9 +142,20 @@ func (p *Purger) Pass(ctx context.Context) {
 			case <-t.C:
 				return true
 			}
-		})
+		}
+		var err error
+		if members, err = p.st.PurgeAudiences(ctx, p.o.Chunk, pause); err != nil {
+			return err
+		}
+		if keep <= 0 {
+			return nil
+		}
+		got, err = p.st.PurgeLedger(ctx, before, p.o.Chunk, pause)
 		return err
 	})
+	if members > 0 {
+		p.log.Info("deleted the segment members of finished runs and old frequency-cap sends", "rows", members)
+	}
 	switch {
 	case err != nil && ctx.Err() == nil:
 		p.log.Warn("ledger retention pass failed; trying again next hour", "error", err, "runs", got.Runs, "deliveries", got.Deliveries)

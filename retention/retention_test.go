@@ -31,6 +31,10 @@ func (f *fakeStore) TryLock(ctx context.Context, _ string, fn func(context.Conte
 	return true, fn(ctx)
 }
 
+func (f *fakeStore) PurgeAudiences(context.Context, int, func(time.Duration) bool) (int64, error) {
+	return 0, nil
+}
+
 func (f *fakeStore) PurgeLedger(_ context.Context, before time.Time, chunk int, pause func(time.Duration) bool) (pushd.Purged, error) {
 	f.mu.Lock()
 	f.befores = append(f.befores, before)

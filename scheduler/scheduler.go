@@ -280,6 +280,11 @@ func (s *Scheduler) tick(ctx, hardCtx context.Context, now time.Time, wake *time
 // soonest ones.
 const upcomingLimit = 1000
 
+// checkBudget bounds the wall time one pass spends checking new rows (each
+// counts its audience, a second or more for millions of users); the rest
+// are checked in the next passes.
+const checkBudget = 500 * time.Millisecond
+
 // checkUpcoming fails, within one pass of their arrival, the scheduled
 // campaigns not due yet that can never run as written (an unknown app, a
 // bad cron or data, impossible times), with Plan's reason. Staff fix the
@@ -293,11 +298,22 @@ func (s *Scheduler) checkUpcoming(ctx context.Context, apps map[string]*campaign
 		s.checked = nil
 	}
 	passed := make(map[int64]string, len(cs))
-	for _, c := range cs {
+	started := time.Now()
+	for i, c := range cs {
 		fp := fingerprint(c)
 		if s.checked[c.ID] == fp {
 			passed[c.ID] = fp
 			continue
+		}
+		if time.Since(started) > checkBudget {
+			// Counting audiences takes time; the rest wait for the next
+			// pass rather than delay campaigns falling due meanwhile.
+			for _, c := range cs[i:] {
+				if fp := fingerprint(c); s.checked[c.ID] == fp {
+					passed[c.ID] = fp
+				}
+			}
+			break
 		}
 		var segErr *pushd.SegmentError
 		if Plan(c, apps, now).Action != pushd.Fail {

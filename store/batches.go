@@ -112,8 +112,13 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 				lease_expires_at = NOW(3) + INTERVAL ? MICROSECOND WHERE id = ?`, status, owner, cand.Epoch, leaseMicros, cand.ID); err != nil {
 				return err
 			}
-			if status == "claimed" || cand.Capped > 0 {
+			if status == "claimed" {
 				b = &cand
+				return nil
+			}
+			if cand.Capped > 0 {
+				// Only capped users were left, recorded above.
+				b = &pushd.Batch{RunID: runID, Capped: cand.Capped}
 				return nil
 			}
 		}

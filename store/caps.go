@@ -139,23 +139,47 @@ func forgetSends(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd.Delive
 	return nil
 }
 
-// PurgeSends deletes the sends older than maxWindow, which no cap reads:
-// config allows windows up to 90 days. It deletes in chunks and returns
-// how many rows went.
-func (s *Store) PurgeSends(ctx context.Context, maxWindow time.Duration) (int64, error) {
+// maxCapWindow is the longest frequency_cap window config allows.
+const maxCapWindow = 90 * 24 * time.Hour
+
+// PurgeAudiences deletes the segment members of finished runs, which only
+// running runs read, and the frequency-cap sends older than the longest
+// window, chunk rows a statement, calling pause after each.
+func (s *Store) PurgeAudiences(ctx context.Context, chunk int, pause func(took time.Duration) bool) (int64, error) {
+	runs, err := s.db.QueryContext(ctx, `SELECT r.id FROM pushd_runs r WHERE r.members = 1 AND r.finished_at IS NOT NULL
+		AND EXISTS (SELECT 1 FROM pushd_run_members m WHERE m.run_id = r.id) ORDER BY r.id`)
+	if err != nil {
+		return 0, fmt.Errorf("list finished segment runs: %w", markUnavailable(err))
+	}
+	ids, err := scanIDs(runs)
+	if err != nil {
+		return 0, markUnavailable(err)
+	}
 	var total int64
-	for {
-		res, err := s.db.ExecContext(ctx, `DELETE FROM pushd_sends WHERE sent_at < NOW(3) - INTERVAL ? SECOND LIMIT 5000`,
-			int64(maxWindow.Seconds()))
-		if err != nil {
-			return total, fmt.Errorf("purge pushd_sends: %w", markUnavailable(err))
-		}
-		n, _ := res.RowsAffected()
-		total += n
-		if n < 5000 {
-			return total, nil
+	del := func(what, q string, args ...any) error {
+		for {
+			start := time.Now()
+			res, err := s.db.ExecContext(ctx, q, append(args, chunk)...)
+			if err != nil {
+				return fmt.Errorf("purge %s: %w", what, markUnavailable(err))
+			}
+			n, _ := res.RowsAffected()
+			total += n
+			if !pause(time.Since(start)) {
+				return ctx.Err()
+			}
+			if n < int64(chunk) {
+				return nil
+			}
 		}
 	}
+	for _, id := range ids {
+		if err := del("segment members", `DELETE FROM pushd_run_members WHERE run_id = ? ORDER BY user_id LIMIT ?`, id); err != nil {
+			return total, err
+		}
+	}
+	err = del("frequency-cap sends", `DELETE FROM pushd_sends WHERE sent_at < NOW(3) - INTERVAL ? SECOND LIMIT ?`, int64(maxCapWindow.Seconds()))
+	return total, err
 }
 
 // formatWindow writes a cap window as config.ini does: 24h, 7d, 90m.

@@ -91,21 +91,28 @@ func audienceFilter(ctx context.Context, q querier, a pushd.Audience) (string, e
 		t, _ := segmentTable(a.Segment)
 		sb.WriteString(` AND u.id IN (SELECT s.user_id FROM ` + t + ` s)`)
 	}
-	if a.Exclude != "" {
-		if err := checkSegment(ctx, q, a.Exclude); err != nil {
-			return "", err
-		}
-		t, _ := segmentTable(a.Exclude)
-		// NOT EXISTS, not NOT IN: one NULL user_id in the segment would make
-		// NOT IN match nobody.
-		sb.WriteString(` AND NOT EXISTS (SELECT 1 FROM ` + t + ` x WHERE x.user_id = u.id)`)
+	excl, err := excludeFilter(ctx, q, a, "u.id")
+	return sb.String() + excl, err
+}
+
+// excludeFilter is the SQL that leaves out the ids in col that are in a's
+// excluded segment, and checks that it exists.
+func excludeFilter(ctx context.Context, q querier, a pushd.Audience, col string) (string, error) {
+	if a.Exclude == "" {
+		return "", nil
 	}
-	return sb.String(), nil
+	if err := checkSegment(ctx, q, a.Exclude); err != nil {
+		return "", err
+	}
+	t, _ := segmentTable(a.Exclude)
+	// NOT EXISTS, not NOT IN: one NULL user_id in the segment would make
+	// NOT IN match nobody.
+	return ` AND NOT EXISTS (SELECT 1 FROM ` + t + ` x WHERE x.user_id = ` + col + `)`, nil
 }
 
 // EstimateAudience counts who the campaign would reach if it started now,
 // over all its apps, and writes it into targeted while the row is still
-// scheduled and unchanged, so staff see the reach before anything is sent.
+// scheduled, unchanged and before its first run, so staff see the reach before anything is sent.
 // A segment that cannot be read is a *pushd.SegmentError. It leaves
 // updated_at alone: the row's version is staff's.
 func (s *Store) EstimateAudience(ctx context.Context, c *pushd.Campaign) (int64, error) {
@@ -115,22 +122,37 @@ func (s *Store) EstimateAudience(ctx context.Context, c *pushd.Campaign) (int64,
 		return 0, markUnavailable(err)
 	}
 	var total int64
-	for _, app := range c.Apps() {
-		var n int64
-		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u WHERE `+sameApp+filter, app, app).Scan(&n)
+	if a.Segment != "" {
+		// The segment's size, not its users of these apps: looking every
+		// member up in users costs seconds per million where users does
+		// not fit the buffer pool, and the row is only being checked. A user
+		// id is of one app, so a segment shared by the apps counts once.
+		t, _ := segmentTable(a.Segment)
+		excl, _ := excludeFilter(ctx, s.db, a, "u.user_id") // checked by audienceFilter
+		err := s.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT u.user_id) FROM `+t+` u WHERE u.user_id IS NOT NULL`+excl).Scan(&total)
 		if err != nil {
 			return 0, markUnavailable(segmentQueryError(a, err))
 		}
-		var dead int64
-		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_invalid_tokens i JOIN users u ON u.id = i.user_id
-			WHERE `+sameApp+` AND NOT `+validToken+filter, app, app).Scan(&dead)
+	}
+	for _, app := range c.Apps() {
+		if a.Segment != "" {
+			break
+		}
+		var n, dead int64
+		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u WHERE `+sameApp+filter, app, app).Scan(&n)
+		if err == nil {
+			err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_invalid_tokens i JOIN users u ON u.id = i.user_id
+				WHERE `+sameApp+` AND NOT `+validToken+filter, app, app).Scan(&dead)
+		}
 		if err != nil {
 			return 0, markUnavailable(segmentQueryError(a, err))
 		}
 		total += n - dead
 	}
+	// Not on a recurring campaign between runs: its counts are the last
+	// run's until the next starts.
 	_, err = s.db.ExecContext(ctx, `UPDATE campaigns SET targeted = ?, updated_at = updated_at
-		WHERE id = ? AND status = 'scheduled' AND updated_at = ?`, total, c.ID, c.UpdatedAt)
+		WHERE id = ? AND status = 'scheduled' AND updated_at = ? AND run_count = 0`, total, c.ID, c.UpdatedAt)
 	if err != nil {
 		return 0, fmt.Errorf("write the audience estimate of campaign %d: %w", c.ID, markUnavailable(err))
 	}
@@ -163,19 +185,15 @@ func materialise(ctx context.Context, tx *sql.Tx, runID int64, app string, maxID
 		args = append(args, app, app)
 	}
 	args = append(args, maxID)
-	if a.Exclude != "" {
-		if err := checkSegment(ctx, tx, a.Exclude); err != nil {
-			return 0, err
-		}
-		t, _ := segmentTable(a.Exclude)
-		col := "u.id"
-		if a.Segment != "" {
-			col = "u.user_id"
-		}
-		// NOT EXISTS, not NOT IN: one NULL user_id in the segment would make
-		// NOT IN match nobody.
-		q.WriteString(` AND NOT EXISTS (SELECT 1 FROM ` + t + ` x WHERE x.user_id = ` + col + `)`)
+	col := "u.id"
+	if a.Segment != "" {
+		col = "u.user_id"
 	}
+	excl, err := excludeFilter(ctx, tx, a, col)
+	if err != nil {
+		return 0, err
+	}
+	q.WriteString(excl)
 	res, err := tx.ExecContext(ctx, q.String(), args...)
 	if err != nil {
 		return 0, segmentQueryError(a, err)

@@ -195,7 +195,7 @@ func TestEstimateAudience(t *testing.T) {
 	for _, tc := range []struct {
 		app, segment string
 		want         int64
-	}{{"A", "", 30}, {"A,B", "", 42}, {"A, B", "few", 5}, {"B", "few", 2}} {
+	}{{"A", "", 30}, {"A,B", "", 42}, {"A, B", "few", 6}, {"B", "few", 6}} { // a segment counts its size
 		id := insertCampaign(t, st, tc.app, now.Add(time.Hour))
 		var before time.Time
 		execAll(t, st.DB(), `UPDATE campaigns SET updated_at = '2026-01-01 00:00:00', segment = NULLIF('`+tc.segment+`', '')`)
@@ -361,5 +361,35 @@ func TestFrequencyCapHoldsForConcurrentRuns(t *testing.T) {
 	}
 	if len(seen) != 2000 || capped[0]+capped[1] != 2000 {
 		t.Errorf("%d users sent, %d+%d capped; want 2000 each", len(seen), capped[0], capped[1])
+	}
+}
+
+// The members of finished segment runs and sends older than the longest
+// cap window are purged; a running run's members and recent sends stay.
+func TestPurgeAudiences(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	seedUsers(t, st, "A", 50)
+	execAll(t, st.DB(), `CREATE TABLE segment_all (user_id BIGINT)`, `INSERT INTO segment_all SELECT id FROM users`)
+	now := time.Now().UTC().Truncate(time.Second)
+	done, running := insertCampaign(t, st, "A", now), insertCampaign(t, st, "A", now)
+	_, r1 := startWith(t, st, done, now, pushd.NewRun{App: "A", Audience: pushd.Audience{Segment: "all"}})
+	_, r2 := startWith(t, st, running, now, pushd.NewRun{App: "A", Audience: pushd.Audience{Segment: "all"}})
+	drain(t, st, r1[0], done, "x", pushd.Sent)
+	if ok, err := st.FinishRun(ctx, r1[0], pushd.Done, "", time.Now()); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	execAll(t, st.DB(), `INSERT INTO pushd_sends (user_id, run_id, sent_at) VALUES (1, 1, NOW(3) - INTERVAL 91 DAY), (2, 1, NOW(3) - INTERVAL 89 DAY)`)
+	n, err := st.PurgeAudiences(ctx, 7, func(time.Duration) bool { return true })
+	if err != nil || n != 51 {
+		t.Errorf("purged %d rows, %v; want 50 members and 1 send", n, err)
+	}
+	var left1, left2, sends int
+	if err := st.DB().QueryRow(`SELECT (SELECT COUNT(*) FROM pushd_run_members WHERE run_id = ?), (SELECT COUNT(*) FROM pushd_run_members WHERE run_id = ?),
+		(SELECT COUNT(*) FROM pushd_sends)`, r1[0], r2[0]).Scan(&left1, &left2, &sends); err != nil {
+		t.Fatal(err)
+	}
+	if left1 != 0 || left2 != 50 || sends != 1 {
+		t.Errorf("left: %d members of the finished run, %d of the running one, %d sends; want 0, 50, 1", left1, left2, sends)
 	}
 }

@@ -64,7 +64,17 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 		if j == len(apps)-1 {
 			n = o.n - per*(len(apps)-1)
 		}
+		if o.segmentOf > 0 {
+			n = o.segmentOf
+		}
 		if err := db.seed(ctx, app, n); err != nil {
+			return r, err
+		}
+	}
+	segment := ""
+	if o.segmentOf > 0 {
+		segment = "bench"
+		if err := db.segment(ctx, segment, o.n, o.segmentOf); err != nil {
 			return r, err
 		}
 	}
@@ -72,7 +82,7 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 		return r, err
 	}
 	r.SeedSeconds = time.Since(seedStart).Seconds()
-	b.logf("run %d: seeded %d users in %.1f s", i, o.n, r.SeedSeconds)
+	b.logf("run %d: seeded %d users in %.1f s", i, max(o.n, o.segmentOf), r.SeedSeconds)
 
 	if r.IdleBefore, err = b.waitIdle(ctx, "pushd"); err != nil {
 		return r, err
@@ -96,7 +106,7 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 	}
 	var firstID int64
 	for _, app := range apps {
-		id, err := db.insertCampaign(ctx, app, at)
+		id, err := db.insertCampaign(ctx, app, at, segment)
 		if err != nil {
 			return r, err
 		}
@@ -189,6 +199,9 @@ func (b *bench) configINI(name string) string {
 	}
 	c := b.sim.cfg
 	sizes := fmt.Sprintf("batch_size = %d\nconcurrency = %d\nconnections = %d", b.o.batch, b.o.concurrency, b.o.connections)
+	if b.o.capped {
+		sizes += "\nfrequency_cap = 1/24h"
+	}
 	return fmt.Sprintf(`[Server]
 listen = off
 log_level = warn

@@ -71,6 +71,19 @@ func openServer(ctx context.Context, dsn string) (*server, error) {
 
 func (s *server) close() { s.db.Close() }
 
+// resizeBufferPool sets innodb_buffer_pool_size (dynamic in MariaDB 10.2+
+// and MySQL 5.7+) and returns what puts the old size back.
+func (s *server) resizeBufferPool(ctx context.Context, size int64) (func(), error) {
+	var old int64
+	if err := s.db.QueryRowContext(ctx, `SELECT @@GLOBAL.innodb_buffer_pool_size`).Scan(&old); err != nil {
+		return nil, err
+	}
+	if _, err := s.db.ExecContext(ctx, `SET GLOBAL innodb_buffer_pool_size = ?`, size); err != nil {
+		return nil, fmt.Errorf("resize the buffer pool: %w", err)
+	}
+	return func() { s.db.ExecContext(context.Background(), `SET GLOBAL innodb_buffer_pool_size = ?`, old) }, nil
+}
+
 // serverInfo is the database server's settings that move the figures.
 type serverInfo struct {
 	Version          string `json:"version"`
@@ -188,9 +201,23 @@ const (
 	campaignBody  = "Everything 50% off 🎉"
 )
 
-func (d *benchDB) insertCampaign(ctx context.Context, app string, at time.Time) (int64, error) {
-	res, err := d.s.db.ExecContext(ctx, "INSERT INTO "+d.t("campaigns")+" (app, title, body, scheduled_at) VALUES (?, ?, ?, ?)",
-		app, campaignTitle, campaignBody, at.UTC())
+// segment creates segment_<name> as a table of n of the first `of` user
+// ids, evenly spread.
+func (d *benchDB) segment(ctx context.Context, name string, n, of int) error {
+	step := of / n
+	q := fmt.Sprintf("CREATE TABLE %s (user_id BIGINT NOT NULL PRIMARY KEY) SELECT id AS user_id FROM %s WHERE id %% %d = 0 ORDER BY id LIMIT %d",
+		d.t("segment_"+name), d.t("users"), step, n)
+	if _, err := d.s.db.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("create segment: %w", err)
+	}
+	return nil
+}
+
+// insertCampaign inserts a campaign of app due at at, to segment unless
+// it is empty.
+func (d *benchDB) insertCampaign(ctx context.Context, app string, at time.Time, segment string) (int64, error) {
+	res, err := d.s.db.ExecContext(ctx, "INSERT INTO "+d.t("campaigns")+" (app, title, body, scheduled_at, segment) VALUES (?, ?, ?, ?, NULLIF(?, ''))",
+		app, campaignTitle, campaignBody, at.UTC(), segment)
 	if err != nil {
 		return 0, fmt.Errorf("insert campaign: %w", err)
 	}
@@ -325,7 +352,7 @@ func (d *benchDB) probe(ctx context.Context, apps []string, batch, samples int) 
 // probeApp times k claims and records of one app's scratch run.
 func (d *benchDB) probeApp(ctx context.Context, st *store.Store, app string, batch, k int) (reads, writes []time.Duration, err error) {
 	now := time.Now().UTC().Truncate(time.Second)
-	cid, err := d.insertCampaign(ctx, app, now.AddDate(10, 0, 0))
+	cid, err := d.insertCampaign(ctx, app, now.AddDate(10, 0, 0), "")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -53,6 +53,15 @@ type options struct {
 	provider, dsn, pushd, cpuprofile         string
 	h2load, keep                             bool
 	idleWait                                 time.Duration
+	// segmentOf, when set, seeds that many users and sends to a segment of
+	// n of them (every segmentOf/n-th id).
+	segmentOf int
+	// capped sets frequency_cap = 1/24h on the apps: every push of the run
+	// is checked and reserved, and none is capped (the users had none).
+	capped bool
+	// bufferPoolMiB, when set, resizes InnoDB's buffer pool for the bench
+	// and restores it afterwards.
+	bufferPoolMiB int
 }
 
 // providers lists the single providers of o.provider.
@@ -73,6 +82,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.connections, "connections", 2, "HTTP/2 connections per app (and h2load -c)")
 	fs.StringVar(&o.provider, "provider", providerAPNs, "apns, fcm or both")
 	fs.IntVar(&o.runs, "runs", 3, "runs, each on a fresh database and pushd")
+	fs.IntVar(&o.segmentOf, "segment-of", 0, "seed this many users and send to a segment of -n of them (0: no segment)")
+	fs.IntVar(&o.bufferPoolMiB, "buffer-pool-mib", 0, "resize MariaDB's innodb_buffer_pool_size for the bench, and restore it after (0: leave it)")
+	fs.BoolVar(&o.capped, "cap", false, "set frequency_cap = 1/24h on the apps (nobody is capped; measures the check's cost)")
 	fs.StringVar(&o.dsn, "dsn", "root@tcp(127.0.0.1:3306)/test", "MariaDB server (go-sql-driver DSN; pushbench creates and drops databases pushbench_*)")
 	fs.StringVar(&o.pushd, "pushd", "", "pushd binary (default: build ./cmd/pushd, without -race)")
 	fs.BoolVar(&o.h2load, "h2load", true, "measure the ceiling with h2load after each run")
@@ -97,6 +109,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-connections %d: want 1..16 (pushd's range)", o.connections)
 	case o.runs < 1:
 		return o, fmt.Errorf("-runs %d: want at least 1", o.runs)
+	case o.segmentOf != 0 && (o.segmentOf < o.n || o.provider == providerBoth):
+		return o, fmt.Errorf("-segment-of %d: want at least -n users, and one provider", o.segmentOf)
 	}
 	return o, nil
 }
@@ -157,6 +171,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.close()
+	if o.bufferPoolMiB > 0 {
+		restore, err := srv.resizeBufferPool(ctx, int64(o.bufferPoolMiB)<<20)
+		if err != nil {
+			return err
+		}
+		defer restore()
+	}
 	info, err := srv.info(ctx)
 	if err != nil {
 		return err
@@ -182,7 +203,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer s.stop()
 
 	rep := report{
-		Options:    reportOptions{N: o.n, Provider: o.provider, Batch: o.batch, Concurrency: o.concurrency, Connections: o.connections, Runs: o.runs},
+		Options:    reportOptions{N: o.n, Provider: o.provider, Batch: o.batch, Concurrency: o.concurrency, Connections: o.connections, Runs: o.runs,
+			SegmentOf: o.segmentOf, Capped: o.capped},
 		Pushd:      version,
 		Machine:    describeMachine(),
 		Server:     info,

@@ -146,6 +146,8 @@ type reportOptions struct {
 	Concurrency int    `json:"concurrency"`
 	Connections int    `json:"connections"`
 	Runs        int    `json:"runs"`
+	SegmentOf   int    `json:"segment_of,omitempty"`
+	Capped      bool   `json:"frequency_cap,omitempty"`
 }
 
 // report is everything printed at the end.
