@@ -35,20 +35,28 @@ type Campaign struct {
 	Segment, ExcludeSegment string
 	// IgnoreFrequencyCap sends even to users who reached the cap.
 	IgnoreFrequencyCap bool
-	Title              string
-	Body               string
-	Data               string // raw JSON text; empty when NULL
-	Badge              *int
-	Sound              string
-	CollapseID         string
-	ScheduledAt        time.Time
-	ExpiresAt          *time.Time
-	BatchSize          *int
-	Cron               string
-	RepeatUntil        *time.Time
-	Status             Status
-	RunCount           int
-	NextRunAt          *time.Time
+	// LocalTime says ScheduledAt and ExpiresAt are wall-clock times in each
+	// user's zone; LatePolicy is late_policy ("" for the default, skip).
+	LocalTime  bool
+	LatePolicy string
+	// IgnoreQuietHours sends even inside the app's quiet hours.
+	IgnoreQuietHours bool
+	// MaxPerMinute is the campaign's pace, nil for as fast as the app goes.
+	MaxPerMinute *int
+	Title        string
+	Body         string
+	Data         string // raw JSON text; empty when NULL
+	Badge        *int
+	Sound        string
+	CollapseID   string
+	ScheduledAt  time.Time
+	ExpiresAt    *time.Time
+	BatchSize    *int
+	Cron         string
+	RepeatUntil  *time.Time
+	Status       Status
+	RunCount     int
+	NextRunAt    *time.Time
 	// CreatedAt and UpdatedAt are when the row was inserted and last
 	// changed, by staff or by pushd: when it arrived as it now reads.
 	CreatedAt, UpdatedAt time.Time
@@ -126,6 +134,11 @@ type NewRun struct {
 	Notification []byte // JSON snapshot, decoded by the campaign package
 	Audience     Audience
 	Cap          FrequencyCap
+	// Timing, when Grouped, splits the run by zone: store makes a run per
+	// group of users that share send time and deadline.
+	Timing Timing
+	// MaxPerMinute is the campaign's pace across all instances; 0 none.
+	MaxPerMinute int
 }
 
 // Audience says who a run sends to beyond "the app's users".
@@ -175,6 +188,18 @@ type Due struct {
 	At         time.Time
 }
 
+// LocalDue is when a local-time campaign whose (wall-clock) due time is at
+// falls due: when the earliest zone, UTC+14, reaches it.
+func LocalDue(at time.Time) time.Time {
+	return WallOf(at).In(time.FixedZone("UTC+14", int(EarliestOffset.Seconds())))
+}
+
+// LocalEnd is when a local-time deadline at has passed everywhere: when the
+// latest zone, UTC−12, reaches it.
+func LocalEnd(at time.Time) time.Time {
+	return WallOf(at).In(time.FixedZone("UTC-12", int(LatestOffset.Seconds())))
+}
+
 // CampaignStatus is a campaign row as `pushd status` shows it: what staff
 // wrote, the counts of its current run and the run's timing.
 type CampaignStatus struct {
@@ -185,37 +210,37 @@ type CampaignStatus struct {
 	Reason string // status_reason
 	// Counts of the current run, as on the campaigns row. Before the first
 	// run Targeted is the estimate of the reach.
-	Targeted, Sent, Failed, Invalid, Expired, Capped int64
-	RunCount                                         int
-	Cron                                             string
-	ScheduledAt                                      time.Time
-	ExpiresAt                                        *time.Time
-	NextRunAt                                        *time.Time
-	UpdatedAt                                        time.Time
+	Targeted, Sent, Failed, Invalid, Expired, Capped, Skipped int64
+	RunCount                                                  int
+	Cron                                                      string
+	ScheduledAt                                               time.Time
+	ExpiresAt                                                 *time.Time
+	NextRunAt                                                 *time.Time
+	UpdatedAt                                                 time.Time
 	// Run is the current run, nil before the first; with several apps, the
 	// first app's run.
 	Run *RunTiming
 	// Apps splits the current occurrence by app when the campaign names
 	// several; nil otherwise.
 	Apps []AppRun
+	// Runs are the ids of the current occurrence's runs (one per app, and
+	// per send time for local-time campaigns), when it has several.
+	Runs []int64
 }
 
-// AppRun is one app's run of a campaign that names several.
+// AppRun is one app's share of a campaign that names several: the sums
+// over its runs.
 type AppRun struct {
-	App                                              string
-	RunID                                            int64
-	Status                                           Status
-	Targeted, Sent, Failed, Invalid, Expired, Capped int64
+	App                                                       string
+	RunIDs                                                    []int64
+	Status                                                    Status
+	Targeted, Sent, Failed, Invalid, Expired, Capped, Skipped int64
 }
 
 // RunIDs are the ids of the current occurrence's runs.
 func (c CampaignStatus) RunIDs() []int64 {
-	if len(c.Apps) > 0 {
-		ids := make([]int64, len(c.Apps))
-		for i, a := range c.Apps {
-			ids[i] = a.RunID
-		}
-		return ids
+	if len(c.Runs) > 0 {
+		return c.Runs
 	}
 	if c.Run != nil {
 		return []int64{c.Run.ID}

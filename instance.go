@@ -24,7 +24,8 @@ type Instance struct {
 // RunProgress is how fast one process records a run's outcomes: users per
 // second over the last half minute or so.
 type RunProgress struct {
-	RunID int64 `json:"run"`
+	RunID int64  `json:"run"`
+	App   string `json:"app,omitempty"`
 	// Sent counts sent pushes; Outcomes every outcome (sent, failed,
 	// invalid, expired), which is what brings a run to its end.
 	Sent     float64 `json:"sent_per_s"`

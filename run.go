@@ -21,6 +21,12 @@ type Run struct {
 	// Members says the audience is the run's rows in pushd_run_members.
 	Members bool
 	Cap     FrequencyCap
+	// Zone is the zone whose local clock a local-time or quiet-hours run
+	// keeps, nil for others; Quiet the quiet hours it keeps there.
+	Zone  *time.Location
+	Quiet QuietHours
+	// MaxPerMinute is the campaign's pace across all instances; 0 none.
+	MaxPerMinute int
 	// Reason is the run's status_reason when it was listed: why it was
 	// resumed, if there is something to say.
 	Reason string
@@ -107,11 +113,13 @@ type Flush struct {
 
 // RunCounts are a run's progress counters.
 type RunCounts struct {
-	Targeted, Sent, Failed, Invalid, Expired, Capped int64
+	Targeted, Sent, Failed, Invalid, Expired, Capped, Skipped int64
 }
 
 // Outcomes is how many users of the run have an outcome.
-func (c RunCounts) Outcomes() int64 { return c.Sent + c.Failed + c.Invalid + c.Expired + c.Capped }
+func (c RunCounts) Outcomes() int64 {
+	return c.Sent + c.Failed + c.Invalid + c.Expired + c.Capped + c.Skipped
+}
 
 // ReasonCount is how many deliveries failed for one reason.
 type ReasonCount struct {

@@ -1,5 +1,6 @@
--- pushd schema, version 3 (2 added pushd_provider_tokens and pushd_instances;
--- 3 added segments, several apps per campaign and the frequency cap).
+-- pushd schema, version 4 (2 added pushd_provider_tokens and pushd_instances;
+-- 3 added segments, several apps per campaign and the frequency cap; 4 added
+-- local-time delivery, quiet hours and pacing).
 --
 -- `pushd migrate` applies exactly this file (it is embedded in the binary),
 -- and every statement is idempotent. Runs on MySQL 8 and MariaDB >= 10.6.
@@ -29,6 +30,10 @@ CREATE TABLE IF NOT EXISTS campaigns (
   segment        VARCHAR(56)   NULL COMMENT 'send only to users in the table or view segment_<segment>; NULL: every user of the app',
   exclude_segment VARCHAR(56)  NULL COMMENT 'leave out the users in segment_<exclude_segment>',
   ignore_frequency_cap TINYINT(1) NOT NULL DEFAULT 0 COMMENT '1: send even to users who reached the app frequency_cap',
+  local_time     TINYINT(1)    NOT NULL DEFAULT 0 COMMENT '1: scheduled_at and expires_at are wall-clock times in each user''s zone',
+  late_policy    VARCHAR(16)   NULL COMMENT 'local_time: skip (default), send or next_day for users whose local time has passed at the start',
+  ignore_quiet_hours TINYINT(1) NOT NULL DEFAULT 0 COMMENT '1: send even inside the app quiet_hours',
+  max_per_minute INT UNSIGNED  NULL COMMENT 'send at most this many pushes per minute, evenly spread; NULL: as fast as the app allows',
   title          VARCHAR(255)  NOT NULL DEFAULT '',
   body           TEXT          NOT NULL,
   data           TEXT          NULL COMMENT 'JSON object of custom key/values, e.g. {"screen":"sale"}',
@@ -49,6 +54,7 @@ CREATE TABLE IF NOT EXISTS campaigns (
   invalid_tokens INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'tokens found dead; they are skipped from now on',
   expired        INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'not reached before expires_at',
   capped         INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'not sent: the user reached the app frequency_cap',
+  skipped        INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'not sent on purpose: their local time had passed (late_policy skip)',
   run_count      INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'runs started; more than 1 only with cron',
   next_run_at    DATETIME      NULL COMMENT 'set by pushd: when the next run starts',
   current_run_id BIGINT        NULL COMMENT 'set by pushd: the run the counts belong to',
@@ -81,6 +87,10 @@ CREATE TABLE IF NOT EXISTS pushd_runs (
   members        TINYINT(1)    NOT NULL DEFAULT 0 COMMENT '1: the audience is the run''s rows in pushd_run_members',
   cap_count      INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'frequency cap checked by this run: at most this many sends; 0: not checked',
   cap_window_s   INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'frequency cap window in seconds; 0: the app has no cap, sends are not tracked',
+  zone           VARCHAR(64)   NULL COMMENT 'local-time or quiet-hours runs: the zone whose clock the run keeps',
+  zones          TEXT          NULL COMMENT 'the users.timezone values of the run''s users, comma-separated',
+  quiet_hours    VARCHAR(11)   NULL COMMENT 'the app quiet_hours the run keeps, HH:MM-HH:MM',
+  max_per_minute INT UNSIGNED  NULL COMMENT 'the campaign pace when the run started',
   cursor_user_id BIGINT        NOT NULL COMMENT 'batches cover users.id <= this',
   drained        TINYINT(1)    NOT NULL DEFAULT 0 COMMENT 'every audience user is in a batch',
   targeted       INT UNSIGNED  NOT NULL DEFAULT 0,
@@ -89,6 +99,7 @@ CREATE TABLE IF NOT EXISTS pushd_runs (
   invalid_tokens INT UNSIGNED  NOT NULL DEFAULT 0,
   expired        INT UNSIGNED  NOT NULL DEFAULT 0,
   capped         INT UNSIGNED  NOT NULL DEFAULT 0,
+  skipped        INT UNSIGNED  NOT NULL DEFAULT 0,
   started_at     DATETIME(3)   NOT NULL,
   finished_at    DATETIME(3)   NULL,
   PRIMARY KEY (id),
@@ -118,7 +129,7 @@ CREATE TABLE IF NOT EXISTS pushd_batches (
 CREATE TABLE IF NOT EXISTS pushd_deliveries (
   run_id      BIGINT           NOT NULL,
   user_id     BIGINT           NOT NULL,
-  outcome     VARCHAR(8)       NOT NULL COMMENT 'sent, failed, invalid, expired, capped',
+  outcome     VARCHAR(8)       NOT NULL COMMENT 'sent, failed, invalid, expired, capped, skipped',
   reason      VARCHAR(64)      NOT NULL DEFAULT '' COMMENT 'provider reason, e.g. BadDeviceToken',
   attempts    TINYINT UNSIGNED NOT NULL DEFAULT 1,
   recorded_at DATETIME(3)      NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
@@ -204,3 +215,4 @@ CREATE TABLE IF NOT EXISTS pushd_schema (
 INSERT IGNORE INTO pushd_schema (version) VALUES (1);
 INSERT IGNORE INTO pushd_schema (version) VALUES (2);
 INSERT IGNORE INTO pushd_schema (version) VALUES (3);
+INSERT IGNORE INTO pushd_schema (version) VALUES (4);

@@ -48,9 +48,14 @@ type App struct {
 	MaxAttempts int
 	// Cap is the app's frequency_cap; the zero value is none.
 	Cap pushd.FrequencyCap
+	// DefaultZone is the zone of users with no valid timezone (nil: UTC);
+	// Quiet the app's quiet_hours.
+	DefaultZone *time.Location
+	Quiet       pushd.QuietHours
 
-	slots   chan struct{}
-	limiter *rate.Limiter // nil: unlimited
+	slots     chan struct{}
+	limiter   *rate.Limiter // nil: unlimited
+	rateLimit float64       // the app's rate_limit across all instances
 	// Until the provider has accepted one request with the current
 	// credentials, requests go one at a time through probe: APNs allows a
 	// single stream before a valid token, and a rejected key then costs one
@@ -106,8 +111,10 @@ type AppOptions struct {
 	// Concurrency bounds requests in flight across all runs of the app.
 	Concurrency int
 	// RateLimit bounds pushes per second; 0 means unlimited.
-	RateLimit float64
-	Cap       pushd.FrequencyCap
+	RateLimit   float64
+	Cap         pushd.FrequencyCap
+	DefaultZone *time.Location
+	Quiet       pushd.QuietHours
 }
 
 // NewApp returns an App. Zero limits take the documented defaults.
@@ -124,9 +131,13 @@ func NewApp(name string, kind pushd.PushType, s Sender, o AppOptions) *App {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 1000
 	}
+	if o.DefaultZone == nil {
+		o.DefaultZone = time.UTC
+	}
 	a := &App{Name: name, Kind: kind, Sender: s, BatchSize: o.BatchSize, DefaultExpiry: o.DefaultExpiry,
-		MaxAttempts: o.MaxAttempts, Cap: o.Cap, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1)}
+		MaxAttempts: o.MaxAttempts, Cap: o.Cap, DefaultZone: o.DefaultZone, Quiet: o.Quiet, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1)}
 	if o.RateLimit > 0 {
+		a.rateLimit = o.RateLimit
 		a.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit/10)))
 	}
 	return a
@@ -231,6 +242,17 @@ func (a *App) Holding() (Hold, bool) {
 	a.holdMu.Lock()
 	defer a.holdMu.Unlock()
 	return a.hold, a.holding.Load()
+}
+
+// SetShare tells the app how many live instances send its pushes, so that
+// together they keep its rate_limit: each takes its share.
+func (a *App) SetShare(n int) {
+	if a.limiter == nil {
+		return
+	}
+	r := a.rateLimit / float64(max(n, 1))
+	a.limiter.SetLimit(rate.Limit(r))
+	a.limiter.SetBurst(max(1, int(r/10)))
 }
 
 // lease is an in-flight slot, possibly the probe slot too.

@@ -153,6 +153,13 @@ var errLeaseWait = errors.New("stopped waiting for the lease")
 // without a slot; a hold that began while it waited for the slot makes it
 // give the slot back and wait too.
 func (w *batchWork) acquire(ctx context.Context) (lease, time.Time, error) {
+	if w.r.pace != nil {
+		// Before the slot: a push waiting for the campaign's pace holds
+		// none that other campaigns of the app could use.
+		if err := w.r.pace.Wait(ctx); err != nil {
+			return lease{}, time.Time{}, err
+		}
+	}
 	for {
 		// The load first: no clock reading per push while nothing is held.
 		if w.r.app.holding.Load() {

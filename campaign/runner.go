@@ -126,6 +126,9 @@ type Runner struct {
 	realClock bool
 
 	prepared providers.Prepared
+	// pace keeps the campaign's max_per_minute, shared out among the
+	// instances on the run (SetShare); nil without one.
+	pace *rate.Limiter
 	// stop is set when no new send may start: shutdown (drain).
 	stop atomic.Bool
 	// sent and outcomes count what this runner recorded, for heartbeats.
@@ -136,12 +139,15 @@ type Runner struct {
 
 // Recorded is how many outcomes a runner has recorded: sent pushes, and
 // outcomes of every kind.
-type Recorded struct{ Sent, Outcomes int64 }
+type Recorded struct {
+	App            string
+	Sent, Outcomes int64
+}
 
 // Recorded returns what the runner has recorded so far. It is safe for
 // concurrent use.
 func (r *Runner) Recorded() Recorded {
-	return Recorded{Sent: r.sent.Load(), Outcomes: r.outcomes.Load()}
+	return Recorded{App: r.run.App, Sent: r.sent.Load(), Outcomes: r.outcomes.Load()}
 }
 
 // capped counts users a claim left out under the frequency cap, recorded
@@ -188,8 +194,22 @@ func NewRunner(r pushd.Run, app *App, st Store, o Options) *Runner {
 		o.Observer = nopObserver{}
 	}
 	log := o.Logger.With("component", "campaign", "app", r.App, "campaign_id", r.CampaignID, "run_id", r.ID)
-	return &Runner{run: r, app: app, store: st, o: o, log: log, realClock: realClock,
+	run := &Runner{run: r, app: app, store: st, o: o, log: log, realClock: realClock,
 		retryLog: rate.Sometimes{Interval: 10 * time.Second}}
+	if r.MaxPerMinute > 0 {
+		// A burst of one: evenly spread, not a minute's worth at once.
+		run.pace = rate.NewLimiter(rate.Limit(float64(r.MaxPerMinute)/60), 1)
+	}
+	return run
+}
+
+// SetShare tells the runner how many live instances work on its run, so
+// that together they keep the campaign's max_per_minute.
+func (r *Runner) SetShare(n int) {
+	if r.pace == nil {
+		return
+	}
+	r.pace.SetLimit(rate.Limit(float64(r.run.MaxPerMinute) / 60 / float64(max(n, 1))))
 }
 
 // clock is o.Clock, answered from now (a time.Now reading) when o.Clock is
@@ -217,6 +237,13 @@ func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
 	r.prepared = p
 	if r.o.CountAudience {
 		go r.countAudience(ctx)
+	}
+	// A run split by local time or quiet hours waits for its send time.
+	if wait := r.run.ScheduledFor.Sub(r.o.Clock()); wait > 0 {
+		r.log.Debug("waiting for the run's send time", "at", r.run.ScheduledFor)
+		if !r.sleep(ctx, drain, wait) {
+			return nil
+		}
 	}
 	returned := make(chan struct{})
 	defer close(returned)
@@ -252,6 +279,19 @@ func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (pushd.St
 	defer wg.Wait()
 	dbDown := false
 	for {
+		if r.run.Zone != nil {
+			if end, quiet := r.run.Quiet.Until(r.o.Clock(), r.run.Zone); quiet {
+				if !end.Before(r.run.Deadline) {
+					wg.Wait()
+					r.run.Reason = "quiet hours until the deadline"
+					return pushd.Expired, nil
+				}
+				r.log.Info("quiet hours: holding the run", "until", end)
+				if !r.sleep(ctx, drain, end.Sub(r.o.Clock())) {
+					return "", nil
+				}
+			}
+		}
 		select {
 		case <-drain:
 			return "", nil
@@ -404,11 +444,20 @@ func (r *Runner) finish(ctx context.Context) error {
 		}
 		reason += "; details in pushd_deliveries"
 	}
-	if counts.Capped > 0 {
+	add := func(format string, args ...any) {
 		if reason != "" {
 			reason += "; "
 		}
-		reason += fmt.Sprintf("%d of %d users not sent: they had reached the app's frequency_cap", counts.Capped, counts.Outcomes())
+		reason += fmt.Sprintf(format, args...)
+	}
+	if counts.Capped > 0 {
+		add("%d of %d users not sent: they had reached the app's frequency_cap", counts.Capped, counts.Outcomes())
+	}
+	if counts.Skipped > 0 {
+		add("%d users skipped: their local time had passed by more than an hour (late_policy skip)", counts.Skipped)
+	}
+	if counts.Expired > 0 {
+		add("%d users not sent: their local time or quiet hours came after the deadline", counts.Expired)
 	}
 	ok, err := r.store.FinishRun(ctx, r.run.ID, pushd.Done, reason, r.o.Clock())
 	if err == nil && ok {

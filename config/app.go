@@ -41,6 +41,15 @@ func (s *section) app() *App {
 		MaxAttempts:    s.integer("max_attempts", 5, 1, 20, ""),
 		RequestTimeout: s.duration("request_timeout", 30*time.Second, time.Second, 5*time.Minute),
 		FrequencyCap:   s.frequencyCap(),
+		QuietHours:     s.quietHours(),
+	}
+	if e, ok := s.get("default_timezone"); ok && e.value != "" {
+		loc, err := time.LoadLocation(e.value)
+		if err != nil || strings.EqualFold(e.value, "local") {
+			s.fail(e, errors.New(`is not a known time zone: use an IANA name such as "Europe/Paris" or "America/New_York"`))
+		} else {
+			app.DefaultTimezone = loc
+		}
 	}
 	switch pt {
 	case pushd.APNs:
@@ -347,4 +356,17 @@ func (s *section) frequencyCap() pushd.FrequencyCap {
 		return pushd.FrequencyCap{}
 	}
 	return pushd.FrequencyCap{Count: count, Window: window}
+}
+
+// quietHours reads quiet_hours = HH:MM-HH:MM.
+func (s *section) quietHours() pushd.QuietHours {
+	e, ok := s.get("quiet_hours")
+	if !ok || e.value == "" || strings.EqualFold(e.value, "off") {
+		return pushd.QuietHours{}
+	}
+	q, err := pushd.ParseQuietHours(e.value)
+	if err != nil {
+		s.fail(e, err)
+	}
+	return q
 }

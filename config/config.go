@@ -158,6 +158,13 @@ type App struct {
 	// FrequencyCap.Window is sent no other, unless the campaign says
 	// ignore_frequency_cap. The zero value is off.
 	FrequencyCap pushd.FrequencyCap
+	// DefaultTimezone (default_timezone) is the zone of users with no
+	// valid users.timezone in local-time campaigns and quiet hours; nil:
+	// [Server] timezone.
+	DefaultTimezone *time.Location
+	// QuietHours (quiet_hours = HH:MM-HH:MM, default off) is the window, in
+	// each user's local time, in which no push of the app goes out.
+	QuietHours pushd.QuietHours
 
 	// Environment is "development" or "production" (APNs only): it picks
 	// api.sandbox.push.apple.com or api.push.apple.com.

@@ -111,7 +111,7 @@ func TestSettings(t *testing.T) {
 			"push_type = apns", "environment = Production", "bundle_id = com.example.app-1",
 			"key_id = ABC123DEFG", "team_id = DEF123GHIJ", "auth_key_path = " + filepath.Join(dir, authKeyFile),
 			"endpoint = HTTPS://127.0.0.1:8443/", "batch_size = 100000", "concurrency = 20000", "connections = 16",
-			"rate_limit = 2.5", "default_expiry = 672h", "max_attempts = 20", "frequency_cap = 2/7d",
+			"rate_limit = 2.5", "default_expiry = 672h", "max_attempts = 20", "frequency_cap = 2/7d", "quiet_hours = 21:30-08:00", "default_timezone = Asia/Tokyo",
 		}},
 		{"Android", []string{
 			"push_type = fcm", "service_account_file = pkcs1.json", "project_id = other-project",
@@ -139,7 +139,8 @@ func TestSettings(t *testing.T) {
 	if ios == nil || ios.PushType != pushd.APNs || ios.Environment != "production" || ios.BundleID != "com.example.app-1" ||
 		ios.Endpoint != "https://127.0.0.1:8443" || ios.BatchSize != 100000 || ios.Concurrency != 20000 ||
 		ios.Connections != 16 || ios.RateLimit != 2.5 || ios.DefaultExpiry != 672*time.Hour || ios.MaxAttempts != 20 ||
-		ios.FrequencyCap != (pushd.FrequencyCap{Count: 2, Window: 7 * 24 * time.Hour}) {
+		ios.FrequencyCap != (pushd.FrequencyCap{Count: 2, Window: 7 * 24 * time.Hour}) ||
+		ios.QuietHours != (pushd.QuietHours{From: 21*time.Hour + 30*time.Minute, To: 8 * time.Hour}) || ios.DefaultTimezone.String() != "Asia/Tokyo" {
 		t.Errorf("iOS = %+v", ios)
 	}
 	android := cfg.Apps["Android"]
@@ -382,7 +383,7 @@ func TestExample(t *testing.T) {
 		"listen", "poll_interval", "timezone", "lease_duration", "shutdown_timeout", "log_format", "log_level", "instance_id", "ledger_retention",
 		"ca_file",
 		"host", "port", "socket", "user", "password", "database", "tls", "tls_ca_file", "max_open_conns",
-		"push_type", "endpoint", "batch_size", "concurrency", "connections", "rate_limit", "default_expiry", "max_attempts", "frequency_cap",
+		"push_type", "endpoint", "batch_size", "concurrency", "connections", "rate_limit", "default_expiry", "max_attempts", "frequency_cap", "default_timezone", "quiet_hours",
 		"environment", "bundle_id", "key_id", "team_id", "auth_key_path", "service_account_file", "project_id",
 	}
 	for _, key := range keys {

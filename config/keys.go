@@ -51,7 +51,7 @@ var (
 	serverKeys   = []string{"listen", "poll_interval", "timezone", "lease_duration", "shutdown_timeout", "log_format", "log_level", "instance_id", "ledger_retention"}
 	sslKeys      = []string{"ca_file"}
 	databaseKeys = []string{"host", "port", "socket", "user", "password", "database", "tls", "tls_ca_file", "max_open_conns"}
-	appKeys      = []string{"push_type", "endpoint", "batch_size", "concurrency", "connections", "rate_limit", "default_expiry", "max_attempts", "request_timeout", "frequency_cap"}
+	appKeys      = []string{"push_type", "endpoint", "batch_size", "concurrency", "connections", "rate_limit", "default_expiry", "max_attempts", "request_timeout", "frequency_cap", "default_timezone", "quiet_hours"}
 	apnsKeys     = []string{"environment", "bundle_id", "key_id", "team_id", "auth_key_path"}
 	fcmKeys      = []string{"service_account_file", "project_id"}
 )

@@ -19,12 +19,16 @@ import (
 type Store interface {
 	Heartbeat(ctx context.Context, inst pushd.Instance) error
 	Forget(ctx context.Context, owner string) error
+	// Instances lists the processes' rows; Live says the heartbeat is
+	// younger than live.
+	Instances(ctx context.Context, live time.Duration) ([]pushd.Instance, error)
 }
 
-// Source reports what this process has recorded per run; a
-// scheduler.Scheduler is one.
+// Source reports what this process has recorded per run, and learns how
+// many live instances share each run and app; a scheduler.Scheduler is one.
 type Source interface {
 	Recorded() map[int64]campaign.Recorded
+	SetShares(runs map[int64]int, apps map[string]int)
 }
 
 // Defaults of Options.
@@ -137,7 +141,36 @@ func (b *Beat) Stop(ctx context.Context) {
 func (b *Beat) beat(ctx context.Context, now time.Time) error {
 	in := b.self
 	in.Runs = b.progress(now)
-	return b.st.Heartbeat(ctx, in)
+	if err := b.st.Heartbeat(ctx, in); err != nil {
+		return err
+	}
+	return b.share(ctx)
+}
+
+// share counts the live instances on each run and each app, this one
+// included, and tells the source. An instance that stops beating drops out
+// after three missed heartbeats; one that joins counts from its first.
+func (b *Beat) share(ctx context.Context) error {
+	all, err := b.st.Instances(ctx, 3*b.o.Every)
+	if err != nil {
+		return err
+	}
+	runs, apps := map[int64]int{}, map[string]int{}
+	for _, in := range all {
+		if !in.Live {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, r := range in.Runs {
+			runs[r.RunID]++
+			if r.App != "" && !seen[r.App] {
+				seen[r.App] = true
+				apps[r.App]++
+			}
+		}
+	}
+	b.src.SetShares(runs, apps)
+	return nil
 }
 
 // progress takes a sample of every run and returns each one's pace over
@@ -151,7 +184,7 @@ func (b *Beat) progress(now time.Time) []pushd.RunProgress {
 			s = s[1:]
 		}
 		b.samples[id] = s
-		p := pushd.RunProgress{RunID: id}
+		p := pushd.RunProgress{RunID: id, App: rec.App}
 		if d := now.Sub(s[0].at).Seconds(); d > 0 {
 			p.Sent = float64(rec.Sent-s[0].Sent) / d
 			p.Outcomes = float64(rec.Outcomes-s[0].Outcomes) / d

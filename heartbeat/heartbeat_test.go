@@ -15,6 +15,26 @@ type fakeStore struct {
 	mu     sync.Mutex
 	beats  []pushd.Instance
 	forgot []string
+	// others are the other instances' rows, with when they last beat.
+	others []pushd.Instance
+}
+
+// Instances returns this process's last beat and the others, live when
+// their SeenAt is younger than live.
+func (f *fakeStore) Instances(_ context.Context, live time.Duration) ([]pushd.Instance, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []pushd.Instance
+	if len(f.beats) > 0 {
+		me := f.beats[len(f.beats)-1]
+		me.Live = true
+		out = append(out, me)
+	}
+	for _, o := range f.others {
+		o.Live = time.Since(o.SeenAt) < live
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 func (f *fakeStore) Heartbeat(_ context.Context, in pushd.Instance) error {
@@ -44,9 +64,59 @@ type fakeSource struct{ start time.Time }
 func (f fakeSource) Recorded() map[int64]campaign.Recorded {
 	secs := int64(time.Since(f.start) / time.Second)
 	return map[int64]campaign.Recorded{
-		1: {Sent: 1000 * secs, Outcomes: 1100 * secs},
-		2: {Sent: 50 * min(secs, 10), Outcomes: 50 * min(secs, 10)},
+		1: {App: "iOS", Sent: 1000 * secs, Outcomes: 1100 * secs},
+		2: {App: "iOS", Sent: 50 * min(secs, 10), Outcomes: 50 * min(secs, 10)},
 	}
+}
+
+func (fakeSource) SetShares(map[int64]int, map[string]int) {}
+
+// shareSource is fakeSource remembering the last shares it was told.
+type shareSource struct {
+	fakeSource
+	mu   sync.Mutex
+	runs map[int64]int
+	apps map[string]int
+}
+
+func (s *shareSource) SetShares(runs map[int64]int, apps map[string]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runs, s.apps = runs, apps
+}
+
+func (s *shareSource) shares() (map[int64]int, map[string]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runs, s.apps
+}
+
+// Each beat counts the live instances per run and per app, itself
+// included; an instance that stops beating drops out after three missed
+// beats.
+func TestBeatSharesRunsAndApps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{others: []pushd.Instance{
+			{Owner: "b#1", SeenAt: time.Now(), Runs: []pushd.RunProgress{{RunID: 1, App: "iOS"}, {RunID: 3, App: "iOS"}}},
+			{Owner: "c#1", SeenAt: time.Now(), Runs: []pushd.RunProgress{{RunID: 3, App: "Android"}}},
+		}}
+		src := &shareSource{fakeSource: fakeSource{start: time.Now()}}
+		b := New(st, src, pushd.Instance{Owner: "a#1"}, Options{})
+		b.Start(t.Context())
+		defer b.Stop(context.Background())
+		synctest.Wait()
+		runs, apps := src.shares()
+		if runs[1] != 2 || runs[2] != 1 || runs[3] != 2 || apps["iOS"] != 2 || apps["Android"] != 1 {
+			t.Errorf("shares %v %v; want run 1 on 2 instances, run 2 on 1, run 3 on 2, iOS on 2, Android on 1", runs, apps)
+		}
+		// b and c stop beating; after 15 s they no longer count.
+		time.Sleep(16 * time.Second)
+		synctest.Wait()
+		runs, apps = src.shares()
+		if runs[1] != 1 || runs[3] != 0 || apps["iOS"] != 1 || apps["Android"] != 0 {
+			t.Errorf("shares after the others died %v %v; want only this instance", runs, apps)
+		}
+	})
 }
 
 // The pace is measured over the last half minute, not since the start: a

@@ -206,9 +206,9 @@ func Status(w io.Writer, v StatusView) {
 		// A campaign of several apps: a line per app under it.
 		for _, a := range c.Apps {
 			ac := pushd.CampaignStatus{ID: c.ID, App: a.App, Status: a.Status, Targeted: a.Targeted, Sent: a.Sent, Failed: a.Failed,
-				Invalid: a.Invalid, Expired: a.Expired, Capped: a.Capped, Run: c.Run}
+				Invalid: a.Invalid, Expired: a.Expired, Capped: a.Capped, Skipped: a.Skipped, Run: c.Run, Runs: a.RunIDs}
 			rate := "-"
-			if p := paces[a.RunID]; p.working && a.Status == pushd.Running {
+			if p := campaignPace(ac, paces); p.working && a.Status == pushd.Running {
 				rate = statusRateText(p.sent)
 			}
 			rows = append(rows, []string{"", "  " + a.App, string(a.Status), statusProgressCell(ac), statusCountsCell(ac),
@@ -304,7 +304,7 @@ func statusTable(w io.Writer, rows [][]string, right map[int]bool) {
 
 // statusProcessed is how many users of the current run have an outcome.
 func statusProcessed(c pushd.CampaignStatus) int64 {
-	return c.Sent + c.Failed + c.Invalid + c.Expired + c.Capped
+	return c.Sent + c.Failed + c.Invalid + c.Expired + c.Capped + c.Skipped
 }
 
 // statusProgressCell is a bar and a percentage of the audience with an outcome.

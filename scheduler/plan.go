@@ -15,6 +15,10 @@ import (
 	"github.com/pushd/pushd/campaign"
 )
 
+// maxPerMinute bounds campaigns.max_per_minute: a million a minute is
+// faster than any app sends.
+const maxPerMinute = 1_000_000
+
 // maxBatchSize bounds campaigns.batch_size; larger batches only hold more
 // memory and longer transactions.
 const maxBatchSize = 100000
@@ -84,6 +88,20 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 	if sched != nil && c.RepeatUntil != nil && c.RepeatUntil.Before(c.ScheduledAt) {
 		return fail("repeat_until (%s) is before scheduled_at (%s)", c.RepeatUntil.Format(time.DateTime), c.ScheduledAt.Format(time.DateTime))
 	}
+	late := pushd.LatePolicy(strings.ToLower(strings.TrimSpace(c.LatePolicy)))
+	switch late {
+	case "":
+		late = pushd.LateSkip
+	case pushd.LateSkip, pushd.LateSend, pushd.LateNextDay:
+	default:
+		return fail("late_policy '%s' is not one of skip, send or next_day: skip leaves out users whose local time passed more than an hour ago, send sends to them at once, next_day at the same time the next day", c.LatePolicy)
+	}
+	if c.LatePolicy != "" && !c.LocalTime {
+		return fail("late_policy is set but local_time is 0: set local_time = 1 to send at each user's local time, or late_policy to NULL")
+	}
+	if c.MaxPerMinute != nil && (*c.MaxPerMinute < 1 || *c.MaxPerMinute > maxPerMinute) {
+		return fail("max_per_minute %d is out of range: use 1 to %d, or NULL to send as fast as the app allows", *c.MaxPerMinute, maxPerMinute)
+	}
 	if c.BatchSize != nil && (*c.BatchSize < 1 || *c.BatchSize > maxBatchSize) {
 		return fail("batch_size %d is out of range: use 1 to %d, or NULL for the app default (%d)", *c.BatchSize, maxBatchSize, picked[0].BatchSize)
 	}
@@ -105,6 +123,14 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 	at := c.ScheduledAt
 	if c.NextRunAt != nil {
 		at = *c.NextRunAt
+	}
+	// until is when a deadline has passed for every user: at once, or for a
+	// local-time campaign when the last zone (UTC−12) reaches it.
+	until := func(t time.Time) time.Time {
+		if c.LocalTime {
+			return pushd.LocalEnd(t)
+		}
+		return t
 	}
 	// Each app's deadline: expires_at, else the app's default_expiry. The
 	// occurrence is missed only when every app's deadline has passed.
@@ -136,12 +162,19 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 		if c.IgnoreFrequencyCap {
 			fc.Count = 0
 		}
-		runs[i] = pushd.NewRun{App: app.Name, ScheduledFor: at, Deadline: at.Add(w), BatchSize: batch, Notification: body,
+		runs[i] = pushd.NewRun{App: app.Name, ScheduledFor: at, Deadline: until(at.Add(w)), BatchSize: batch, Notification: body,
 			Audience: pushd.Audience{Segment: c.Segment, Exclude: c.ExcludeSegment}, Cap: fc}
+		runs[i].Timing = pushd.Timing{Local: c.LocalTime, Start: at, End: at.Add(w), Late: late, Default: app.DefaultZone}
+		if !c.IgnoreQuietHours {
+			runs[i].Timing.Quiet = app.Quiet
+		}
+		if c.MaxPerMinute != nil {
+			runs[i].MaxPerMinute = *c.MaxPerMinute
+		}
 	}
 	deadline := at.Add(window)
 
-	if !now.Before(deadline) {
+	if !now.Before(until(deadline)) {
 		if sched == nil && !c.Arrived().Before(deadline) {
 			// Typed in the past, not missed: staff can fix it.
 			if c.ExpiresAt != nil {
@@ -164,7 +197,7 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 			if next.IsZero() || (c.RepeatUntil != nil && next.After(*c.RepeatUntil)) {
 				return pushd.Decision{Action: pushd.Expire, Reason: fmt.Sprintf("%d run(s) missed: %s; no run is left before repeat_until", skipped, missed)}
 			}
-			if now.Before(next.Add(window)) || skipped >= missedLimit {
+			if now.Before(until(next.Add(window))) || skipped >= missedLimit {
 				break
 			}
 			skipped++

@@ -366,7 +366,8 @@ func fingerprint(c *pushd.Campaign) string {
 		}
 		return nil
 	}
-	return fmt.Sprint(c.App, "\x00", c.Segment, "\x00", c.ExcludeSegment, "\x00", c.IgnoreFrequencyCap, c.Title, "\x00", c.Body, "\x00", c.Data, "\x00", deref(c.Badge), c.Sound, "\x00", c.CollapseID,
+	return fmt.Sprint(c.App, "\x00", c.Segment, "\x00", c.ExcludeSegment, "\x00", c.IgnoreFrequencyCap,
+		c.LocalTime, c.LatePolicy, "\x00", c.IgnoreQuietHours, deref(c.MaxPerMinute), c.Title, "\x00", c.Body, "\x00", c.Data, "\x00", deref(c.Badge), c.Sound, "\x00", c.CollapseID,
 		c.ScheduledAt.UnixNano(), deref(c.ExpiresAt), deref(c.BatchSize), c.Cron, "\x00", deref(c.RepeatUntil),
 		deref(c.NextRunAt), c.UpdatedAt.UnixNano())
 }
@@ -421,6 +422,21 @@ func (s *Scheduler) Recorded() map[int64]campaign.Recorded {
 		out[id] = r.run.Recorded()
 	}
 	return out
+}
+
+// SetShares tells each runner, and each app, how many live instances work
+// on its run or send for the app (heartbeat reads them from
+// pushd_instances), so that max_per_minute and rate_limit hold for all
+// instances together.
+func (s *Scheduler) SetShares(runs map[int64]int, apps map[string]int) {
+	for name, app := range s.Apps() {
+		app.SetShare(apps[name])
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, r := range s.runners {
+		r.run.SetShare(runs[id])
+	}
 }
 
 // Running reports the ids of the runs this instance works on.

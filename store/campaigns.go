@@ -14,7 +14,8 @@ import (
 // campaignColumns reads a campaign and its current occurrence. With several
 // apps the occurrence has a run per app: its status is that of a run not
 // finished yet, if there is one, so that a paused or failed app is resumed.
-const campaignColumns = `c.id, c.app, c.segment, c.exclude_segment, c.ignore_frequency_cap, c.title, c.body, c.data, c.badge, c.sound, c.collapse_id,
+const campaignColumns = `c.id, c.app, c.segment, c.exclude_segment, c.ignore_frequency_cap,
+	c.local_time, c.late_policy, c.ignore_quiet_hours, c.max_per_minute, c.title, c.body, c.data, c.badge, c.sound, c.collapse_id,
 	c.scheduled_at, c.expires_at, c.batch_size, c.cron, c.repeat_until, c.status, c.run_count,
 	c.next_run_at, c.created_at, c.updated_at, r.id,
 	COALESCE((SELECT o.status FROM pushd_runs o WHERE o.campaign_id = c.id AND o.occurrence = r.occurrence
@@ -25,14 +26,16 @@ func scanCampaign(sc interface{ Scan(...any) error }) (*pushd.Campaign, error) {
 	var (
 		c                              pushd.Campaign
 		data, sound, collapse, cronStr sql.NullString
-		segment, exclude               sql.NullString
+		segment, exclude, late         sql.NullString
+		perMinute                      sql.NullInt32
 		badge, batch                   sql.NullInt32
 		expires, until, next           sql.NullTime
 		runID                          sql.NullInt64
 		runStatus                      sql.NullString
 		runFor, runDeadline            sql.NullTime
 	)
-	err := sc.Scan(&c.ID, &c.App, &segment, &exclude, &c.IgnoreFrequencyCap, &c.Title, &c.Body, &data, &badge, &sound, &collapse,
+	err := sc.Scan(&c.ID, &c.App, &segment, &exclude, &c.IgnoreFrequencyCap,
+		&c.LocalTime, &late, &c.IgnoreQuietHours, &perMinute, &c.Title, &c.Body, &data, &badge, &sound, &collapse,
 		&c.ScheduledAt, &expires, &batch, &cronStr, &until, &c.Status, &c.RunCount,
 		&next, &c.CreatedAt, &c.UpdatedAt, &runID, &runStatus, &runFor, &runDeadline)
 	if err != nil {
@@ -40,6 +43,11 @@ func scanCampaign(sc interface{ Scan(...any) error }) (*pushd.Campaign, error) {
 	}
 	c.Data, c.Sound, c.CollapseID, c.Cron = data.String, sound.String, collapse.String, cronStr.String
 	c.Segment, c.ExcludeSegment = strings.TrimSpace(segment.String), strings.TrimSpace(exclude.String)
+	c.LatePolicy = late.String
+	if perMinute.Valid {
+		n := int(perMinute.Int32)
+		c.MaxPerMinute = &n
+	}
 	if badge.Valid {
 		b := int(badge.Int32)
 		c.Badge = &b
@@ -69,23 +77,35 @@ func timePtr(t sql.NullTime) *time.Time {
 // with until a little ahead of now, to start each campaign on the dot.
 func (s *Store) DueCampaigns(ctx context.Context, until time.Time, limit int) ([]pushd.Due, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT id, COALESCE(next_run_at, scheduled_at) AS due_at FROM campaigns
-		WHERE status = 'scheduled' AND COALESCE(next_run_at, scheduled_at) <= ?
-		ORDER BY due_at, id LIMIT ?`, until, limit)
+		SELECT id, COALESCE(next_run_at, scheduled_at), local_time FROM campaigns c
+		WHERE status = 'scheduled' AND `+dueAt+` <= ?
+		ORDER BY `+dueAt+`, id LIMIT ?`, until, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list due campaigns: %w", err)
 	}
 	defer rows.Close()
 	var out []pushd.Due
 	for rows.Next() {
-		var d pushd.Due
-		if err := rows.Scan(&d.CampaignID, &d.At); err != nil {
+		var (
+			d     pushd.Due
+			local bool
+		)
+		if err := rows.Scan(&d.CampaignID, &d.At, &local); err != nil {
 			return nil, err
+		}
+		if local {
+			d.At = pushd.LocalDue(d.At)
 		}
 		out = append(out, d)
 	}
 	return out, rows.Err()
 }
+
+// dueAt is a campaign's next occurrence in SQL. A local-time campaign's is a
+// wall clock that falls due when UTC+14 reaches it: up to 26 hours before
+// the same DATETIME in the server's zone, whatever that zone is, so the
+// list is early and DueCampaigns works out the instant (pushd.LocalDue).
+const dueAt = `IF(c.local_time, COALESCE(c.next_run_at, c.scheduled_at) - INTERVAL 26 HOUR, COALESCE(c.next_run_at, c.scheduled_at))`
 
 // UpcomingCampaigns returns up to limit scheduled campaigns whose next
 // occurrence is after after, soonest first: the rows not due yet, which
@@ -94,8 +114,8 @@ func (s *Store) UpcomingCampaigns(ctx context.Context, after time.Time, limit in
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT `+campaignColumns+`
 		FROM campaigns c LEFT JOIN pushd_runs r ON r.id = c.current_run_id
-		WHERE c.status = 'scheduled' AND COALESCE(c.next_run_at, c.scheduled_at) > ?
-		ORDER BY COALESCE(c.next_run_at, c.scheduled_at), c.id LIMIT ?`, after, limit)
+		WHERE c.status = 'scheduled' AND `+dueAt+` > ?
+		ORDER BY `+dueAt+`, c.id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list upcoming campaigns: %w", markUnavailable(err))
 	}
@@ -205,24 +225,60 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 			updated_at = ? WHERE id = ?`, reason, d.NextRunAt, now, c.ID)
 		return ids, err
 	case pushd.Start:
-		var ids []int64
+		var (
+			ids     []int64
+			settled []settledGroup
+			reasons []string
+		)
 		for _, nr := range d.Runs {
-			id, err := startRun(ctx, tx, c, nr, now)
+			if !nr.Timing.Grouped() {
+				id, err := startRun(ctx, tx, c, nr, now)
+				if err != nil {
+					return nil, err
+				}
+				ids = append(ids, id)
+				continue
+			}
+			maxID, err := appMaxID(ctx, tx, nr.App)
 			if err != nil {
 				return nil, err
 			}
-			ids = append(ids, id)
+			g, err := startGrouped(ctx, tx, c, nr, maxID, now)
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, g.runIDs...)
+			settled = append(settled, g.settled...)
+			if r := groupedReason(nr.Timing.Local, g.groups, g.invalid, s.loc); r != "" {
+				if len(d.Runs) > 1 {
+					r = nr.App + ": " + r
+				}
+				reasons = append(reasons, r)
+			}
 		}
 		if len(ids) == 0 {
 			return nil, fmt.Errorf("start campaign %d: no app to start", c.ID)
+		}
+		reason := d.Reason
+		if len(reasons) > 0 {
+			reason = strings.Join(append(reasons, d.Reason), "; ")
+			reason = strings.TrimSuffix(reason, "; ")
 		}
 		// targeted keeps the estimate until the runner that started the
 		// run has counted the audience, in the background.
 		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = 'running', status_reason = ?, run_count = run_count + 1,
 			current_run_id = ?, next_run_at = ?, sent = 0, failed = 0, invalid_tokens = 0, expired = 0,
-			capped = 0, started_at = ?, finished_at = NULL, updated_at = ? WHERE id = ?`,
-			clip(d.Reason, statusReasonChars), ids[0], d.NextRunAt, now, now, c.ID)
-		return ids, err
+			capped = 0, skipped = 0, started_at = ?, finished_at = NULL, updated_at = ? WHERE id = ?`,
+			clip(reason, statusReasonChars), ids[0], d.NextRunAt, now, now, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, sg := range settled {
+			if err := settle(ctx, tx, c.ID, sg, now); err != nil {
+				return nil, err
+			}
+		}
+		return ids, nil
 	}
 	return nil, fmt.Errorf("unknown decision %d", d.Action)
 }
@@ -231,10 +287,31 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 // its audience frozen: users.id up to the app's highest now, and with a
 // segment the members evaluated now.
 func startRun(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.NewRun, now time.Time) (int64, error) {
+	maxID, err := appMaxID(ctx, tx, nr.App)
+	if err != nil {
+		return 0, err
+	}
+	runID, err := insertRun(ctx, tx, c, nr, nr.ScheduledFor, nr.Deadline, maxID, now, nr.Audience.Segmented())
+	if err != nil || !nr.Audience.Segmented() {
+		return runID, err
+	}
+	if _, err := materialise(ctx, tx, runID, nr.App, maxID, nr.Audience); err != nil {
+		return 0, err
+	}
+	return runID, nil
+}
+
+// appMaxID is the highest users.id of an app: the audience freeze.
+func appMaxID(ctx context.Context, tx *sql.Tx, app string) (int64, error) {
 	var maxID sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM users WHERE app = ?`, nr.App).Scan(&maxID); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM users WHERE app = ?`, app).Scan(&maxID); err != nil {
 		return 0, fmt.Errorf("freeze audience: %w", err)
 	}
+	return maxID.Int64, nil
+}
+
+// insertRun inserts one run of the campaign's next occurrence.
+func insertRun(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.NewRun, sendAt, deadline time.Time, maxID int64, now time.Time, members bool) (int64, error) {
 	var seg, excl sql.NullString
 	if nr.Audience.Segment != "" {
 		seg = sql.NullString{String: nr.Audience.Segment, Valid: true}
@@ -242,27 +319,18 @@ func startRun(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.NewRu
 	if nr.Audience.Exclude != "" {
 		excl = sql.NullString{String: nr.Audience.Exclude, Valid: true}
 	}
+	perMinute := sql.NullInt64{Int64: int64(nr.MaxPerMinute), Valid: nr.MaxPerMinute > 0}
 	res, err := tx.ExecContext(ctx, `INSERT INTO pushd_runs (campaign_id, occurrence, app, status, notification,
 		scheduled_for, deadline, batch_size, max_user_id, cursor_user_id, segment, exclude_segment, members,
-		cap_count, cap_window_s, started_at)
-		VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.RunCount+1, nr.App, nr.Notification, nr.ScheduledFor, nr.Deadline,
-		nr.BatchSize, maxID.Int64, minUserID, seg, excl, nr.Audience.Segmented(),
-		nr.Cap.Count, int64(nr.Cap.Window.Seconds()), now)
+		cap_count, cap_window_s, max_per_minute, started_at)
+		VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.RunCount+1, nr.App, nr.Notification, sendAt, deadline,
+		nr.BatchSize, maxID, minUserID, seg, excl, members,
+		nr.Cap.Count, int64(nr.Cap.Window.Seconds()), perMinute, now)
 	if err != nil {
 		return 0, fmt.Errorf("create run: %w", err)
 	}
-	runID, err := res.LastInsertId()
-	if err != nil {
-		return 0, err
-	}
-	if !nr.Audience.Segmented() {
-		return runID, nil
-	}
-	if _, err := materialise(ctx, tx, runID, nr.App, maxID.Int64, nr.Audience); err != nil {
-		return 0, err
-	}
-	return runID, nil
+	return res.LastInsertId()
 }
 
 func scanIDs(rows *sql.Rows) ([]int64, error) {

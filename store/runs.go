@@ -14,7 +14,8 @@ import (
 func (s *Store) ActiveRuns(ctx context.Context) ([]pushd.Run, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, campaign_id, occurrence, app, status, notification,
 		scheduled_for, deadline, batch_size, max_user_id, status_reason, COALESCE(segment, ''), COALESCE(exclude_segment, ''),
-		members, cap_count, cap_window_s FROM pushd_runs WHERE status = 'running' ORDER BY id`)
+		members, cap_count, cap_window_s, COALESCE(zone, ''), COALESCE(quiet_hours, ''), COALESCE(max_per_minute, 0)
+		FROM pushd_runs WHERE status = 'running' ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list running runs: %w", err)
 	}
@@ -22,15 +23,24 @@ func (s *Store) ActiveRuns(ctx context.Context) ([]pushd.Run, error) {
 	var out []pushd.Run
 	for rows.Next() {
 		var (
-			r      pushd.Run
-			window int64
+			r           pushd.Run
+			window      int64
+			zone, quiet string
 		)
 		if err := rows.Scan(&r.ID, &r.CampaignID, &r.Occurrence, &r.App, &r.Status, &r.Notification,
 			&r.ScheduledFor, &r.Deadline, &r.BatchSize, &r.MaxUserID, &r.Reason, &r.Audience.Segment, &r.Audience.Exclude,
-			&r.Members, &r.Cap.Count, &window); err != nil {
+			&r.Members, &r.Cap.Count, &window, &zone, &quiet, &r.MaxPerMinute); err != nil {
 			return nil, err
 		}
 		r.Cap.Window = time.Duration(window) * time.Second
+		if zone != "" {
+			// Written by startGrouped from a zone it loaded; a zone database
+			// that lost it since falls back to UTC rather than stop the run.
+			if r.Zone, _ = loadZone(zone); r.Zone == nil {
+				r.Zone = time.UTC
+			}
+			r.Quiet, _ = pushd.ParseQuietHours(quiet)
+		}
 		out = append(out, r)
 	}
 	return out, rows.Err()
@@ -134,8 +144,8 @@ func (s *Store) FailRun(ctx context.Context, runID int64, reason string, now tim
 // RunSummary returns the run's counters and its most common failure reasons.
 func (s *Store) RunSummary(ctx context.Context, runID int64) (pushd.RunCounts, []pushd.ReasonCount, error) {
 	var c pushd.RunCounts
-	err := s.db.QueryRowContext(ctx, `SELECT targeted, sent, failed, invalid_tokens, expired, capped FROM pushd_runs WHERE id = ?`, runID).
-		Scan(&c.Targeted, &c.Sent, &c.Failed, &c.Invalid, &c.Expired, &c.Capped)
+	err := s.db.QueryRowContext(ctx, `SELECT targeted, sent, failed, invalid_tokens, expired, capped, skipped FROM pushd_runs WHERE id = ?`, runID).
+		Scan(&c.Targeted, &c.Sent, &c.Failed, &c.Invalid, &c.Expired, &c.Capped, &c.Skipped)
 	if err != nil {
 		return c, nil, fmt.Errorf("read run %d: %w", runID, err)
 	}

@@ -20,7 +20,7 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]pushd.Campaig
 	// (… LIMIT) does not.
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT c.id, c.app, c.title, c.status, c.status_reason, c.targeted, c.sent, c.failed,
-			c.invalid_tokens, c.expired, c.capped, c.run_count, c.cron, c.scheduled_at, c.expires_at,
+			c.invalid_tokens, c.expired, c.capped, c.skipped, c.run_count, c.cron, c.scheduled_at, c.expires_at,
 			c.next_run_at, c.updated_at,
 			r.id, r.occurrence, r.status, r.started_at, r.deadline, r.finished_at
 		FROM campaigns c LEFT JOIN pushd_runs r ON r.id = c.current_run_id
@@ -43,7 +43,7 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]pushd.Campaig
 			started, deadline, ended sql.NullTime
 		)
 		if err := rows.Scan(&c.ID, &c.App, &c.Title, &c.Status, &c.Reason, &c.Targeted, &c.Sent, &c.Failed,
-			&c.Invalid, &c.Expired, &c.Capped, &c.RunCount, &cronStr, &c.ScheduledAt, &expires,
+			&c.Invalid, &c.Expired, &c.Capped, &c.Skipped, &c.RunCount, &cronStr, &c.ScheduledAt, &expires,
 			&next, &c.UpdatedAt,
 			&runID, &occurrence, &runStatus, &started, &deadline, &ended); err != nil {
 			return nil, fmt.Errorf("list recent campaigns: %w", err)
@@ -63,31 +63,61 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]pushd.Campaig
 	rows.Close()
 	for i := range out {
 		c := &out[i]
-		if c.Run == nil || !strings.Contains(c.App, ",") {
+		if c.Run == nil || (c.Status != pushd.Running && !strings.Contains(c.App, ",")) {
 			continue
 		}
-		if c.Apps, err = s.appRuns(ctx, c.ID, c.Run.Occurrence); err != nil {
+		if err := s.occurrenceRuns(ctx, c); err != nil {
 			return nil, fmt.Errorf("list recent campaigns: %w", err)
 		}
 	}
 	return out, nil
 }
 
-// appRuns lists the runs of one occurrence of a campaign, one per app.
-func (s *Store) appRuns(ctx context.Context, campaignID int64, occurrence int) ([]pushd.AppRun, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT app, id, status, targeted, sent, failed, invalid_tokens, expired, capped
-		FROM pushd_runs WHERE campaign_id = ? AND occurrence = ? ORDER BY id`, campaignID, occurrence)
+// occurrenceRuns fills in the runs of a campaign's current occurrence and,
+// when it names several apps, the sums per app.
+func (s *Store) occurrenceRuns(ctx context.Context, c *pushd.CampaignStatus) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT app, id, status, targeted, sent, failed, invalid_tokens, expired, capped, skipped
+		FROM pushd_runs WHERE campaign_id = ? AND occurrence = ? ORDER BY id`, c.ID, c.Run.Occurrence)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	var out []pushd.AppRun
+	byApp := map[string]*pushd.AppRun{}
+	var apps []*pushd.AppRun
 	for rows.Next() {
-		var a pushd.AppRun
-		if err := rows.Scan(&a.App, &a.RunID, &a.Status, &a.Targeted, &a.Sent, &a.Failed, &a.Invalid, &a.Expired, &a.Capped); err != nil {
-			return nil, err
+		var (
+			r  pushd.AppRun
+			id int64
+		)
+		if err := rows.Scan(&r.App, &id, &r.Status, &r.Targeted, &r.Sent, &r.Failed, &r.Invalid, &r.Expired, &r.Capped, &r.Skipped); err != nil {
+			return err
 		}
-		out = append(out, a)
+		c.Runs = append(c.Runs, id)
+		a := byApp[r.App]
+		if a == nil {
+			a = &pushd.AppRun{App: r.App, Status: r.Status}
+			byApp[r.App] = a
+			apps = append(apps, a)
+		}
+		a.RunIDs = append(a.RunIDs, id)
+		if !r.Status.Finished() {
+			a.Status = r.Status // an app is running while any of its runs is
+		}
+		a.Targeted += r.Targeted
+		a.Sent += r.Sent
+		a.Failed += r.Failed
+		a.Invalid += r.Invalid
+		a.Expired += r.Expired
+		a.Capped += r.Capped
+		a.Skipped += r.Skipped
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(apps) > 1 {
+		for _, a := range apps {
+			c.Apps = append(c.Apps, *a)
+		}
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/internal/dbtest"
 	"github.com/pushd/pushd/store"
 )
@@ -42,7 +43,7 @@ func TestUpgradeFromVersion2(t *testing.T) {
 	if from, err := old.Migrate(ctx); err != nil || from != 2 {
 		t.Fatalf("migrate from version 2 = %d, %v", from, err)
 	}
-	if from, err := old.Migrate(ctx); err != nil || from != 3 {
+	if from, err := old.Migrate(ctx); err != nil || from != pushd.SchemaVersion {
 		t.Fatalf("second migrate = %d, %v", from, err)
 	}
 	if got, want := describe(t, old.DB()), describe(t, fresh.DB()); got != want {

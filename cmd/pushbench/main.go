@@ -203,7 +203,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer s.stop()
 
 	rep := report{
-		Options:    reportOptions{N: o.n, Provider: o.provider, Batch: o.batch, Concurrency: o.concurrency, Connections: o.connections, Runs: o.runs,
+		Options: reportOptions{N: o.n, Provider: o.provider, Batch: o.batch, Concurrency: o.concurrency, Connections: o.connections, Runs: o.runs,
 			SegmentOf: o.segmentOf, Capped: o.capped},
 		Pushd:      version,
 		Machine:    describeMachine(),

@@ -229,7 +229,7 @@ func TestCampaignRecipes(t *testing.T) {
 	}
 
 	e := newEnv(t, "", pushsim.Options{})
-	e.users("IOS", 1100, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")       // ids 1..1100
+	e.users("IOS", 1100, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")      // ids 1..1100
 	e.users("Android", 100, func(i int) string { return fcmToken("r-", i) }, "NOW(3) - INTERVAL 1 DAY") // 1101..1200
 	// Campaigns 41 and 42 went out earlier: 41 was sent to users 1..600,
 	// and 42 failed for users 10..19 and expired for 20..24.

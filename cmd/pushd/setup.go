@@ -129,7 +129,16 @@ func newApp(cfg *config.Config, a *config.App, log *slog.Logger, share apns.Toke
 		return nil, fmt.Errorf("%s [%s]: %w", cfg.Path, a.Name, err)
 	}
 	return campaign.NewApp(a.Name, kind, s, campaign.AppOptions{BatchSize: a.BatchSize, DefaultExpiry: a.DefaultExpiry,
-		MaxAttempts: a.MaxAttempts, Concurrency: a.Concurrency, RateLimit: a.RateLimit, Cap: a.FrequencyCap}), nil
+		MaxAttempts: a.MaxAttempts, Concurrency: a.Concurrency, RateLimit: a.RateLimit, Cap: a.FrequencyCap,
+		DefaultZone: defaultZone(cfg, a), Quiet: a.QuietHours}), nil
+}
+
+// defaultZone is the zone of an app's users with no valid timezone.
+func defaultZone(cfg *config.Config, a *config.App) *time.Location {
+	if a.DefaultTimezone != nil {
+		return a.DefaultTimezone
+	}
+	return cfg.Server.TimeZone
 }
 
 // connEventEvery bounds the log lines per app and kind of connection
