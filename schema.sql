@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS pushd_runs (
   campaign_id    BIGINT        NOT NULL,
   occurrence     INT UNSIGNED  NOT NULL COMMENT '1 for the first run of a campaign',
   app            VARCHAR(64)   NOT NULL,
+  part           SMALLINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'local time and quiet hours: the send time''s number within the app; else 0',
   status         VARCHAR(16)   NOT NULL COMMENT 'running, paused, cancelled, done, failed, expired',
   status_reason  VARCHAR(1024) NOT NULL DEFAULT '',
   notification   TEXT          NOT NULL COMMENT 'JSON snapshot of what is sent',
@@ -103,7 +104,7 @@ CREATE TABLE IF NOT EXISTS pushd_runs (
   started_at     DATETIME(3)   NOT NULL,
   finished_at    DATETIME(3)   NULL,
   PRIMARY KEY (id),
-  UNIQUE KEY pushd_runs_occurrence_app (campaign_id, occurrence, app),
+  UNIQUE KEY pushd_runs_part (campaign_id, occurrence, app, part),
   KEY pushd_runs_status (status)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 

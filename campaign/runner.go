@@ -383,6 +383,18 @@ func (r *Runner) countAudience(ctx context.Context) {
 	if err == nil {
 		err = r.store.SetTargeted(ctx, r.run, n)
 	}
+	if err == nil {
+		// Whether the pace lets the run finish before its deadline, said at
+		// once rather than found out at the end.
+		from := r.o.Clock()
+		if r.run.ScheduledFor.After(from) {
+			from = r.run.ScheduledFor
+		}
+		if words := Feasibility(n, PerMinute(r.run.MaxPerMinute, r.app), r.run.Deadline.Sub(from)); words != "" {
+			r.log.Warn("the campaign cannot finish before its deadline at its pace", "detail", words)
+			err = r.store.SetRunReason(ctx, r.run.ID, words)
+		}
+	}
 	if err != nil && ctx.Err() == nil {
 		r.log.Warn("cannot count the audience", "error", err)
 	}

@@ -167,8 +167,35 @@ func Status(w io.Writer, v StatusView) {
 	}
 	fmt.Fprintln(w)
 
-	header := []string{"ID", "APP", "STATUS", "PROGRESS", "SENT/TARGETED", "FAILED", "INVALID", "EXPIRED", "CAPPED", "RATE", "ETA", "NEXT RUN", "REASON"}
-	right := map[int]bool{0: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true}
+	// CAPPED and SKIPPED only when some campaign has them: most setups use
+	// neither frequency caps nor local time.
+	var anyCapped, anySkipped bool
+	for _, c := range v.Campaigns {
+		anyCapped = anyCapped || c.Capped > 0
+		anySkipped = anySkipped || c.Skipped > 0
+	}
+	header := []string{"ID", "APP", "STATUS", "PROGRESS", "SENT/TARGETED", "FAILED", "INVALID", "EXPIRED"}
+	if anyCapped {
+		header = append(header, "CAPPED")
+	}
+	if anySkipped {
+		header = append(header, "SKIPPED")
+	}
+	header = append(header, "RATE", "ETA", "NEXT RUN", "REASON")
+	right := map[int]bool{0: true}
+	for i := 4; i < len(header)-2; i++ {
+		right[i] = true
+	}
+	optional := func(cells []string, capped, skipped string) []string {
+		out := cells[:8:8]
+		if anyCapped {
+			out = append(out, capped)
+		}
+		if anySkipped {
+			out = append(out, skipped)
+		}
+		return append(out, cells[8:]...)
+	}
 	rows := [][]string{header}
 	type longReason struct {
 		id     int64
@@ -188,7 +215,7 @@ func Status(w io.Writer, v StatusView) {
 		}
 		eta, late := statusETA(c, v.Now, paces)
 		lateETA = lateETA || late
-		rows = append(rows, []string{
+		rows = append(rows, optional([]string{
 			strconv.FormatInt(c.ID, 10),
 			c.App,
 			string(c.Status),
@@ -197,12 +224,11 @@ func Status(w io.Writer, v StatusView) {
 			statusCountCell(c, c.Failed),
 			statusCountCell(c, c.Invalid),
 			statusCountCell(c, c.Expired),
-			statusCountCell(c, c.Capped),
 			statusRateCell(c, v.Now, paces),
 			eta,
 			statusNextRunCell(c, v.Now, loc),
 			short,
-		})
+		}, statusCountCell(c, c.Capped), statusCountCell(c, c.Skipped)))
 		// A campaign of several apps: a line per app under it.
 		for _, a := range c.Apps {
 			ac := pushd.CampaignStatus{ID: c.ID, App: a.App, Status: a.Status, Targeted: a.Targeted, Sent: a.Sent, Failed: a.Failed,
@@ -211,8 +237,8 @@ func Status(w io.Writer, v StatusView) {
 			if p := campaignPace(ac, paces); p.working && a.Status == pushd.Running {
 				rate = statusRateText(p.sent)
 			}
-			rows = append(rows, []string{"", "  " + a.App, string(a.Status), statusProgressCell(ac), statusCountsCell(ac),
-				Num(a.Failed), Num(a.Invalid), Num(a.Expired), Num(a.Capped), rate, "", "", ""})
+			rows = append(rows, optional([]string{"", "  " + a.App, string(a.Status), statusProgressCell(ac), statusCountsCell(ac),
+				Num(a.Failed), Num(a.Invalid), Num(a.Expired), rate, "", "", ""}, Num(a.Capped), Num(a.Skipped)))
 		}
 	}
 	statusTable(w, rows, right)

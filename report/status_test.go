@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pushd/pushd"
 )
 
 // TestStatusEmpty is the first thing a new install shows.
@@ -109,3 +112,33 @@ var errClosedPipe = errors.New("closed pipe")
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errClosedPipe }
+
+// A campaign of two apps shows a line per app under its own, with the
+// apps' sums; CAPPED and SKIPPED appear only when some campaign has them;
+// a scheduled campaign shows its estimated reach.
+func TestStatusAppsCappedAndEstimate(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	run := &pushd.RunTiming{ID: 10, Occurrence: 1, Status: pushd.Running, StartedAt: now.Add(-time.Minute), Deadline: now.Add(time.Hour)}
+	v := StatusView{Database: "pushd", Now: now, Counts: map[string]int{"running": 1, "scheduled": 1},
+		Campaigns: []pushd.CampaignStatus{
+			{ID: 2, App: "ShopiOS,ShopAndroid", Status: pushd.Running, Targeted: 300, Sent: 150, Capped: 20, Run: run, Runs: []int64{10, 11},
+				Apps: []pushd.AppRun{
+					{App: "ShopiOS", RunIDs: []int64{10}, Status: pushd.Running, Targeted: 200, Sent: 100, Capped: 20},
+					{App: "ShopAndroid", RunIDs: []int64{11}, Status: pushd.Done, Targeted: 100, Sent: 50},
+				}},
+			{ID: 3, App: "ShopiOS", Status: pushd.Scheduled, Targeted: 12345, ScheduledAt: now.Add(time.Hour)},
+		},
+		Instances: []pushd.Instance{{Owner: "a#1", Live: true, Runs: []pushd.RunProgress{{RunID: 10, Sent: 7}, {RunID: 11, Sent: 3}}}},
+	}
+	var b strings.Builder
+	Status(&b, v)
+	out := b.String()
+	for _, want := range []string{"CAPPED", "  ShopiOS", "  ShopAndroid", "100/200", "50/100", "~12,345", "10/s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "SKIPPED") {
+		t.Errorf("SKIPPED shown with no skipped users:\n%s", out)
+	}
+}

@@ -24,6 +24,9 @@ type Store interface {
 	// writes it on the row; a segment that cannot be read is a
 	// *pushd.SegmentError.
 	EstimateAudience(ctx context.Context, c *pushd.Campaign) (int64, error)
+	// NoteCampaign writes status_reason on a scheduled row before its
+	// first run, without changing the row's version.
+	NoteCampaign(ctx context.Context, c *pushd.Campaign, reason string) error
 }
 
 // Options tune a Scheduler.
@@ -318,10 +321,15 @@ func (s *Scheduler) checkUpcoming(ctx context.Context, apps map[string]*campaign
 		var segErr *pushd.SegmentError
 		if Plan(c, apps, now).Action != pushd.Fail {
 			// The segments, and the reach staff see before the start.
-			_, err := s.st.EstimateAudience(ctx, c)
+			n, err := s.st.EstimateAudience(ctx, c)
 			if !errors.As(err, &segErr) {
 				if err != nil {
 					return err
+				}
+				if c.RunCount == 0 {
+					if err := s.st.NoteCampaign(ctx, c, feasibility(c, apps, n)); err != nil {
+						return err
+					}
 				}
 				passed[c.ID] = fp
 				continue
@@ -349,6 +357,36 @@ func (s *Scheduler) checkUpcoming(ctx context.Context, apps map[string]*campaign
 	}
 	s.checked = passed
 	return nil
+}
+
+// feasibility is the arrival check's word on whether a campaign of n users
+// can finish before its deadline at its pace: the campaign's
+// max_per_minute or the apps' rate_limit, per app. Local-time campaigns are
+// spread over the day and judged per send time when they start.
+func feasibility(c *pushd.Campaign, apps map[string]*campaign.App, n int64) string {
+	if c.LocalTime {
+		return ""
+	}
+	var pace float64
+	window := time.Duration(0)
+	perMinute := 0
+	if c.MaxPerMinute != nil {
+		perMinute = *c.MaxPerMinute
+	}
+	for _, name := range c.Apps() {
+		app := apps[name]
+		p := campaign.PerMinute(perMinute, app)
+		if p == 0 {
+			return "" // one app is not limited: no estimate of the whole
+		}
+		pace += p
+		w := app.DefaultExpiry
+		if c.ExpiresAt != nil {
+			w = c.ExpiresAt.Sub(c.ScheduledAt)
+		}
+		window = max(window, w)
+	}
+	return campaign.Feasibility(n, pace, window)
 }
 
 // fingerprint identifies a version of a campaign row.

@@ -159,6 +159,18 @@ func (s *Store) EstimateAudience(ctx context.Context, c *pushd.Campaign) (int64,
 	return total, nil
 }
 
+// NoteCampaign writes status_reason on a scheduled row before its first
+// run (a pace that cannot meet the deadline, or nothing), leaving
+// updated_at alone so that the row's version stays staff's.
+func (s *Store) NoteCampaign(ctx context.Context, c *pushd.Campaign, reason string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE campaigns SET status_reason = ?, updated_at = updated_at
+		WHERE id = ? AND status = 'scheduled' AND updated_at = ? AND run_count = 0`, clip(reason, statusReasonChars), c.ID, c.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("write the note of campaign %d: %w", c.ID, markUnavailable(err))
+	}
+	return nil
+}
+
 // materialise evaluates a run's audience once, into pushd_run_members: the
 // ids up to maxID in the segment (every id up to maxID with only an
 // exclusion) and not in the excluded one. Whether an id is a user of the

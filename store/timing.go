@@ -82,13 +82,13 @@ func startGrouped(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.N
 		args    []any
 	)
 	caseSQL.WriteString("CASE COALESCE(u.timezone, '')")
-	for _, g := range groups {
+	for i, g := range groups {
 		id, err := insertRun(ctx, tx, c, nr, g.SendAt, g.Deadline, maxID, now, true)
 		if err != nil {
 			return out, err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET zone = ?, zones = ?, quiet_hours = ? WHERE id = ?`,
-			g.Zone.String(), clip(strings.Join(g.Zones, ","), 60000), quiet, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET part = ?, zone = ?, zones = ?, quiet_hours = ? WHERE id = ?`,
+			i+1, g.Zone.String(), clip(strings.Join(g.Zones, ","), 60000), quiet, id); err != nil {
 			return out, err
 		}
 		out.runIDs = append(out.runIDs, id)

@@ -24,7 +24,8 @@ var (
 // obsoleteIndexes are indexes of older schemas that the current one
 // replaced: dropped once their replacement exists.
 var obsoleteIndexes = map[string][]string{
-	"pushd_runs": {"pushd_runs_occurrence"}, // v3: a campaign's occurrence has a run per app
+	// v3: a campaign's occurrence has a run per app; v4: per app and send time.
+	"pushd_runs": {"pushd_runs_occurrence", "pushd_runs_occurrence_app"},
 }
 
 // widened are columns whose type a newer schema widened.

@@ -728,6 +728,20 @@ func (s *Store) EstimateAudience(ctx context.Context, c *pushd.Campaign) (n int6
 	return n, nil
 }
 
+// NoteCampaign writes the reason on a scheduled campaign before its first
+// run.
+func (s *Store) NoteCampaign(ctx context.Context, c *pushd.Campaign, reason string) (err error) {
+	call := Call{Method: "NoteCampaign", Reason: reason}
+	if err := s.enter(ctx, &call); err != nil {
+		return err
+	}
+	defer func() { s.leave(&call, err) }()
+	if camp := s.campaigns[c.ID]; camp != nil && camp.Status == pushd.Scheduled && camp.RunCount == 0 {
+		camp.Reason = reason
+	}
+	return nil
+}
+
 // Decide asks decide what to do with a scheduled campaign and applies the
 // decision, as store.Decide does in one transaction. It returns the run id
 // for Start and Resume.
