@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -126,6 +127,9 @@ type Runner struct {
 	realClock bool
 
 	prepared providers.Prepared
+	// expiring says why the claim loop ended the run as expired before its
+	// deadline was reached; only Run's goroutine touches it.
+	expiring string
 	// pace keeps the campaign's max_per_minute, shared out among the
 	// instances on the run (SetShare); nil without one.
 	pace *rate.Limiter
@@ -283,7 +287,7 @@ func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (pushd.St
 			if end, quiet := r.run.Quiet.Until(r.o.Clock(), r.run.Zone); quiet {
 				if !end.Before(r.run.Deadline) {
 					wg.Wait()
-					r.run.Reason = "quiet hours until the deadline"
+					r.expiring = "quiet hours until the deadline"
 					return pushd.Expired, nil
 				}
 				r.log.Info("quiet hours: holding the run", "until", end)
@@ -417,9 +421,10 @@ func (r *Runner) expire(ctx context.Context, drain <-chan struct{}) error {
 			reason := fmt.Sprintf("deadline reached: %d of %d users were not reached before expires_at (%s); %d were sent",
 				counts.Expired, max(counts.Targeted, counts.Outcomes()),
 				r.run.Deadline.Format(time.DateTime), counts.Sent)
-			if r.run.Reason != "" {
-				// Why the run came back after its deadline, e.g. a pause.
-				reason = r.run.Reason + ": " + strings.TrimPrefix(reason, "deadline reached: ")
+			if why := cmp.Or(r.expiring, r.run.Reason); why != "" {
+				// Why the run ends before its users were reached: quiet hours
+				// that outlast the deadline, or a pause it came back from late.
+				reason = why + ": " + strings.TrimPrefix(reason, "deadline reached: ")
 			}
 			_, err = r.store.FinishRun(ctx, r.run.ID, pushd.Expired, reason, r.o.Clock())
 			if err == nil {
