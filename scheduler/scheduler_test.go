@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -231,6 +232,37 @@ func TestSchedulerChecksUpcomingRows(t *testing.T) {
 		synctest.Wait()
 		if c := st.Campaign(good); c.Status != pushd.Failed || c.Reason != "unknown app 'MyApp' (config has: Other)" {
 			t.Fatalf("after its app was removed the row is %s %q, want failed as unknown", c.Status, c.Reason)
+		}
+	})
+}
+
+// A row whose pace cannot reach its audience before its deadline says so,
+// in numbers, at the first pass, and stays scheduled; the estimate of its
+// reach is on the row.
+func TestSchedulerSaysWhenThePaceCannotMeetTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := memstore.New(nil)
+		for id := int64(1); id <= 1000; id++ {
+			st.AddUsers("MyApp", pushd.Recipient{UserID: id, Token: fmt.Sprint(id)})
+		}
+		app := campaign.NewApp("MyApp", pushd.APNs, fakeSender{}, campaign.AppOptions{})
+		at := time.Now().Add(24 * time.Hour)
+		end := at.Add(time.Hour)
+		slow, fast := 10, 100
+		tight := st.AddCampaign(pushd.Campaign{App: "MyApp", Title: "t", Body: "b", ScheduledAt: at, ExpiresAt: &end, MaxPerMinute: &slow})
+		roomy := st.AddCampaign(pushd.Campaign{App: "MyApp", Title: "t", Body: "b", ScheduledAt: at, ExpiresAt: &end, MaxPerMinute: &fast})
+		s := New(st, map[string]*campaign.App{"MyApp": app}, Options{Owner: "a", Poll: time.Second})
+		s.Start(t.Context())
+		defer s.Stop(context.Background())
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+		c := st.Campaign(tight)
+		want := "at 10 per minute, 1,000 users take 1 h 40 min; the deadline allows 1 h, so about 400 will expire"
+		if c.Status != pushd.Scheduled || c.Reason != want || c.Targeted != 1000 {
+			t.Errorf("tight row: %s %q targeted %d\nwant scheduled with %q", c.Status, c.Reason, c.Targeted, want)
+		}
+		if c := st.Campaign(roomy); c.Status != pushd.Scheduled || c.Reason != "" {
+			t.Errorf("roomy row: %s %q, want scheduled with no reason", c.Status, c.Reason)
 		}
 	})
 }
