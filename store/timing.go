@@ -146,15 +146,17 @@ func settle(ctx context.Context, tx *sql.Tx, campaignID int64, sg settledGroup, 
 }
 
 // groupedReason says on the row how a grouped start spread the sends.
-func groupedReason(local bool, groups []pushd.Group, invalid int64, loc *time.Location) string {
+func groupedReason(local bool, groups []pushd.Group, invalid int64, loc *time.Location, now time.Time) string {
 	var waiting []pushd.Group
+	held := false
 	for _, g := range groups {
 		if g.Outcome == "" {
 			waiting = append(waiting, g)
+			held = held || g.SendAt.After(now)
 		}
 	}
-	if len(waiting) == 0 {
-		return ""
+	if len(waiting) == 0 || !local && !held {
+		return "" // quiet hours hold nobody now
 	}
 	first, last := waiting[0].SendAt, waiting[len(waiting)-1].SendAt
 	what := "sending at each user's local time"
