@@ -179,12 +179,15 @@ CREATE TABLE IF NOT EXISTS pushd_instances (
   PRIMARY KEY (owner)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
--- pushd_run_members: the audience of a segment run, evaluated once when the
--- run starts, so that changes to the segment during the run (or between a
+-- pushd_run_members: the audience of a segment run (or of a local-time or
+-- quiet-hours run), with each user's token, evaluated once when the run
+-- starts, so that changes to the segment during the run (or between a
 -- crash and the restart) neither add nor drop anyone.
 CREATE TABLE IF NOT EXISTS pushd_run_members (
-  run_id  BIGINT NOT NULL,
-  user_id BIGINT NOT NULL,
+  run_id        BIGINT        NOT NULL,
+  user_id       BIGINT        NOT NULL,
+  push_token    VARCHAR(1024) CHARACTER SET ascii NOT NULL DEFAULT '' COMMENT 'the user''s token when the run started',
+  registered_at DATETIME(3)   NOT NULL DEFAULT '1970-01-02 00:00:00',
   PRIMARY KEY (run_id, user_id)
 ) ENGINE=InnoDB;
 

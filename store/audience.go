@@ -33,15 +33,13 @@ type source struct {
 
 func runSource(r pushd.Run) source { return source{runID: r.ID, app: r.App, members: r.Members} }
 
-// from is the FROM and WHERE of the audience users u in (lo, hi], and the
-// column to order by. Members drive the join (STRAIGHT_JOIN), one primary
-// key lookup in users each.
+// from is the FROM and WHERE of the audience u in (lo, hi], the column
+// holding the user's id, and the arguments. Members carry the token and
+// registration time they had at the start, so a member run reads only
+// pushd_run_members, in key order.
 func (src source) from(lo, hi int64) (string, string, []any) {
 	if src.members {
-		// Members need not be users of the app (materialise): the app
-		// filter leaves the others out.
-		return ` FROM pushd_run_members m STRAIGHT_JOIN users u ON u.id = m.user_id
-			WHERE m.run_id = ? AND m.user_id > ? AND m.user_id <= ? AND ` + sameApp, `m.user_id`, []any{src.runID, lo, hi, src.app, src.app}
+		return ` FROM pushd_run_members u WHERE u.run_id = ? AND u.user_id > ? AND u.user_id <= ?`, `u.user_id`, []any{src.runID, lo, hi}
 	}
 	return ` FROM users u WHERE ` + sameApp + ` AND u.id > ? AND u.id <= ?`, `u.id`, []any{src.app, src.app, lo, hi}
 }
@@ -57,12 +55,10 @@ func (s *Store) CountAudience(ctx context.Context, r pushd.Run) (int64, error) {
 	var all, dead int64
 	var err error
 	if r.Members {
-		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_run_members m STRAIGHT_JOIN users u ON u.id = m.user_id
-			WHERE m.run_id = ? AND `+sameApp, r.ID, r.App, r.App).Scan(&all)
+		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_run_members WHERE run_id = ?`, r.ID).Scan(&all)
 		if err == nil {
-			err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_invalid_tokens i JOIN pushd_run_members m ON m.run_id = ? AND m.user_id = i.user_id
-				JOIN users u ON u.id = i.user_id WHERE `+sameApp+` AND NOT `+validToken+` AND (i.run_id IS NULL OR i.run_id <> ?)`,
-				r.ID, r.App, r.App, r.ID).Scan(&dead)
+			err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_invalid_tokens i JOIN pushd_run_members u ON u.run_id = ? AND u.user_id = i.user_id
+				WHERE NOT `+validToken+` AND (i.run_id IS NULL OR i.run_id <> ?)`, r.ID, r.ID).Scan(&dead)
 		}
 	} else {
 		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u WHERE `+sameApp+` AND u.id <= ?`,
@@ -88,8 +84,8 @@ func (s *Store) CountAudience(ctx context.Context, r pushd.Run) (int64, error) {
 // made MariaDB look each user up there: a third of the audience read's
 // cost with the table empty, and more as it fills up.
 func readAudience(ctx context.Context, tx *sql.Tx, src source, after, last int64, limit int) ([]pushd.Recipient, int64, error) {
-	from, order, args := src.from(after, last)
-	rows, err := tx.QueryContext(ctx, `SELECT u.id, u.push_token, u.registered_at`+from+` ORDER BY `+order+` LIMIT ?`, append(args, limit)...)
+	from, id, args := src.from(after, last)
+	rows, err := tx.QueryContext(ctx, `SELECT `+id+`, u.push_token, u.registered_at`+from+` ORDER BY `+id+` LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read audience: %w", err)
 	}
@@ -159,12 +155,12 @@ func deadTokens(ctx context.Context, tx *sql.Tx, after, last int64) (map[int64]d
 // readUnrecorded reads the audience in (after, last] that has no outcome in
 // the run yet, in id order: what a taken-over batch still has to send.
 func readUnrecorded(ctx context.Context, tx *sql.Tx, src source, after, last int64) ([]pushd.Recipient, error) {
-	from, order, args := src.from(after, last)
+	from, id, args := src.from(after, last)
 	from, where, _ := strings.Cut(from, "WHERE")
-	rows, err := tx.QueryContext(ctx, `SELECT u.id, u.push_token, u.registered_at`+from+`
-		LEFT JOIN pushd_invalid_tokens i ON i.user_id = u.id
-		LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = u.id
-		WHERE `+where+` AND `+validToken+` AND d.user_id IS NULL ORDER BY `+order,
+	rows, err := tx.QueryContext(ctx, `SELECT `+id+`, u.push_token, u.registered_at`+from+`
+		LEFT JOIN pushd_invalid_tokens i ON i.user_id = `+id+`
+		LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = `+id+`
+		WHERE `+where+` AND `+validToken+` AND d.user_id IS NULL ORDER BY `+id,
 		append([]any{src.runID}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read audience: %w", err)

@@ -284,8 +284,8 @@ func (s *Store) expireBatch(ctx context.Context, src source, campaignID int64, b
 	for lo < b.Last {
 		hi := b.Last
 		var bound sql.NullInt64
-		from, order, args := src.from(lo, b.Last)
-		if err := s.db.QueryRowContext(ctx, `SELECT u.id`+from+` ORDER BY `+order+` LIMIT 1 OFFSET ?`,
+		from, id, args := src.from(lo, b.Last)
+		if err := s.db.QueryRowContext(ctx, `SELECT `+id+from+` ORDER BY `+id+` LIMIT 1 OFFSET ?`,
 			append(args, expireChunk-1)...).Scan(&bound); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return total, err
 		}
@@ -311,12 +311,12 @@ func (s *Store) expireBatch(ctx context.Context, src source, campaignID int64, b
 			if n, _ := res.RowsAffected(); n == 0 {
 				return pushd.ErrLeaseLost
 			}
-			from, _, args := src.from(lo, hi)
+			from, id, args := src.from(lo, hi)
 			from, where, _ := strings.Cut(from, "WHERE")
 			res, err = tx.ExecContext(ctx, `INSERT INTO pushd_deliveries (run_id, user_id, outcome, reason, attempts)
-				SELECT ?, u.id, 'expired', 'deadline reached', 0`+from+`
-				LEFT JOIN pushd_invalid_tokens i ON i.user_id = u.id
-				LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = u.id
+				SELECT ?, `+id+`, 'expired', 'deadline reached', 0`+from+`
+				LEFT JOIN pushd_invalid_tokens i ON i.user_id = `+id+`
+				LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = `+id+`
 				WHERE `+where+` AND `+validToken+` AND d.user_id IS NULL`,
 				append([]any{b.RunID, b.RunID}, args...)...)
 			if err != nil {

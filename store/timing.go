@@ -102,8 +102,8 @@ func startGrouped(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.N
 	}
 	caseSQL.WriteString(" END")
 	args = append(args, nr.App, nr.App, maxID)
-	res, err := tx.ExecContext(ctx, `INSERT INTO pushd_run_members (run_id, user_id)
-		SELECT `+caseSQL.String()+`, u.id FROM users u WHERE `+sameApp+` AND u.id <= ?`+filter, args...)
+	res, err := tx.ExecContext(ctx, `INSERT INTO pushd_run_members (run_id, user_id, push_token, registered_at)
+		SELECT `+caseSQL.String()+`, u.id, u.push_token, u.registered_at FROM users u WHERE `+sameApp+` AND u.id <= ?`+filter, args...)
 	if err != nil {
 		return out, segmentQueryError(nr.Audience, err)
 	}

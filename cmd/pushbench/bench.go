@@ -106,7 +106,7 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 	}
 	var firstID int64
 	for _, app := range apps {
-		id, err := db.insertCampaign(ctx, app, at, segment)
+		id, err := db.insertCampaign(ctx, app, at, segment, o.localTime)
 		if err != nil {
 			return r, err
 		}

@@ -214,10 +214,11 @@ func (d *benchDB) segment(ctx context.Context, name string, n, of int) error {
 }
 
 // insertCampaign inserts a campaign of app due at at, to segment unless
-// it is empty.
-func (d *benchDB) insertCampaign(ctx context.Context, app string, at time.Time, segment string) (int64, error) {
-	res, err := d.s.db.ExecContext(ctx, "INSERT INTO "+d.t("campaigns")+" (app, title, body, scheduled_at, segment) VALUES (?, ?, ?, ?, NULLIF(?, ''))",
-		app, campaignTitle, campaignBody, at.UTC(), segment)
+// it is empty, at local time when local (the bench's users have no zone,
+// and the zone of config.ini is UTC: the same instant).
+func (d *benchDB) insertCampaign(ctx context.Context, app string, at time.Time, segment string, local bool) (int64, error) {
+	res, err := d.s.db.ExecContext(ctx, "INSERT INTO "+d.t("campaigns")+" (app, title, body, scheduled_at, segment, local_time) VALUES (?, ?, ?, ?, NULLIF(?, ''), ?)",
+		app, campaignTitle, campaignBody, at.UTC(), segment, local)
 	if err != nil {
 		return 0, fmt.Errorf("insert campaign: %w", err)
 	}
@@ -352,7 +353,7 @@ func (d *benchDB) probe(ctx context.Context, apps []string, batch, samples int) 
 // probeApp times k claims and records of one app's scratch run.
 func (d *benchDB) probeApp(ctx context.Context, st *store.Store, app string, batch, k int) (reads, writes []time.Duration, err error) {
 	now := time.Now().UTC().Truncate(time.Second)
-	cid, err := d.insertCampaign(ctx, app, now.AddDate(10, 0, 0), "")
+	cid, err := d.insertCampaign(ctx, app, now.AddDate(10, 0, 0), "", false)
 	if err != nil {
 		return nil, nil, err
 	}

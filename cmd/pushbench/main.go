@@ -59,6 +59,9 @@ type options struct {
 	// capped sets frequency_cap = 1/24h on the apps: every push of the run
 	// is checked and reserved, and none is capped (the users had none).
 	capped bool
+	// localTime sends the campaign with local_time = 1 to users with no
+	// zone: one send time, so the figure is the cost of the grouping.
+	localTime bool
 	// bufferPoolMiB, when set, resizes InnoDB's buffer pool for the bench
 	// and restores it afterwards.
 	bufferPoolMiB int
@@ -83,6 +86,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.provider, "provider", providerAPNs, "apns, fcm or both")
 	fs.IntVar(&o.runs, "runs", 3, "runs, each on a fresh database and pushd")
 	fs.IntVar(&o.segmentOf, "segment-of", 0, "seed this many users and send to a segment of -n of them (0: no segment)")
+	fs.BoolVar(&o.localTime, "local-time", false, "send with local_time = 1 (the users have no timezone: one send time; measures the grouping's cost)")
 	fs.IntVar(&o.bufferPoolMiB, "buffer-pool-mib", 0, "resize MariaDB's innodb_buffer_pool_size for the bench, and restore it after (0: leave it)")
 	fs.BoolVar(&o.capped, "cap", false, "set frequency_cap = 1/24h on the apps (nobody is capped; measures the check's cost)")
 	fs.StringVar(&o.dsn, "dsn", "root@tcp(127.0.0.1:3306)/test", "MariaDB server (go-sql-driver DSN; pushbench creates and drops databases pushbench_*)")
@@ -204,7 +208,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	rep := report{
 		Options: reportOptions{N: o.n, Provider: o.provider, Batch: o.batch, Concurrency: o.concurrency, Connections: o.connections, Runs: o.runs,
-			SegmentOf: o.segmentOf, Capped: o.capped},
+			SegmentOf: o.segmentOf, Capped: o.capped, LocalTime: o.localTime},
 		Pushd:      version,
 		Machine:    describeMachine(),
 		Server:     info,

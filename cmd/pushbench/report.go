@@ -148,6 +148,7 @@ type reportOptions struct {
 	Runs        int    `json:"runs"`
 	SegmentOf   int    `json:"segment_of,omitempty"`
 	Capped      bool   `json:"frequency_cap,omitempty"`
+	LocalTime   bool   `json:"local_time,omitempty"`
 }
 
 // report is everything printed at the end.
