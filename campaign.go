@@ -189,10 +189,16 @@ type Due struct {
 }
 
 // LocalDue is when a local-time campaign whose (wall-clock) due time is at
-// falls due: when the earliest zone, UTC+14, reaches it.
+// starts: LocalLead before the earliest zone, UTC+14, reaches it, so that
+// splitting the audience by zone (seconds for millions of users) is done
+// when the first zone's time comes.
 func LocalDue(at time.Time) time.Time {
-	return WallOf(at).In(time.FixedZone("UTC+14", int(EarliestOffset.Seconds())))
+	return WallOf(at).In(time.FixedZone("UTC+14", int(EarliestOffset.Seconds()))).Add(-LocalLead)
 }
+
+// LocalLead is how long before its first zone's time a local-time run
+// starts.
+const LocalLead = time.Minute
 
 // LocalEnd is when a local-time deadline at has passed everywhere: when the
 // latest zone, UTC−12, reaches it.

@@ -210,3 +210,57 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+// A recurring local-time campaign starts each occurrence at the wall time,
+// in each user's zone: its timing is local, its next run is the next wall
+// time, and its runs end when the last zone (UTC−12) reaches the deadline.
+// A row whose last zone's deadline has passed is missed, not started.
+func TestPlanLocalTime(t *testing.T) {
+	t.Parallel()
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	q, _ := pushd.ParseQuietHours("22:00-07:00")
+	apps := map[string]*campaign.App{"MyApp": campaign.NewApp("MyApp", pushd.APNs, fakeSender{},
+		campaign.AppOptions{DefaultZone: tokyo, Quiet: q})}
+	wall := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	end := wall.Add(2 * time.Hour)
+	c := &pushd.Campaign{ID: 7, App: "MyApp", Body: "b", ScheduledAt: wall, ExpiresAt: &end, Cron: "0 9 * * *",
+		LocalTime: true, LatePolicy: "next_day", Status: pushd.Scheduled}
+	d := Plan(c, apps, time.Date(2026, 5, 31, 19, 0, 0, 0, time.UTC))
+	if d.Action != pushd.Start || len(d.Runs) != 1 {
+		t.Fatalf("decision %+v, want a start", d)
+	}
+	r := d.Runs[0]
+	if !r.Timing.Local || !r.Timing.Start.Equal(wall) || !r.Timing.End.Equal(end) || r.Timing.Late != pushd.LateNextDay ||
+		r.Timing.Default != tokyo || r.Timing.Quiet != q {
+		t.Errorf("timing %+v", r.Timing)
+	}
+	if want := time.Date(2026, 6, 1, 23, 0, 0, 0, time.UTC); !r.Deadline.Equal(want) {
+		t.Errorf("deadline %v, want 11:00 at UTC-12 = %v", r.Deadline, want)
+	}
+	if d.NextRunAt == nil || !d.NextRunAt.Equal(wall.AddDate(0, 0, 1)) {
+		t.Errorf("next run %v, want the next day's 09:00 wall time", d.NextRunAt)
+	}
+	c.IgnoreQuietHours = true
+	if d := Plan(c, apps, time.Date(2026, 5, 31, 19, 0, 0, 0, time.UTC)); !d.Runs[0].Timing.Quiet.IsZero() {
+		t.Error("ignore_quiet_hours kept the quiet hours")
+	}
+	// After 11:00 at UTC-12 the occurrence is missed; the next is scheduled.
+	d = Plan(c, apps, time.Date(2026, 6, 1, 23, 30, 0, 0, time.UTC))
+	if d.Action != pushd.Expire || d.NextRunAt == nil || !d.NextRunAt.Equal(wall.AddDate(0, 0, 1)) {
+		t.Errorf("after the last zone's deadline: %+v", d)
+	}
+	for _, bad := range []struct {
+		edit func(c *pushd.Campaign)
+		want string
+	}{
+		{func(c *pushd.Campaign) { c.LatePolicy = "later" }, "late_policy 'later' is not one of skip, send or next_day"},
+		{func(c *pushd.Campaign) { c.LocalTime = false }, "late_policy is set but local_time is 0"},
+		{func(c *pushd.Campaign) { c.MaxPerMinute = ptr(0) }, "max_per_minute 0 is out of range"},
+	} {
+		c2 := *c
+		bad.edit(&c2)
+		if d := Plan(&c2, apps, time.Date(2026, 5, 31, 19, 0, 0, 0, time.UTC)); d.Action != pushd.Fail || !strings.Contains(d.Reason, bad.want) {
+			t.Errorf("%+v, want a failure with %q", d, bad.want)
+		}
+	}
+}

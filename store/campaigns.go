@@ -102,10 +102,11 @@ func (s *Store) DueCampaigns(ctx context.Context, until time.Time, limit int) ([
 }
 
 // dueAt is a campaign's next occurrence in SQL. A local-time campaign's is a
-// wall clock that falls due when UTC+14 reaches it: up to 26 hours before
-// the same DATETIME in the server's zone, whatever that zone is, so the
-// list is early and DueCampaigns works out the instant (pushd.LocalDue).
-const dueAt = `IF(c.local_time, COALESCE(c.next_run_at, c.scheduled_at) - INTERVAL 26 HOUR, COALESCE(c.next_run_at, c.scheduled_at))`
+// wall clock that falls due a minute before UTC+14 reaches it: up to 26
+// hours and a minute before the same DATETIME in the server's zone,
+// whatever that zone is, so the list is early and DueCampaigns works out
+// the instant (pushd.LocalDue).
+const dueAt = `IF(c.local_time, COALESCE(c.next_run_at, c.scheduled_at) - INTERVAL 1561 MINUTE, COALESCE(c.next_run_at, c.scheduled_at))`
 
 // UpcomingCampaigns returns up to limit scheduled campaigns whose next
 // occurrence is after after, soonest first: the rows not due yet, which
