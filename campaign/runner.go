@@ -30,6 +30,9 @@ type Store interface {
 	ExpireRemaining(ctx context.Context, runID int64, owner string, lease time.Duration, now time.Time) (int64, error)
 	CountAudience(ctx context.Context, r pushd.Run) (int64, error)
 	SetTargeted(ctx context.Context, r pushd.Run, n int64) error
+	// WaitingNote says on the row how many users of the run's campaign
+	// still wait for their send time.
+	WaitingNote(ctx context.Context, r pushd.Run, now time.Time) error
 }
 
 // Options tune a Runner. Zero values take the defaults.
@@ -242,11 +245,17 @@ func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
 	if r.o.CountAudience {
 		go r.countAudience(ctx)
 	}
-	// A run split by local time or quiet hours waits for its send time.
+	// A run split by local time or quiet hours waits for its send time,
+	// and then tells the row how many of the campaign's users still wait.
 	if wait := r.run.ScheduledFor.Sub(r.o.Clock()); wait > 0 {
 		r.log.Debug("waiting for the run's send time", "at", r.run.ScheduledFor)
 		if !r.sleep(ctx, drain, wait) {
 			return nil
+		}
+	}
+	if r.run.Zone != nil {
+		if err := r.store.WaitingNote(ctx, r.run, r.o.Clock()); err != nil && ctx.Err() == nil {
+			r.log.Warn("cannot write how many users still wait", "error", err)
 		}
 	}
 	returned := make(chan struct{})

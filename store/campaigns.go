@@ -250,7 +250,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 			}
 			ids = append(ids, g.runIDs...)
 			settled = append(settled, g.settled...)
-			if r := groupedReason(nr.Timing.Local, g.groups, g.invalid, s.loc, now); r != "" {
+			if r := groupedReason(nr.Timing.Local, g.groups, g.counts, g.invalid, s.loc, now); r != "" {
 				if len(d.Runs) > 1 {
 					r = nr.App + ": " + r
 				}

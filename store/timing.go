@@ -24,6 +24,7 @@ type groupedStart struct {
 	// invalid counts users whose timezone is no zone.
 	invalid int64
 	groups  []pushd.Group
+	counts  map[string]int64 // users per timezone value
 }
 
 type settledGroup struct {
@@ -68,6 +69,7 @@ func startGrouped(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.N
 		out.invalid += counts[z]
 	}
 	out.groups = groups
+	out.counts = counts
 	if len(groups) == 0 {
 		// Nobody yet: one run with the default zone, so the occurrence has
 		// a run that ends at once.
@@ -146,13 +148,21 @@ func settle(ctx context.Context, tx *sql.Tx, campaignID int64, sg settledGroup, 
 }
 
 // groupedReason says on the row how a grouped start spread the sends.
-func groupedReason(local bool, groups []pushd.Group, invalid int64, loc *time.Location, now time.Time) string {
-	var waiting []pushd.Group
-	held := false
+func groupedReason(local bool, groups []pushd.Group, counts map[string]int64, invalid int64, loc *time.Location, now time.Time) string {
+	var (
+		waiting []pushd.Group
+		held    bool
+		later   int64 // users whose send time is to come
+	)
 	for _, g := range groups {
 		if g.Outcome == "" {
 			waiting = append(waiting, g)
-			held = held || g.SendAt.After(now)
+			if g.SendAt.After(now) {
+				held = true
+				for _, z := range g.Zones {
+					later += counts[z]
+				}
+			}
 		}
 	}
 	if len(waiting) == 0 || !local && !held {
@@ -163,9 +173,44 @@ func groupedReason(local bool, groups []pushd.Group, invalid int64, loc *time.Lo
 	if !local {
 		what = "holding users in their quiet hours"
 	}
-	s := fmt.Sprintf("%s: %d send times from %s to %s", what, len(waiting), first.In(loc).Format(time.DateTime), last.In(loc).Format(time.DateTime))
+	s := fmt.Sprintf("%s: %d users wait for %d send times from %s to %s (%s)", what, later, len(waiting),
+		first.In(loc).Format(time.DateTime), last.In(loc).Format(time.DateTime), loc)
 	if invalid > 0 {
 		s += fmt.Sprintf("; %d users have a timezone that is no IANA zone and get the default zone's time", invalid)
 	}
 	return s
+}
+
+// WaitingNote says on the campaign row, when one of its runs begins sending,
+// how many of its users still wait for their local time or the end of
+// quiet hours, and when the last send time is; with nobody left waiting it
+// clears the note. It only touches a reason that is such a note.
+func (s *Store) WaitingNote(ctx context.Context, r pushd.Run, now time.Time) error {
+	var (
+		users sql.NullInt64
+		last  sql.NullTime
+		local sql.NullBool
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), MAX(r.scheduled_for), MAX(c.local_time)
+		FROM pushd_runs r JOIN campaigns c ON c.id = r.campaign_id JOIN pushd_run_members m ON m.run_id = r.id
+		WHERE r.campaign_id = ? AND r.occurrence = ? AND r.status = 'running' AND r.scheduled_for > ?`,
+		r.CampaignID, r.Occurrence, now).Scan(&users, &last, &local)
+	if err != nil {
+		return fmt.Errorf("count the users still waiting in campaign %d: %w", r.CampaignID, markUnavailable(err))
+	}
+	note := ""
+	if users.Valid && users.Int64 > 0 {
+		what := "sending at each user's local time"
+		if !local.Bool {
+			what = "holding users in their quiet hours"
+		}
+		note = fmt.Sprintf("%s: %d users still wait; the last send time is %s (%s)", what, users.Int64, last.Time.In(s.loc).Format(time.DateTime), s.loc)
+	}
+	_, err = s.db.ExecContext(ctx, `UPDATE campaigns SET status_reason = ? WHERE `+currentFor+` AND status = 'running'
+		AND (status_reason = '' OR status_reason LIKE 'sending at each user''s local time:%' OR status_reason LIKE 'holding users in their quiet hours:%')`,
+		note, r.CampaignID, r.ID)
+	if err != nil {
+		return fmt.Errorf("write the waiting note of campaign %d: %w", r.CampaignID, markUnavailable(err))
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -71,8 +72,19 @@ func TestLocalTimeStartGroupsUsers(t *testing.T) {
 	if outcome != "skipped" || reason != "local time passed" || skipped != 1 {
 		t.Errorf("Kiritimati's user: %s %q, campaign skipped %d", outcome, reason, skipped)
 	}
-	if want := "sending at each user's local time: 3 send times from 2026-06-01 01:00:00 to 2026-06-01 13:00:00; 1 users have a timezone that is no IANA zone"; len(status) < len(want) || status[:len(want)] != want {
+	if want := "sending at each user's local time: 4 users wait for 3 send times from 2026-06-01 01:00:00 to 2026-06-01 13:00:00 (UTC); 1 users have a timezone that is no IANA zone"; len(status) < len(want) || status[:len(want)] != want {
 		t.Errorf("status_reason %q\nwant prefix %q", status, want)
+	}
+	// When Paris's run begins, New York's user still waits.
+	execAll(t, st.DB(), fmt.Sprintf(`UPDATE campaigns SET local_time = 1 WHERE id = %d`, id))
+	if err := st.WaitingNote(ctx, pushd.Run{ID: runs[2].id, CampaignID: id, Occurrence: 1}, runs[2].sendAt); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DB().QueryRow(`SELECT status_reason FROM campaigns WHERE id = ?`, id).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	if want := "sending at each user's local time: 1 users still wait; the last send time is 2026-06-01 13:00:00 (UTC)"; status != want {
+		t.Errorf("status_reason %q\nwant %q", status, want)
 	}
 	// Claims see each run's members only.
 	b, err := st.ClaimBatch(ctx, runs[2].id, "x", nil, time.Minute, now)

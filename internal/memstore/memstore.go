@@ -728,6 +728,9 @@ func (s *Store) EstimateAudience(ctx context.Context, c *pushd.Campaign) (n int6
 	return n, nil
 }
 
+// WaitingNote is a no-op: the in-memory store has no runs split by zone.
+func (s *Store) WaitingNote(context.Context, pushd.Run, time.Time) error { return nil }
+
 // NoteCampaign writes the reason on a scheduled campaign before its first
 // run.
 func (s *Store) NoteCampaign(ctx context.Context, c *pushd.Campaign, reason string) (err error) {
