@@ -176,10 +176,14 @@ func groupedReason(local bool, groups []pushd.Group, counts map[string]int64, in
 	s := fmt.Sprintf("%s: %d users wait for %d send times from %s to %s (%s)", what, later, len(waiting),
 		first.In(loc).Format(time.DateTime), last.In(loc).Format(time.DateTime), loc)
 	if invalid > 0 {
-		s += fmt.Sprintf("; %d users have a timezone that is no IANA zone and get the default zone's time", invalid)
+		s += fmt.Sprintf("; %d %s", invalid, invalidZones)
 	}
 	return s
 }
+
+// invalidZones ends the sentence that counts the users whose timezone is
+// no zone.
+const invalidZones = "users have a timezone that is no IANA zone and get the default zone's time"
 
 // WaitingNote says on the campaign row, when one of its runs begins sending,
 // how many of its users still wait for their local time or the end of
@@ -206,9 +210,13 @@ func (s *Store) WaitingNote(ctx context.Context, r pushd.Run, now time.Time) err
 		}
 		note = fmt.Sprintf("%s: %d users still wait; the last send time is %s (%s)", what, users.Int64, last.Time.In(s.loc).Format(time.DateTime), s.loc)
 	}
-	_, err = s.db.ExecContext(ctx, `UPDATE campaigns SET status_reason = ? WHERE `+currentFor+` AND status = 'running'
+	// The start's count of users with an unusable timezone stays.
+	// It is the reason's last clause.
+	_, err = s.db.ExecContext(ctx, `UPDATE campaigns SET status_reason = CONCAT(?,
+			IF(? <> '' AND status_reason LIKE CONCAT('%', ?), CONCAT('; ', SUBSTRING_INDEX(status_reason, '; ', -1)), ''))
+		WHERE `+currentFor+` AND status = 'running'
 		AND (status_reason = '' OR status_reason LIKE 'sending at each user''s local time:%' OR status_reason LIKE 'holding users in their quiet hours:%')`,
-		note, r.CampaignID, r.ID)
+		note, note, invalidZones, r.CampaignID, r.ID)
 	if err != nil {
 		return fmt.Errorf("write the waiting note of campaign %d: %w", r.CampaignID, markUnavailable(err))
 	}

@@ -83,7 +83,7 @@ func TestLocalTimeStartGroupsUsers(t *testing.T) {
 	if err := st.DB().QueryRow(`SELECT status_reason FROM campaigns WHERE id = ?`, id).Scan(&status); err != nil {
 		t.Fatal(err)
 	}
-	if want := "sending at each user's local time: 1 users still wait; the last send time is 2026-06-01 13:00:00 (UTC)"; status != want {
+	if want := "sending at each user's local time: 1 users still wait; the last send time is 2026-06-01 13:00:00 (UTC); 1 users have a timezone that is no IANA zone and get the default zone's time"; status != want {
 		t.Errorf("status_reason %q\nwant %q", status, want)
 	}
 	// Claims see each run's members only.
