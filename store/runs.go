@@ -211,6 +211,7 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, status pushd.Status,
 		}
 		var (
 			reasons []string
+			runs    int
 			pending bool
 			final   = pushd.Done
 		)
@@ -227,10 +228,10 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, status pushd.Status,
 			case rs == pushd.Expired:
 				final = pushd.Expired
 			}
-			if why == "" {
-				why = string(rs)
+			if why != "" {
+				reasons = append(reasons, app+": "+why)
 			}
-			reasons = append(reasons, app+": "+why)
+			runs++
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -239,8 +240,9 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, status pushd.Status,
 		if pending {
 			return nil // the campaign ends with its last app
 		}
-		if len(reasons) > 1 {
-			reason = strings.Join(reasons, "; ")
+		if runs > 1 {
+			// Each app's (or send time's) own words; none when all went well.
+			reason = joinReasons(reasons)
 		} else {
 			final = status
 		}
@@ -250,4 +252,21 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, status pushd.Status,
 		return err
 	})
 	return finished, err
+}
+
+// joinReasons joins the reasons of an occurrence's runs, the same words
+// once, at most five of them.
+func joinReasons(reasons []string) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range reasons {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	if len(out) > 5 {
+		out = append(out[:5], fmt.Sprintf("and %d more in pushd_runs", len(out)-5))
+	}
+	return strings.Join(out, "; ")
 }
