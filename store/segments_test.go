@@ -393,3 +393,52 @@ func TestPurgeAudiences(t *testing.T) {
 		t.Errorf("left: %d members of the finished run, %d of the running one, %d sends; want 0, 50, 1", left1, left2, sends)
 	}
 }
+
+// Evaluating a slow segment view at the start takes no locks on the tables
+// it reads: the company's application can update them meanwhile. (At
+// REPEATABLE READ, INSERT … SELECT locks every row it read until the
+// commit; checked to fail with Decide's transaction at the default level.)
+func TestSegmentStartLocksNothing(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	seedUsers(t, st, "A", 200)
+	execAll(t, st.DB(),
+		`CREATE TABLE orders (user_id BIGINT PRIMARY KEY, note VARCHAR(10))`,
+		`INSERT INTO orders (user_id) SELECT id FROM users`,
+		// About 1 s to evaluate: 5 ms a row.
+		`CREATE VIEW segment_slow AS SELECT user_id FROM orders WHERE SLEEP(0.005) = 0`)
+	now := time.Now().UTC().Truncate(time.Second)
+	id := insertCampaign(t, st, "A", now)
+	started := make(chan struct{})
+	done := make(chan []int64)
+	go func() {
+		close(started)
+		_, runIDs := startWith(t, st, id, now, pushd.NewRun{App: "A", Audience: pushd.Audience{Segment: "slow"}})
+		done <- runIDs
+	}()
+	<-started
+	time.Sleep(500 * time.Millisecond) // well into the view's evaluation
+	conn, err := st.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	execConn := func(q string) error { _, err := conn.ExecContext(ctx, q); return err }
+	if err := execConn(`SET SESSION innodb_lock_wait_timeout = 1`); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := execConn(`UPDATE orders SET note = 'paid' WHERE user_id IN (1, 2, 3)`); err != nil {
+		t.Errorf("updating rows the segment view had read: %v", err)
+	}
+	if took := time.Since(began); took > 300*time.Millisecond {
+		t.Errorf("the update waited %v for the start's locks", took)
+	}
+	runIDs := <-done
+	if len(runIDs) != 1 {
+		t.Fatalf("runs %v", runIDs)
+	}
+	if n, err := st.CountAudience(ctx, pushd.Run{ID: runIDs[0], App: "A", Members: true}); err != nil || n != 200 {
+		t.Errorf("audience %d, %v; want the 200 users of the segment", n, err)
+	}
+}
