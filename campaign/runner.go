@@ -81,12 +81,16 @@ type Observer interface {
 	Sent(app string, kind pushd.PushType, res providers.Result, err error, took time.Duration, last bool)
 	// Recorded is called after each ledger write with its duration.
 	Recorded(app string, n int, took time.Duration, err error)
+	// Capped is called with the users a claim left out under the app's
+	// frequency cap.
+	Capped(app string, n int)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) Sent(string, pushd.PushType, providers.Result, error, time.Duration, bool) {}
 func (nopObserver) Recorded(string, int, time.Duration, error)                                {}
+func (nopObserver) Capped(string, int)                                                        {}
 
 // Held is a set of batch ids, safe for concurrent use.
 type Held struct {
@@ -159,7 +163,10 @@ func (r *Runner) Recorded() Recorded {
 
 // capped counts users a claim left out under the frequency cap, recorded
 // by the claim itself.
-func (r *Runner) capped(n int) { r.outcomes.Add(int64(n)) }
+func (r *Runner) capped(n int) {
+	r.outcomes.Add(int64(n))
+	r.o.Observer.Capped(r.run.App, n)
+}
 
 // counted adds a flush's deliveries to the runner's counts.
 func (r *Runner) counted(ds []pushd.Delivery) {

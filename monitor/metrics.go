@@ -21,6 +21,7 @@ import (
 type Metrics struct {
 	reg       *prometheus.Registry
 	sends     *prometheus.CounterVec
+	capped    *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	dbWrite   *prometheus.HistogramVec
 	lag       *prometheus.HistogramVec
@@ -59,6 +60,10 @@ func NewMetrics(apps AppSource) *Metrics {
 			Name: "pushd_sends_total",
 			Help: "Provider answers by app, provider, outcome (sent, failed, invalid, retried, expired, held, error) and reason. A push's last answer, when its tries ran out, counts as failed.",
 		}, []string{"app", "provider", "outcome", "reason"}),
+		capped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushd_capped_total",
+			Help: "Users a campaign left out because they had reached the app's frequency_cap (recorded as capped, never sent).",
+		}, []string{"app"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pushd_provider_latency_seconds",
 			Help:    "Time from sending a push to the provider's answer.",
@@ -91,7 +96,7 @@ func NewMetrics(apps AppSource) *Metrics {
 			Help: "Campaign rows by status, as of the last scheduler pass.",
 		}, []string{"status"}),
 	}
-	reg.MustRegister(m.sends, m.latency, m.dbWrite, m.lag, m.dbErrors, m.reloads, m.campaigns, m.connEvents,
+	reg.MustRegister(m.sends, m.capped, m.latency, m.dbWrite, m.lag, m.dbErrors, m.reloads, m.campaigns, m.connEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&appCollector{apps: apps})
 	return m
@@ -162,6 +167,11 @@ func (m *Metrics) Recorded(app string, n int, took time.Duration, err error) {
 	if n > 0 {
 		m.dbWrite.WithLabelValues(app).Observe(took.Seconds())
 	}
+}
+
+// Capped counts users left out under the app's frequency cap.
+func (m *Metrics) Capped(app string, n int) {
+	m.capped.WithLabelValues(app).Add(float64(n))
 }
 
 // RunStarted observes how late a run started.

@@ -70,3 +70,21 @@ func TestSentCountsEachAppAndOutcome(t *testing.T) {
 		}
 	}
 }
+
+// Users left out under a frequency cap count per app, apart from provider
+// answers (they never reach a provider, and would skew failure ratios).
+func TestCappedCountsPerApp(t *testing.T) {
+	m := NewMetrics(nil)
+	m.Capped("IOS", 30)
+	m.Capped("IOS", 5)
+	m.Capped("Android", 2)
+	if got := testutil.ToFloat64(m.capped.WithLabelValues("IOS")); got != 35 {
+		t.Errorf("pushd_capped_total{app=IOS} = %v, want 35", got)
+	}
+	if got := testutil.ToFloat64(m.capped.WithLabelValues("Android")); got != 2 {
+		t.Errorf("pushd_capped_total{app=Android} = %v, want 2", got)
+	}
+	if n := testutil.CollectAndCount(m.sends); n != 0 {
+		t.Errorf("capped users made %d pushd_sends_total series", n)
+	}
+}
