@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS pushd_runs (
   cap_window_s   INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'frequency cap window in seconds; 0: the app has no cap, sends are not tracked',
   zone           VARCHAR(64)   NULL COMMENT 'local-time or quiet-hours runs: the zone whose clock the run keeps',
   zones          TEXT          NULL COMMENT 'the users.timezone values of the run''s users, comma-separated',
+  unknown_zones  INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'users of the run whose timezone is no zone: they get the default zone''s time',
   quiet_hours    VARCHAR(11)   NULL COMMENT 'the app quiet_hours the run keeps, HH:MM-HH:MM',
   max_per_minute INT UNSIGNED  NULL COMMENT 'the campaign pace when the run started',
   cursor_user_id BIGINT        NOT NULL COMMENT 'batches cover users.id <= this',

@@ -250,7 +250,11 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 			}
 			ids = append(ids, g.runIDs...)
 			settled = append(settled, g.settled...)
-			if r := groupedReason(nr.Timing.Local, g.groups, g.counts, g.invalid, s.loc, now); r != "" {
+			r, err := waitingNote(ctx, tx, c.ID, c.RunCount+1, nr.App, nr.Timing.Local, false, now, s.loc)
+			if err != nil {
+				return nil, err
+			}
+			if r != "" {
 				if len(d.Runs) > 1 {
 					r = nr.App + ": " + r
 				}

@@ -116,38 +116,9 @@ func excludeFilter(ctx context.Context, q querier, a pushd.Audience, col string)
 // A segment that cannot be read is a *pushd.SegmentError. It leaves
 // updated_at alone: the row's version is staff's.
 func (s *Store) EstimateAudience(ctx context.Context, c *pushd.Campaign) (int64, error) {
-	a := pushd.Audience{Segment: c.Segment, Exclude: c.ExcludeSegment}
-	filter, err := audienceFilter(ctx, s.db, a)
+	total, err := s.estimate(ctx, c)
 	if err != nil {
 		return 0, markUnavailable(err)
-	}
-	var total int64
-	if a.Segment != "" {
-		// The segment's size, not its users of these apps: looking every
-		// member up in users costs seconds per million where users does
-		// not fit the buffer pool, and the row is only being checked. A user
-		// id is of one app, so a segment shared by the apps counts once.
-		t, _ := segmentTable(a.Segment)
-		excl, _ := excludeFilter(ctx, s.db, a, "u.user_id") // checked by audienceFilter
-		err := s.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT u.user_id) FROM `+t+` u WHERE u.user_id IS NOT NULL`+excl).Scan(&total)
-		if err != nil {
-			return 0, markUnavailable(segmentQueryError(a, err))
-		}
-	}
-	for _, app := range c.Apps() {
-		if a.Segment != "" {
-			break
-		}
-		var n, dead int64
-		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u WHERE `+sameApp+filter, app, app).Scan(&n)
-		if err == nil {
-			err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_invalid_tokens i JOIN users u ON u.id = i.user_id
-				WHERE `+sameApp+` AND NOT `+validToken+filter, app, app).Scan(&dead)
-		}
-		if err != nil {
-			return 0, markUnavailable(segmentQueryError(a, err))
-		}
-		total += n - dead
 	}
 	// Not on a recurring campaign between runs: its counts are the last
 	// run's until the next starts.
@@ -155,6 +126,46 @@ func (s *Store) EstimateAudience(ctx context.Context, c *pushd.Campaign) (int64,
 		WHERE id = ? AND status = 'scheduled' AND updated_at = ? AND run_count = 0`, total, c.ID, c.UpdatedAt)
 	if err != nil {
 		return 0, fmt.Errorf("write the audience estimate of campaign %d: %w", c.ID, markUnavailable(err))
+	}
+	return total, nil
+}
+
+// estimate counts the campaign's reach now, checking its segments. With a
+// segment it is the segment's size, not its users of these apps: looking
+// every member up in users costs seconds per million where users does not
+// fit the buffer pool, and the row is only being checked. A user id is of
+// one app, so a segment shared by the apps counts once.
+func (s *Store) estimate(ctx context.Context, c *pushd.Campaign) (int64, error) {
+	a := pushd.Audience{Segment: c.Segment, Exclude: c.ExcludeSegment}
+	if a.Segment != "" {
+		if err := checkSegment(ctx, s.db, a.Segment); err != nil {
+			return 0, err
+		}
+		excl, err := excludeFilter(ctx, s.db, a, "u.user_id")
+		if err != nil {
+			return 0, err
+		}
+		t, _ := segmentTable(a.Segment)
+		var n int64
+		err = s.db.QueryRowContext(ctx, `SELECT COUNT(DISTINCT u.user_id) FROM `+t+` u WHERE u.user_id IS NOT NULL`+excl).Scan(&n)
+		return n, segmentQueryError(a, err)
+	}
+	excl, err := excludeFilter(ctx, s.db, a, "u.id")
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, app := range c.Apps() {
+		var n, dead int64
+		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users u WHERE `+sameApp+excl, app, app).Scan(&n)
+		if err == nil {
+			err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_invalid_tokens i JOIN users u ON u.id = i.user_id
+				WHERE `+sameApp+` AND NOT `+validToken+excl, app, app).Scan(&dead)
+		}
+		if err != nil {
+			return 0, segmentQueryError(a, err)
+		}
+		total += n - dead
 	}
 	return total, nil
 }

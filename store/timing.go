@@ -10,6 +10,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,10 +22,6 @@ type groupedStart struct {
 	runIDs []int64
 	// settled are groups recorded at the start: skipped, or expired.
 	settled []settledGroup
-	// invalid counts users whose timezone is no zone.
-	invalid int64
-	groups  []pushd.Group
-	counts  map[string]int64 // users per timezone value
 }
 
 type settledGroup struct {
@@ -65,11 +62,6 @@ func startGrouped(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.N
 		return out, err
 	}
 	groups, invalid := nr.Timing.Groups(zones, now, loadZone)
-	for _, z := range invalid {
-		out.invalid += counts[z]
-	}
-	out.groups = groups
-	out.counts = counts
 	if len(groups) == 0 {
 		// Nobody yet: one run with the default zone, so the occurrence has
 		// a run that ends at once.
@@ -89,8 +81,15 @@ func startGrouped(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.N
 		if err != nil {
 			return out, err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET part = ?, zone = ?, zones = ?, quiet_hours = ? WHERE id = ?`,
-			i+1, g.Zone.String(), clip(strings.Join(g.Zones, ","), 60000), quiet, id); err != nil {
+		var unknown int64
+		for _, z := range g.Zones {
+			if slices.Contains(invalid, z) {
+				unknown += counts[z]
+			}
+		}
+		// A settled group's run is drained from the start: it sends nothing.
+		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET part = ?, zone = ?, zones = ?, quiet_hours = ?, unknown_zones = ?, drained = ?
+			WHERE id = ?`, i+1, g.Zone.String(), clip(strings.Join(g.Zones, ","), 60000), quiet, unknown, g.Outcome != "", id); err != nil {
 			return out, err
 		}
 		out.runIDs = append(out.runIDs, id)
@@ -127,7 +126,7 @@ func loadZone(name string) (*time.Location, error) {
 }
 
 // settle records every member of a settled group with its outcome, counts
-// them on the run and the campaign, and drains the run: its runner only
+// them on the run and the campaign. The run was created drained: its runner only
 // finishes it.
 func settle(ctx context.Context, tx *sql.Tx, campaignID int64, sg settledGroup, now time.Time) error {
 	res, err := tx.ExecContext(ctx, `INSERT INTO pushd_deliveries (run_id, user_id, outcome, reason, attempts)
@@ -140,83 +139,82 @@ func settle(ctx context.Context, tx *sql.Tx, campaignID int64, sg settledGroup, 
 	if sg.group.Outcome == pushd.ExpiredSend {
 		col = "expired"
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET `+col+` = `+col+` + ?, drained = 1, cursor_user_id = max_user_id WHERE id = ?`, n, sg.runID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET `+col+` = `+col+` + ?, cursor_user_id = max_user_id WHERE id = ?`, n, sg.runID); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE campaigns SET `+col+` = `+col+` + ? WHERE `+currentFor, n, campaignID, sg.runID)
 	return err
 }
 
-// groupedReason says on the row how a grouped start spread the sends.
-func groupedReason(local bool, groups []pushd.Group, counts map[string]int64, invalid int64, loc *time.Location, now time.Time) string {
+// waitingNote says how a campaign's occurrence (one app's runs, or all
+// with app "") spreads its sends: at the start, how many users wait for
+// how many send times; later (running), how many still wait and when the
+// last send time is; and how many users have a timezone that is no zone.
+// It is "" when nobody waits and, for quiet hours alone, nothing is held.
+// It reads the runs: drained ones were settled at the start and send
+// nothing.
+func waitingNote(ctx context.Context, q querier, campaignID int64, occurrence int, app string, local, running bool, now time.Time, loc *time.Location) (string, error) {
 	var (
-		waiting []pushd.Group
-		held    bool
-		later   int64 // users whose send time is to come
+		times       int
+		first, last sql.NullTime
+		waiting     int64
+		unknown     sql.NullInt64
+		lastWaiting sql.NullTime
+		appFilter   = ""
+		args        = []any{campaignID, occurrence}
 	)
-	for _, g := range groups {
-		if g.Outcome == "" {
-			waiting = append(waiting, g)
-			if g.SendAt.After(now) {
-				held = true
-				for _, z := range g.Zones {
-					later += counts[z]
-				}
-			}
-		}
+	if app != "" {
+		appFilter = " AND r.app = ?"
+		args = append(args, app)
 	}
-	if len(waiting) == 0 || !local && !held {
-		return "" // quiet hours hold nobody now
+	err := q.QueryRowContext(ctx, `SELECT COUNT(DISTINCT IF(r.drained, NULL, r.scheduled_for)),
+			MIN(IF(r.drained, NULL, r.scheduled_for)), MAX(IF(r.drained, NULL, r.scheduled_for)), SUM(r.unknown_zones)
+		FROM pushd_runs r WHERE r.campaign_id = ? AND r.occurrence = ?`+appFilter, args...).Scan(&times, &first, &last, &unknown)
+	if err == nil {
+		err = q.QueryRowContext(ctx, `SELECT COUNT(*), MAX(r.scheduled_for) FROM pushd_runs r JOIN pushd_run_members m ON m.run_id = r.id
+			WHERE r.campaign_id = ? AND r.occurrence = ?`+appFilter+` AND r.status = 'running' AND NOT r.drained AND r.scheduled_for > ?`,
+			append(args, now)...).Scan(&waiting, &lastWaiting)
 	}
-	first, last := waiting[0].SendAt, waiting[len(waiting)-1].SendAt
+	if err != nil {
+		return "", fmt.Errorf("count the users waiting in campaign %d: %w", campaignID, err)
+	}
 	what := "sending at each user's local time"
 	if !local {
 		what = "holding users in their quiet hours"
 	}
-	s := fmt.Sprintf("%s: %d users wait for %d send times from %s to %s (%s)", what, later, len(waiting),
-		first.In(loc).Format(time.DateTime), last.In(loc).Format(time.DateTime), loc)
-	if invalid > 0 {
-		s += fmt.Sprintf("; %d %s", invalid, invalidZones)
+	var note string
+	switch {
+	case running && waiting == 0, !running && times == 0, !running && !local && waiting == 0:
+		return "", nil
+	case running:
+		note = fmt.Sprintf("%s: %d users still wait; the last send time is %s (%s)", what, waiting, lastWaiting.Time.In(loc).Format(time.DateTime), loc)
+	default:
+		note = fmt.Sprintf("%s: %d users wait for %d send times from %s to %s (%s)", what, waiting, times,
+			first.Time.In(loc).Format(time.DateTime), last.Time.In(loc).Format(time.DateTime), loc)
 	}
-	return s
+	if unknown.Int64 > 0 {
+		note += fmt.Sprintf("; %d users have a timezone that is no IANA zone and get the default zone's time", unknown.Int64)
+	}
+	return note, nil
 }
-
-// invalidZones ends the sentence that counts the users whose timezone is
-// no zone.
-const invalidZones = "users have a timezone that is no IANA zone and get the default zone's time"
 
 // WaitingNote says on the campaign row, when one of its runs begins sending,
 // how many of its users still wait for their local time or the end of
 // quiet hours, and when the last send time is; with nobody left waiting it
-// clears the note. It only touches a reason that is such a note.
+// clears the note. It only replaces a reason that is such a note: a hold,
+// say, stays.
 func (s *Store) WaitingNote(ctx context.Context, r pushd.Run, now time.Time) error {
-	var (
-		users sql.NullInt64
-		last  sql.NullTime
-		local sql.NullBool
-	)
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), MAX(r.scheduled_for), MAX(c.local_time)
-		FROM pushd_runs r JOIN campaigns c ON c.id = r.campaign_id JOIN pushd_run_members m ON m.run_id = r.id
-		WHERE r.campaign_id = ? AND r.occurrence = ? AND r.status = 'running' AND r.scheduled_for > ?`,
-		r.CampaignID, r.Occurrence, now).Scan(&users, &last, &local)
+	var local bool
+	if err := s.db.QueryRowContext(ctx, `SELECT local_time FROM campaigns WHERE id = ?`, r.CampaignID).Scan(&local); err != nil {
+		return fmt.Errorf("read campaign %d: %w", r.CampaignID, markUnavailable(err))
+	}
+	note, err := waitingNote(ctx, s.db, r.CampaignID, r.Occurrence, "", local, true, now, s.loc)
 	if err != nil {
-		return fmt.Errorf("count the users still waiting in campaign %d: %w", r.CampaignID, markUnavailable(err))
+		return markUnavailable(err)
 	}
-	note := ""
-	if users.Valid && users.Int64 > 0 {
-		what := "sending at each user's local time"
-		if !local.Bool {
-			what = "holding users in their quiet hours"
-		}
-		note = fmt.Sprintf("%s: %d users still wait; the last send time is %s (%s)", what, users.Int64, last.Time.In(s.loc).Format(time.DateTime), s.loc)
-	}
-	// The start's count of users with an unusable timezone stays.
-	// It is the reason's last clause.
-	_, err = s.db.ExecContext(ctx, `UPDATE campaigns SET status_reason = CONCAT(?,
-			IF(? <> '' AND status_reason LIKE CONCAT('%', ?), CONCAT('; ', SUBSTRING_INDEX(status_reason, '; ', -1)), ''))
-		WHERE `+currentFor+` AND status = 'running'
+	_, err = s.db.ExecContext(ctx, `UPDATE campaigns SET status_reason = ? WHERE `+currentFor+` AND status = 'running'
 		AND (status_reason = '' OR status_reason LIKE 'sending at each user''s local time:%' OR status_reason LIKE 'holding users in their quiet hours:%')`,
-		note, note, invalidZones, r.CampaignID, r.ID)
+		note, r.CampaignID, r.ID)
 	if err != nil {
 		return fmt.Errorf("write the waiting note of campaign %d: %w", r.CampaignID, markUnavailable(err))
 	}
