@@ -19,6 +19,8 @@ type fakeStore struct {
 	fail    error
 	befores []time.Time
 	pauses  int
+	// audiences counts PurgeAudiences calls.
+	audiences int
 }
 
 func (f *fakeStore) TryLock(ctx context.Context, _ string, fn func(context.Context) error) (bool, error) {
@@ -32,6 +34,9 @@ func (f *fakeStore) TryLock(ctx context.Context, _ string, fn func(context.Conte
 }
 
 func (f *fakeStore) PurgeAudiences(context.Context, int, func(time.Duration) bool) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.audiences++
 	return 0, nil
 }
 
@@ -146,6 +151,13 @@ func TestPurgerKeepsEverything(t *testing.T) {
 		p.Stop()
 		if n := len(st.passes()); n != 0 {
 			t.Fatalf("%d passes with retention 0, want none", n)
+		}
+		// Member lists and old frequency-cap sends are purged whatever the
+		// retention: at the start and hourly.
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if st.audiences != 6 {
+			t.Errorf("PurgeAudiences ran %d times in 5 hours with retention 0, want 6", st.audiences)
 		}
 	})
 }
