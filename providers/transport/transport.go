@@ -424,6 +424,13 @@ func (p *Pool) prepare(s *slot) (*clientConn, chan struct{}, error) {
 		s.dialing = done
 		go func() {
 			cc, err := p.dial(context.Background())
+			// Reported before the connection is handed out, so that its
+			// GOAWAY or loss can never be reported before it.
+			if err != nil {
+				p.event(DialFailed, err)
+			} else {
+				p.event(Connected, nil)
+			}
 			s.mu.Lock()
 			if err != nil {
 				s.failed, s.failErr = time.Now(), fmt.Errorf("transport: %w", err)
@@ -433,11 +440,6 @@ func (p *Pool) prepare(s *slot) (*clientConn, chan struct{}, error) {
 			s.dialing = nil
 			s.mu.Unlock()
 			close(done)
-			if err != nil {
-				p.event(DialFailed, err)
-			} else {
-				p.event(Connected, nil)
-			}
 		}()
 	}
 	return nil, s.dialing, nil
