@@ -18,12 +18,16 @@ const (
 // Notification is what one campaign run sends. It is built from the
 // campaign row when the run starts and frozen into pushd_runs.notification
 // as JSON (the tags are that snapshot's format), so that every instance
-// sends the same thing even if staff edit the row mid-run. It is the same
-// for every recipient; only the device token varies, so a provider renders
-// it once per run with Prepare.
+// sends the same thing even if staff edit the row mid-run.
+//
+// A notification without templates or translations is the same for every
+// recipient, so a provider renders it once per run with Prepare. One with
+// them (see package content) is rendered per user into a plain
+// Notification, which the provider then prepares for that user alone.
 type Notification struct {
-	Title string `json:"title"`
-	Body  string `json:"body"`
+	Title    string `json:"title"`
+	Body     string `json:"body"`
+	Subtitle string `json:"subtitle,omitempty"`
 	// Data holds the campaign's custom key/values, each value raw JSON.
 	// APNs carries them as top-level payload keys with their JSON types; FCM
 	// needs strings and converts scalars (see fcm.Prepare).
@@ -33,8 +37,84 @@ type Notification struct {
 	// CollapseID makes a resent copy replace the first notification on the
 	// device instead of showing twice (apns-collapse-id, android tag).
 	CollapseID string `json:"collapse_id,omitempty"`
+
+	// ImageURL is an https image shown with the notification: FCM
+	// notification.image; on APNs mutable-content 1 and the URL under the
+	// payload key "image_url" for the app's notification service extension.
+	ImageURL string `json:"image_url,omitempty"`
+	// Link is a deep link the app opens when the notification is tapped,
+	// carried under the key "link" (APNs payload, FCM data).
+	Link string `json:"link,omitempty"`
+	// Category is the APNs category (actions) and FCM android click_action.
+	Category string `json:"category,omitempty"`
+	// ThreadID groups notifications on iOS (aps thread-id).
+	ThreadID string `json:"thread_id,omitempty"`
+	// ChannelID is the Android notification channel.
+	ChannelID string `json:"channel_id,omitempty"`
+	// InterruptionLevel is the iOS interruption level: passive, active,
+	// time-sensitive or critical; empty leaves it to the system (active).
+	InterruptionLevel string `json:"interruption_level,omitempty"`
+	// RelevanceScore (0–1) ranks the notification in the iOS summary; nil
+	// sends none.
+	RelevanceScore *float64 `json:"relevance_score,omitempty"`
+	// Priority is "high" or "normal"; empty is high for an alert and normal
+	// for a silent push.
+	Priority Priority `json:"priority,omitempty"`
+	// Silent makes a background push that only wakes the app: no alert,
+	// sound or badge; APNs push type background at priority 5, an FCM
+	// data-only message.
+	Silent bool `json:"silent,omitempty"`
+	// Overrides are merged into each provider's payload last, for fields
+	// pushd does not model.
+	Overrides Overrides `json:"overrides,omitzero"`
+
+	// Translations are the campaign's variants per locale, and Templated
+	// says some text uses placeholders: either makes the notification
+	// personal, rendered per user (package content). Providers never see
+	// them.
+	Translations []Translation `json:"translations,omitempty"`
+	Templated    bool          `json:"templated,omitempty"`
+
 	// Expiration is the absolute deadline after which the provider must not
 	// deliver. The zero time means no deadline. It is the run's deadline,
 	// which the run row keeps, so it is not part of the snapshot.
 	Expiration time.Time `json:"-"`
 }
+
+// Priority is a notification's delivery priority.
+type Priority string
+
+// The priorities: APNs 10 and 5, FCM HIGH and NORMAL.
+const (
+	High   Priority = "high"
+	Normal Priority = "normal"
+)
+
+// Effective is p, or the default for a push that is silent or not.
+func (p Priority) Effective(silent bool) Priority {
+	switch {
+	case p != "":
+		return p
+	case silent:
+		return Normal
+	}
+	return High
+}
+
+// Overrides are raw JSON objects merged into a provider's payload: APNs
+// into the payload (its aps key by key), FCM into the message object.
+type Overrides struct {
+	APNs json.RawMessage `json:"apns,omitempty"`
+	FCM  json.RawMessage `json:"fcm,omitempty"`
+}
+
+// Translation is a campaign's text for one locale (campaign_translations).
+type Translation struct {
+	Locale   string `json:"locale"`
+	Title    string `json:"title"`
+	Body     string `json:"body"`
+	Subtitle string `json:"subtitle,omitempty"`
+}
+
+// Personal reports whether n is rendered per user.
+func (n *Notification) Personal() bool { return n.Templated || len(n.Translations) > 0 }
