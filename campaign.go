@@ -49,6 +49,14 @@ type Campaign struct {
 	Badge        *int
 	Sound        string
 	CollapseID   string
+	// The rich and silent push columns; empty or nil when NULL.
+	Subtitle, ImageURL, Link, Category, ThreadID, ChannelID string
+	InterruptionLevel, Priority                             string
+	RelevanceScore                                          *float64
+	Silent                                                  bool
+	Overrides                                               string // raw JSON text
+	// Translations are the campaign's campaign_translations rows.
+	Translations []Translation
 	ScheduledAt  time.Time
 	ExpiresAt    *time.Time
 	BatchSize    *int
@@ -132,8 +140,11 @@ type NewRun struct {
 	Deadline     time.Time
 	BatchSize    int
 	Notification []byte // JSON snapshot, decoded by the campaign package
-	Audience     Audience
-	Cap          FrequencyCap
+	// UserData: the notification is personal, so batches read the users'
+	// locale and attributes.
+	UserData bool
+	Audience Audience
+	Cap      FrequencyCap
 	// Timing, when Grouped, splits the run by zone: store makes a run per
 	// group of users that share send time and deadline.
 	Timing Timing

@@ -23,6 +23,9 @@ type Delivery struct {
 	Outcome  Outcome
 	Reason   string
 	Attempts int
+	// Locale is the translation the user was sent ("" for the campaign's
+	// own text); counted when the flush says Locales.
+	Locale string
 }
 
 // Invalidation records a token a provider declared dead.

@@ -20,7 +20,10 @@ type Run struct {
 	Audience     Audience
 	// Members says the audience is the run's rows in pushd_run_members.
 	Members bool
-	Cap     FrequencyCap
+	// UserData says batches read the recipients' locale and attributes,
+	// for templates and translations.
+	UserData bool
+	Cap      FrequencyCap
 	// Zone is the zone whose local clock a local-time or quiet-hours run
 	// keeps, nil for others; Quiet the quiet hours it keeps there.
 	Zone  *time.Location
@@ -37,6 +40,10 @@ type Recipient struct {
 	UserID       int64
 	Token        string
 	RegisteredAt time.Time
+	// Locale and Attributes are users.locale and users.attributes, read
+	// only for a run with UserData.
+	Locale     string
+	Attributes []byte
 }
 
 // Batch is a leased share of a run's audience. Every write about it must
@@ -96,6 +103,9 @@ type Flush struct {
 	Epoch      int64
 	Deliveries []Delivery
 	Invalid    []Invalidation
+	// Locales says the run has translations: its sent deliveries are
+	// counted per Locale in pushd_run_locales.
+	Locales bool
 	// Done says every recipient of the batch now has an outcome.
 	Done bool
 	// Lease renews the batch lease by this much.

@@ -1,6 +1,7 @@
--- pushd schema, version 4 (2 added pushd_provider_tokens and pushd_instances;
+-- pushd schema, version 5 (2 added pushd_provider_tokens and pushd_instances;
 -- 3 added segments, several apps per campaign and the frequency cap; 4 added
--- local-time delivery, quiet hours and pacing).
+-- local-time delivery, quiet hours and pacing; 5 added templates,
+-- translations and rich and silent pushes).
 --
 -- `pushd migrate` applies exactly this file (it is embedded in the binary),
 -- and every statement is idempotent. Runs on MySQL 8 and MariaDB >= 10.6.
@@ -16,6 +17,8 @@ CREATE TABLE IF NOT EXISTS users (
   app           VARCHAR(64)   NOT NULL COMMENT 'section name of the app in config.ini',
   push_token    VARCHAR(1024) CHARACTER SET ascii NOT NULL COMMENT 'APNs device token (hex) or FCM registration token',
   timezone      VARCHAR(64)   NULL COMMENT 'IANA zone, e.g. Europe/Paris',
+  locale        VARCHAR(35)   NULL COMMENT 'optional: BCP 47 locale, e.g. fr-CA, for campaign_translations',
+  attributes    JSON          NULL COMMENT 'optional: JSON object that templates read, e.g. {"first_name":"Anna"}',
   registered_at DATETIME(3)   NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)
                               COMMENT 'when the app last registered this token; a token re-registered after it was invalidated is used again',
   PRIMARY KEY (id),
@@ -36,6 +39,17 @@ CREATE TABLE IF NOT EXISTS campaigns (
   max_per_minute INT UNSIGNED  NULL COMMENT 'send at most this many pushes per minute, evenly spread; NULL: as fast as the app allows',
   title          VARCHAR(255)  NOT NULL DEFAULT '',
   body           TEXT          NOT NULL,
+  subtitle       VARCHAR(255)  NULL COMMENT 'a second line under the title (iPhone only)',
+  image_url      VARCHAR(1024) NULL COMMENT 'https URL of an image shown with the notification',
+  link           VARCHAR(1024) NULL COMMENT 'deep link the app opens on a tap, e.g. myapp://sale',
+  category       VARCHAR(64)   NULL COMMENT 'APNs category / Android click_action: which buttons show',
+  thread_id      VARCHAR(64)   NULL COMMENT 'iPhone: notifications with the same thread_id are grouped',
+  channel_id     VARCHAR(64)   NULL COMMENT 'Android notification channel the app created',
+  interruption_level VARCHAR(16) NULL COMMENT 'iPhone: passive, active, time-sensitive or critical',
+  relevance_score DOUBLE       NULL COMMENT 'iPhone: 0 to 1, how high it ranks in the notification summary',
+  priority       VARCHAR(8)    NULL COMMENT 'high or normal; NULL: high, or normal for a silent push',
+  silent         TINYINT(1)    NOT NULL DEFAULT 0 COMMENT '1: shows nothing, only wakes the app to refresh',
+  overrides      TEXT          NULL COMMENT 'JSON {"apns": {...}, "fcm": {...}} merged into the provider payload last',
   data           TEXT          NULL COMMENT 'JSON object of custom key/values, e.g. {"screen":"sale"}',
   badge          INT           NULL COMMENT 'app icon badge number; NULL leaves it alone',
   sound          VARCHAR(64)   NULL COMMENT 'sound name, e.g. default; NULL is silent',
@@ -78,7 +92,8 @@ CREATE TABLE IF NOT EXISTS pushd_runs (
   part           SMALLINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'local time and quiet hours: the send time''s number within the app; else 0',
   status         VARCHAR(16)   NOT NULL COMMENT 'running, paused, cancelled, done, failed, expired',
   status_reason  VARCHAR(1024) NOT NULL DEFAULT '',
-  notification   TEXT          NOT NULL COMMENT 'JSON snapshot of what is sent',
+  notification   MEDIUMTEXT    NOT NULL COMMENT 'JSON snapshot of what is sent, with its translations',
+  user_data      TINYINT(1)    NOT NULL DEFAULT 0 COMMENT '1: batches read users.locale and attributes for templates and translations',
   scheduled_for  DATETIME(3)   NOT NULL,
   deadline       DATETIME(3)   NOT NULL,
   batch_size     INT UNSIGNED  NOT NULL,
@@ -211,6 +226,28 @@ CREATE TABLE IF NOT EXISTS pushd_locks (
   PRIMARY KEY (name)
 ) ENGINE=InnoDB;
 
+-- campaign_translations: staff INSERT a row per language of a campaign. A
+-- user gets the row of their users.locale (fr-CA, else fr), else the
+-- campaign's own title and body. Placeholders work here too.
+CREATE TABLE IF NOT EXISTS campaign_translations (
+  campaign_id BIGINT       NOT NULL,
+  locale      VARCHAR(35)  NOT NULL COMMENT 'BCP 47: a language (fr) or a language and region (fr-CA)',
+  title       VARCHAR(255) NOT NULL DEFAULT '',
+  body        TEXT         NOT NULL,
+  subtitle    VARCHAR(255) NULL,
+  PRIMARY KEY (campaign_id, locale)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- pushd_run_locales: for runs with translations, how many users were sent
+-- each translation ('' is the campaign's own text). Written with the
+-- ledger, so the counts are exact; kept like pushd_runs.
+CREATE TABLE IF NOT EXISTS pushd_run_locales (
+  run_id BIGINT       NOT NULL,
+  locale VARCHAR(35)  NOT NULL,
+  sent   INT UNSIGNED NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, locale)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 CREATE TABLE IF NOT EXISTS pushd_schema (
   version    INT      NOT NULL,
   applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -221,3 +258,4 @@ INSERT IGNORE INTO pushd_schema (version) VALUES (1);
 INSERT IGNORE INTO pushd_schema (version) VALUES (2);
 INSERT IGNORE INTO pushd_schema (version) VALUES (3);
 INSERT IGNORE INTO pushd_schema (version) VALUES (4);
+INSERT IGNORE INTO pushd_schema (version) VALUES (5);

@@ -108,6 +108,14 @@ func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 			})
 			continue
 		}
+		p := r.prepared
+		if r.content != nil {
+			var o *outcome
+			if p, o = r.personal(&rc); o != nil {
+				w.put(*o)
+				continue
+			}
+		}
 		l, now, err := w.acquire(sendCtx)
 		if err != nil {
 			if errors.Is(sendCtx.Err(), context.DeadlineExceeded) {
@@ -127,7 +135,7 @@ func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 			break
 		}
 		wg.Add(1)
-		w.send(sendCtx, rc, l, &wg, now)
+		w.send(sendCtx, p, rc, l, &wg, now)
 	}
 	wg.Wait()
 	w.finish()
@@ -246,8 +254,8 @@ func (w *batchWork) waitLease(ctx context.Context) bool {
 // No goroutine waits for the answer: answered handles it on the provider's
 // frame reader, and only a push that must be tried again gets a goroutine,
 // for its backoff and its further tries. wg is done when the push is.
-func (w *batchWork) send(ctx context.Context, rc pushd.Recipient, l lease, wg *sync.WaitGroup, start time.Time) {
-	w.r.app.Sender.SendAsync(ctx, w.r.prepared, rc.Token, func(res providers.Result, err error) {
+func (w *batchWork) send(ctx context.Context, p providers.Prepared, rc pushd.Recipient, l lease, wg *sync.WaitGroup, start time.Time) {
+	w.r.app.Sender.SendAsync(ctx, p, rc.Token, func(res providers.Result, err error) {
 		attempts := 1
 		retryAfter, again := w.answered(ctx, rc, l, &attempts, start, res, err)
 		if !again {
@@ -257,14 +265,14 @@ func (w *batchWork) send(ctx context.Context, rc pushd.Recipient, l lease, wg *s
 		tried := attempts // a copy, so that attempts stays on the stack of every push
 		go func() {
 			defer wg.Done()
-			w.retry(ctx, rc, tried, retryAfter)
+			w.retry(ctx, p, rc, tried, retryAfter)
 		}()
 	})
 }
 
 // retry tries a push again after a backoff, until it has an outcome or
 // must be left for the next owner.
-func (w *batchWork) retry(ctx context.Context, rc pushd.Recipient, attempts int, retryAfter time.Duration) {
+func (w *batchWork) retry(ctx context.Context, p providers.Prepared, rc pushd.Recipient, attempts int, retryAfter time.Duration) {
 	r := w.r
 	for {
 		wait := backoff(attempts, retryAfter)
@@ -299,7 +307,7 @@ func (w *batchWork) retry(ctx context.Context, rc pushd.Recipient, attempts int,
 			w.put(expiredOutcome(rc, attempts))
 			return
 		}
-		res, err := r.app.Sender.Send(ctx, r.prepared, rc.Token)
+		res, err := r.app.Sender.Send(ctx, p, rc.Token)
 		attempts++
 		var again bool
 		if retryAfter, again = w.answered(ctx, rc, l, &attempts, start, res, err); !again {
@@ -359,7 +367,7 @@ func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, a
 	default:
 		switch res.Outcome {
 		case providers.Delivered:
-			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Sent, Attempts: *attempts}})
+			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Sent, Attempts: *attempts, Locale: rc.Locale}})
 		case providers.TokenInvalid:
 			w.put(invalidOutcome(r.run.App, rc, res, *attempts, r.o.Clock()))
 		case providers.CredentialFailure, providers.AppThrottled:
@@ -447,7 +455,7 @@ func (w *batchWork) record(ctx context.Context) bool {
 	// f accumulates what the next flush records; its slices are reused
 	// once a flush succeeds.
 	f := pushd.Flush{RunID: r.run.ID, CampaignID: r.run.CampaignID, BatchID: w.b.ID, Epoch: w.b.Epoch, Lease: r.o.Lease,
-		Tracked: r.run.Cap.Tracked()}
+		Tracked: r.run.Cap.Tracked(), Locales: r.content != nil && r.content.Translated()}
 	var (
 		recorded int
 		renewed  = time.Now()

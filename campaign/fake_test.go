@@ -21,7 +21,8 @@ var _ campaign.Sender = (*fakeSender)(nil)
 // clients, the fake writes nothing then and answers providers.ErrExpired. Tests check
 // when requests were made, not only what came of them.
 type fakeSender struct {
-	latency time.Duration
+	latency  time.Duration
+	maxTitle int
 
 	mu      sync.Mutex
 	answers map[string][]answer // by token; the last one repeats
@@ -44,9 +45,10 @@ type answer struct {
 type request struct {
 	token string
 	at    time.Time
+	n     pushd.Notification // what was sent
 }
 
-type prepared struct{}
+type prepared struct{ n pushd.Notification }
 
 func (prepared) PayloadSize() int { return 0 }
 
@@ -96,12 +98,19 @@ func (f *fakeSender) asyncAnswered() bool {
 	return f.async == f.answered
 }
 
-func (f *fakeSender) Prepare(pushd.Notification) (providers.Prepared, error) { return prepared{}, nil }
+// Prepare refuses a title over maxTitle bytes, if set, as a provider
+// refuses a payload over its limit.
+func (f *fakeSender) Prepare(n pushd.Notification) (providers.Prepared, error) {
+	if f.maxTitle > 0 && len(n.Title) > f.maxTitle {
+		return nil, fmt.Errorf("the notification is too large: %w", providers.ErrPayloadTooLarge)
+	}
+	return prepared{n}, nil
+}
 
 func (f *fakeSender) ValidateToken(string) error { return nil }
 
 // start counts a request and picks its answer.
-func (f *fakeSender) start(ctx context.Context, token string, async bool) answer {
+func (f *fakeSender) start(ctx context.Context, p providers.Prepared, token string, async bool) answer {
 	// By the clock, as the clients do: at the deadline's instant the
 	// context may not have ended yet.
 	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
@@ -113,7 +122,7 @@ func (f *fakeSender) start(ctx context.Context, token string, async bool) answer
 		return answer{err: providers.ErrExpired}
 	}
 	f.mu.Lock()
-	f.reqs = append(f.reqs, request{token: token, at: time.Now()})
+	f.reqs = append(f.reqs, request{token: token, at: time.Now(), n: p.(prepared).n})
 	n := len(f.reqs)
 	if async {
 		f.async++
@@ -152,14 +161,14 @@ func (f *fakeSender) wait(ctx context.Context, a answer) (providers.Result, erro
 	}
 }
 
-func (f *fakeSender) Send(ctx context.Context, _ providers.Prepared, token string) (providers.Result, error) {
-	return f.wait(ctx, f.start(ctx, token, false))
+func (f *fakeSender) Send(ctx context.Context, p providers.Prepared, token string) (providers.Result, error) {
+	return f.wait(ctx, f.start(ctx, p, token, false))
 }
 
 // SendAsync answers on a goroutine of its own, as a connection's frame
 // reader would, and calls done exactly once.
-func (f *fakeSender) SendAsync(ctx context.Context, _ providers.Prepared, token string, done func(providers.Result, error)) {
-	a := f.start(ctx, token, true)
+func (f *fakeSender) SendAsync(ctx context.Context, p providers.Prepared, token string, done func(providers.Result, error)) {
+	a := f.start(ctx, p, token, true)
 	go func() {
 		res, err := f.wait(ctx, a)
 		f.mu.Lock()

@@ -11,8 +11,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/content"
 	"github.com/pushd/pushd/providers"
 	"golang.org/x/time/rate"
 )
@@ -133,7 +135,12 @@ type Runner struct {
 	// realClock: o.Clock was left to default to time.Now.
 	realClock bool
 
+	// prepared is the run's notification, the same for every user; a
+	// personal one is rendered from content per user instead.
 	prepared providers.Prepared
+	content  *content.Content
+	// renderLog lets one line in 10 s tell why users fail to render.
+	renderLog rate.Sometimes
 	// expiring says why the claim loop ended the run as expired before its
 	// deadline was reached; only Run's goroutine touches it.
 	expiring string
@@ -209,12 +216,48 @@ func NewRunner(r pushd.Run, app *App, st Store, o Options) *Runner {
 	}
 	log := o.Logger.With("component", "campaign", "app", r.App, "campaign_id", r.CampaignID, "run_id", r.ID)
 	run := &Runner{run: r, app: app, store: st, o: o, log: log, realClock: realClock,
-		retryLog: rate.Sometimes{Interval: 10 * time.Second}}
+		retryLog: rate.Sometimes{Interval: 10 * time.Second}, renderLog: rate.Sometimes{Interval: 10 * time.Second}}
 	if r.MaxPerMinute > 0 {
 		// A burst of one: evenly spread, not a minute's worth at once.
 		run.pace = rate.NewLimiter(rate.Limit(float64(r.MaxPerMinute)/60), 1)
 	}
 	return run
+}
+
+// personal renders and prepares the notification for one user of a run
+// with templates or translations, and keeps the translation's locale in
+// rc.Locale for the count per locale. A user it cannot send to gets an
+// outcome instead: skipped by the template, or failed with the reason
+// (pushd_deliveries.reason holds 64 characters; the log has the rest).
+func (r *Runner) personal(rc *pushd.Recipient) (providers.Prepared, *outcome) {
+	n, locale, err := r.content.Render(content.User{ID: rc.UserID, Locale: rc.Locale, Attributes: rc.Attributes})
+	rc.Locale, rc.Attributes = locale, nil
+	if errors.Is(err, content.ErrSkipped) {
+		return nil, &outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Skipped, Reason: "template skip"}}
+	}
+	var p providers.Prepared
+	if err == nil {
+		n.Expiration = r.run.Deadline
+		p, err = r.app.Sender.Prepare(n)
+	}
+	if err != nil {
+		r.renderLog.Do(func() {
+			r.log.Warn("a user's notification cannot be sent as rendered", "user_id", rc.UserID, "error", err)
+		})
+		return nil, &outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend, Reason: truncate(err.Error(), 64)}}
+	}
+	return p, nil
+}
+
+// truncate cuts s to at most n bytes, on a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // SetShare tells the runner how many live instances work on its run, so
@@ -244,11 +287,19 @@ func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
 		return r.fail(ctx, fmt.Sprintf("pushd cannot read the run's notification snapshot: %v", err))
 	}
 	n.Expiration = r.run.Deadline
-	p, err := r.app.Sender.Prepare(n)
-	if err != nil {
-		return r.fail(ctx, err.Error())
+	if n.Personal() {
+		c, err := content.Compile(n)
+		if err != nil {
+			return r.fail(ctx, err.Error())
+		}
+		r.content = c
+	} else {
+		p, err := r.app.Sender.Prepare(n)
+		if err != nil {
+			return r.fail(ctx, err.Error())
+		}
+		r.prepared = p
 	}
-	r.prepared = p
 	if r.o.CountAudience {
 		go r.countAudience(ctx)
 	}

@@ -243,6 +243,28 @@ func (c *Content) variantFor(locale string) *variant {
 	return v
 }
 
+// Samples renders each translation and the campaign's text for a user
+// with no attributes, to check before the run that what most users get
+// fits the providers. A variant that skips such a user is left out.
+func (c *Content) Samples() ([]pushd.Notification, error) {
+	var out []pushd.Notification
+	locales := append([]string{""}, slices.Sorted(maps.Keys(c.variants))...)
+	for _, l := range locales {
+		n, _, err := c.Render(User{Locale: l})
+		if errors.Is(err, ErrSkipped) {
+			continue
+		}
+		if err != nil {
+			if l != "" {
+				return nil, fmt.Errorf("campaign_translations (%s) %w", l, err)
+			}
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 // Render returns the notification for u and the locale of the translation
 // it used ("" for the campaign's own text). Its errors are ErrSkipped, or
 // a reason in staff's words for failing this user alone.

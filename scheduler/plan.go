@@ -13,6 +13,7 @@ import (
 
 	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
+	"github.com/pushd/pushd/content"
 )
 
 // maxPerMinute bounds campaigns.max_per_minute: a million a minute is
@@ -113,7 +114,28 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 		return fail("%v", err)
 	}
 	// The one place a campaign row becomes what a provider renders.
-	n := pushd.Notification{Title: c.Title, Body: c.Body, Data: data, Badge: c.Badge, Sound: c.Sound, CollapseID: c.CollapseID}
+	n := pushd.Notification{Title: c.Title, Body: c.Body, Subtitle: c.Subtitle, Data: data, Badge: c.Badge, Sound: c.Sound,
+		CollapseID: c.CollapseID, ImageURL: strings.TrimSpace(c.ImageURL), Link: strings.TrimSpace(c.Link),
+		Category: c.Category, ThreadID: c.ThreadID, ChannelID: c.ChannelID,
+		InterruptionLevel: strings.ToLower(strings.TrimSpace(c.InterruptionLevel)), RelevanceScore: c.RelevanceScore,
+		Priority: pushd.Priority(strings.ToLower(strings.TrimSpace(c.Priority))), Silent: c.Silent,
+		Translations: c.Translations}
+	if err := checkRich(&n, c.Overrides); err != nil {
+		return fail("%v", err)
+	}
+	ct, err := content.Compile(n)
+	if err != nil {
+		return fail("%v", err)
+	}
+	n.Templated = ct.Templated()
+	// What the providers check before the run: the notification, or for a
+	// personal one each translation as a user without attributes gets it.
+	samples := []pushd.Notification{n}
+	if n.Personal() {
+		if samples, err = ct.Samples(); err != nil {
+			return fail("%v", err)
+		}
+	}
 	if n.CollapseID == "" {
 		// Derived from the run, so a copy resent after a crash replaces the
 		// first on the device instead of showing twice.
@@ -142,13 +164,17 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 			w = c.ExpiresAt.Sub(c.ScheduledAt)
 		}
 		window = max(window, w)
-		n := n
-		n.Expiration = at.Add(w)
-		if _, err := app.Sender.Prepare(n); err != nil {
-			if len(picked) > 1 {
-				return fail("for app '%s': %v", app.Name, err)
+		for _, sample := range samples {
+			sample.Expiration = at.Add(w)
+			if sample.CollapseID == "" {
+				sample.CollapseID = n.CollapseID
 			}
-			return fail("%v", err)
+			if _, err := app.Sender.Prepare(sample); err != nil {
+				if len(picked) > 1 {
+					return fail("for app '%s': %v", app.Name, err)
+				}
+				return fail("%v", err)
+			}
 		}
 		body, err := json.Marshal(n)
 		if err != nil {
@@ -162,7 +188,7 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 		if c.IgnoreFrequencyCap {
 			fc.Count = 0
 		}
-		runs[i] = pushd.NewRun{App: app.Name, ScheduledFor: at, Deadline: until(at.Add(w)), BatchSize: batch, Notification: body,
+		runs[i] = pushd.NewRun{App: app.Name, ScheduledFor: at, Deadline: until(at.Add(w)), BatchSize: batch, Notification: body, UserData: n.Personal(),
 			Audience: pushd.Audience{Segment: c.Segment, Exclude: c.ExcludeSegment}, Cap: fc}
 		runs[i].Timing = pushd.Timing{Local: c.LocalTime, Start: at, End: at.Add(w), Late: late, Default: app.DefaultZone}
 		if !c.IgnoreQuietHours {

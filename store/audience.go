@@ -29,9 +29,40 @@ type source struct {
 	runID   int64
 	app     string
 	members bool
+	// userData is the SELECT list of the users' locale and attributes
+	// (Store.userData), empty when the run does not read them.
+	userData string
 }
 
 func runSource(r pushd.Run) source { return source{runID: r.ID, app: r.App, members: r.Members} }
+
+// withUserData makes src read the users' locale and attributes.
+func (s *Store) withUserData(ctx context.Context, src source) (source, error) {
+	x := "u"
+	if src.members {
+		x = "x"
+	}
+	var err error
+	src.userData, err = s.userData(ctx, x)
+	return src, err
+}
+
+// columns is the SELECT list of a recipient; scan reads it into r.
+func (src source) columns(id string) string {
+	return id + `, u.push_token, u.registered_at` + src.userData
+}
+
+func (src source) scan(rows *sql.Rows, r *pushd.Recipient) error {
+	if src.userData == "" {
+		return rows.Scan(&r.UserID, &r.Token, &r.RegisteredAt)
+	}
+	var locale sql.NullString
+	if err := rows.Scan(&r.UserID, &r.Token, &r.RegisteredAt, &locale, &r.Attributes); err != nil {
+		return err
+	}
+	r.Locale = locale.String
+	return nil
+}
 
 // from is the FROM and WHERE of the audience u in (lo, hi], the column
 // holding the user's id, and the arguments. Members carry the token and
@@ -39,7 +70,11 @@ func runSource(r pushd.Run) source { return source{runID: r.ID, app: r.App, memb
 // pushd_run_members, in key order.
 func (src source) from(lo, hi int64) (string, string, []any) {
 	if src.members {
-		return ` FROM pushd_run_members u WHERE u.run_id = ? AND u.user_id > ? AND u.user_id <= ?`, `u.user_id`, []any{src.runID, lo, hi}
+		join := ``
+		if src.userData != "" {
+			join = ` LEFT JOIN users x ON x.id = u.user_id`
+		}
+		return ` FROM pushd_run_members u` + join + ` WHERE u.run_id = ? AND u.user_id > ? AND u.user_id <= ?`, `u.user_id`, []any{src.runID, lo, hi}
 	}
 	return ` FROM users u WHERE ` + sameApp + ` AND u.id > ? AND u.id <= ?`, `u.id`, []any{src.app, src.app, lo, hi}
 }
@@ -85,7 +120,7 @@ func (s *Store) CountAudience(ctx context.Context, r pushd.Run) (int64, error) {
 // cost with the table empty, and more as it fills up.
 func readAudience(ctx context.Context, tx *sql.Tx, src source, after, last int64, limit int) ([]pushd.Recipient, int64, error) {
 	from, id, args := src.from(after, last)
-	rows, err := tx.QueryContext(ctx, `SELECT `+id+`, u.push_token, u.registered_at`+from+` ORDER BY `+id+` LIMIT ?`, append(args, limit)...)
+	rows, err := tx.QueryContext(ctx, `SELECT `+src.columns(id)+from+` ORDER BY `+id+` LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read audience: %w", err)
 	}
@@ -93,7 +128,7 @@ func readAudience(ctx context.Context, tx *sql.Tx, src source, after, last int64
 	out := make([]pushd.Recipient, 0, limit)
 	for rows.Next() {
 		var r pushd.Recipient
-		if err := rows.Scan(&r.UserID, &r.Token, &r.RegisteredAt); err != nil {
+		if err := src.scan(rows, &r); err != nil {
 			return nil, 0, err
 		}
 		out = append(out, r)
@@ -157,7 +192,7 @@ func deadTokens(ctx context.Context, tx *sql.Tx, after, last int64) (map[int64]d
 func readUnrecorded(ctx context.Context, tx *sql.Tx, src source, after, last int64) ([]pushd.Recipient, error) {
 	from, id, args := src.from(after, last)
 	from, where, _ := strings.Cut(from, "WHERE")
-	rows, err := tx.QueryContext(ctx, `SELECT `+id+`, u.push_token, u.registered_at`+from+`
+	rows, err := tx.QueryContext(ctx, `SELECT `+src.columns(id)+from+`
 		LEFT JOIN pushd_invalid_tokens i ON i.user_id = `+id+`
 		LEFT JOIN pushd_deliveries d ON d.run_id = ? AND d.user_id = `+id+`
 		WHERE `+where+` AND `+validToken+` AND d.user_id IS NULL ORDER BY `+id,
@@ -169,7 +204,7 @@ func readUnrecorded(ctx context.Context, tx *sql.Tx, src source, after, last int
 	var out []pushd.Recipient
 	for rows.Next() {
 		var r pushd.Recipient
-		if err := rows.Scan(&r.UserID, &r.Token, &r.RegisteredAt); err != nil {
+		if err := src.scan(rows, &r); err != nil {
 			return nil, err
 		}
 		out = append(out, r)

@@ -42,14 +42,19 @@ func (s *Store) ClaimBatch(ctx context.Context, runID int64, owner string, held 
 			window   int64
 		)
 		err := tx.QueryRowContext(ctx, `SELECT campaign_id, occurrence, app, status, deadline, batch_size, max_user_id, cursor_user_id, drained,
-			members, cap_count, cap_window_s FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).
+			members, user_data, cap_count, cap_window_s FROM pushd_runs WHERE id = ? FOR UPDATE`, runID).
 			Scan(&r.CampaignID, &r.Occurrence, &r.App, &r.Status, &r.Deadline, &r.BatchSize, &r.MaxUserID, &cursor, &drained,
-				&r.Members, &r.Cap.Count, &window)
+				&r.Members, &r.UserData, &r.Cap.Count, &window)
 		if err != nil {
 			return fmt.Errorf("lock run %d: %w", runID, err)
 		}
 		r.Cap.Window = time.Duration(window) * time.Second
 		src := runSource(r)
+		if r.UserData {
+			if src, err = s.withUserData(ctx, src); err != nil {
+				return err
+			}
+		}
 		if r.Status != pushd.Running {
 			verdict = &pushd.RunStopped{Status: r.Status}
 			return nil

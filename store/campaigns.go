@@ -16,7 +16,8 @@ import (
 // finished yet, if there is one, so that a paused or failed app is resumed.
 const campaignColumns = `c.id, c.app, c.segment, c.exclude_segment, c.ignore_frequency_cap,
 	c.local_time, c.late_policy, c.ignore_quiet_hours, c.max_per_minute, c.title, c.body, c.data, c.badge, c.sound, c.collapse_id,
-	c.scheduled_at, c.expires_at, c.batch_size, c.cron, c.repeat_until, c.status, c.run_count,
+	c.subtitle, c.image_url, c.link, c.category, c.thread_id, c.channel_id, c.interruption_level, c.relevance_score,
+	c.priority, c.silent, c.overrides, c.scheduled_at, c.expires_at, c.batch_size, c.cron, c.repeat_until, c.status, c.run_count,
 	c.next_run_at, c.created_at, c.updated_at, r.id,
 	COALESCE((SELECT o.status FROM pushd_runs o WHERE o.campaign_id = c.id AND o.occurrence = r.occurrence
 		AND o.status NOT IN ('done', 'expired', 'cancelled') ORDER BY o.id LIMIT 1), r.status),
@@ -33,9 +34,13 @@ func scanCampaign(sc interface{ Scan(...any) error }) (*pushd.Campaign, error) {
 		runID                          sql.NullInt64
 		runStatus                      sql.NullString
 		runFor, runDeadline            sql.NullTime
+		subtitle, image, link, category, thread, channel,
+		level, priority, overrides sql.NullString
+		relevance sql.NullFloat64
 	)
 	err := sc.Scan(&c.ID, &c.App, &segment, &exclude, &c.IgnoreFrequencyCap,
 		&c.LocalTime, &late, &c.IgnoreQuietHours, &perMinute, &c.Title, &c.Body, &data, &badge, &sound, &collapse,
+		&subtitle, &image, &link, &category, &thread, &channel, &level, &relevance, &priority, &c.Silent, &overrides,
 		&c.ScheduledAt, &expires, &batch, &cronStr, &until, &c.Status, &c.RunCount,
 		&next, &c.CreatedAt, &c.UpdatedAt, &runID, &runStatus, &runFor, &runDeadline)
 	if err != nil {
@@ -44,6 +49,12 @@ func scanCampaign(sc interface{ Scan(...any) error }) (*pushd.Campaign, error) {
 	c.Data, c.Sound, c.CollapseID, c.Cron = data.String, sound.String, collapse.String, cronStr.String
 	c.Segment, c.ExcludeSegment = strings.TrimSpace(segment.String), strings.TrimSpace(exclude.String)
 	c.LatePolicy = late.String
+	c.Subtitle, c.ImageURL, c.Link, c.Category = subtitle.String, image.String, link.String, category.String
+	c.ThreadID, c.ChannelID, c.InterruptionLevel = thread.String, channel.String, level.String
+	c.Priority, c.Overrides = priority.String, overrides.String
+	if relevance.Valid {
+		c.RelevanceScore = &relevance.Float64
+	}
 	if perMinute.Valid {
 		n := int(perMinute.Int32)
 		c.MaxPerMinute = &n
@@ -129,7 +140,11 @@ func (s *Store) UpcomingCampaigns(ctx context.Context, after time.Time, limit in
 		}
 		out = append(out, c)
 	}
-	return out, markUnavailable(rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, markUnavailable(err)
+	}
+	rows.Close()
+	return out, loadTranslations(ctx, s.db, out...)
 }
 
 // Decide locks one scheduled campaign (skipping it if another instance holds
@@ -184,7 +199,7 @@ func lockScheduled(ctx context.Context, tx *sql.Tx, id int64) (*pushd.Campaign, 
 	if err != nil {
 		return nil, fmt.Errorf("lock campaign %d: %w", id, err)
 	}
-	return c, nil
+	return c, loadTranslations(ctx, tx, c)
 }
 
 func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d pushd.Decision, now time.Time) ([]int64, error) {
@@ -327,10 +342,10 @@ func insertRun(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, nr pushd.NewR
 	perMinute := sql.NullInt64{Int64: int64(nr.MaxPerMinute), Valid: nr.MaxPerMinute > 0}
 	res, err := tx.ExecContext(ctx, `INSERT INTO pushd_runs (campaign_id, occurrence, app, status, notification,
 		scheduled_for, deadline, batch_size, max_user_id, cursor_user_id, segment, exclude_segment, members,
-		cap_count, cap_window_s, max_per_minute, started_at)
-		VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		user_data, cap_count, cap_window_s, max_per_minute, started_at)
+		VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.RunCount+1, nr.App, nr.Notification, sendAt, deadline,
-		nr.BatchSize, maxID, minUserID, seg, excl, members,
+		nr.BatchSize, maxID, minUserID, seg, excl, members, nr.UserData,
 		nr.Cap.Count, int64(nr.Cap.Window.Seconds()), perMinute, now)
 	if err != nil {
 		return 0, fmt.Errorf("create run: %w", err)

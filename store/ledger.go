@@ -183,7 +183,7 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 				return err
 			}
 		}
-		var c [4]int64
+		var c [5]int64
 		for _, d := range ds {
 			switch d.Outcome {
 			case pushd.Sent:
@@ -194,13 +194,16 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 				c[2]++
 			case pushd.ExpiredSend:
 				c[3]++
+			case pushd.Skipped: // a template's {% skip %}
+				c[4]++
 			}
 		}
 		if len(ds) > 0 {
 			// The run row first: every transaction that touches a run locks
 			// it before its batches, which keeps them free of deadlocks.
 			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET sent = sent + ?, failed = failed + ?,
-				invalid_tokens = invalid_tokens + ?, expired = expired + ? WHERE id = ?`, c[0], c[1], c[2], c[3], f.RunID); err != nil {
+				invalid_tokens = invalid_tokens + ?, expired = expired + ?, skipped = skipped + ? WHERE id = ?`,
+				c[0], c[1], c[2], c[3], c[4], f.RunID); err != nil {
 				return fmt.Errorf("count run %d: %w", f.RunID, err)
 			}
 		}
@@ -241,9 +244,14 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 				return err
 			}
 		}
+		if f.Locales {
+			if err := recordLocales(ctx, tx, f.RunID, ds); err != nil {
+				return err
+			}
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET sent = sent + ?, failed = failed + ?,
-			invalid_tokens = invalid_tokens + ?, expired = expired + ?, updated_at = ? WHERE `+currentFor,
-			c[0], c[1], c[2], c[3], f.Now, f.CampaignID, f.RunID)
+			invalid_tokens = invalid_tokens + ?, expired = expired + ?, skipped = skipped + ?, updated_at = ? WHERE `+currentFor,
+			c[0], c[1], c[2], c[3], c[4], f.Now, f.CampaignID, f.RunID)
 		return err
 	})
 }

@@ -14,7 +14,7 @@ import (
 func (s *Store) ActiveRuns(ctx context.Context) ([]pushd.Run, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, campaign_id, occurrence, app, status, notification,
 		scheduled_for, deadline, batch_size, max_user_id, status_reason, COALESCE(segment, ''), COALESCE(exclude_segment, ''),
-		members, cap_count, cap_window_s, COALESCE(zone, ''), COALESCE(quiet_hours, ''), COALESCE(max_per_minute, 0)
+		members, user_data, cap_count, cap_window_s, COALESCE(zone, ''), COALESCE(quiet_hours, ''), COALESCE(max_per_minute, 0)
 		FROM pushd_runs WHERE status = 'running' ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list running runs: %w", err)
@@ -29,7 +29,7 @@ func (s *Store) ActiveRuns(ctx context.Context) ([]pushd.Run, error) {
 		)
 		if err := rows.Scan(&r.ID, &r.CampaignID, &r.Occurrence, &r.App, &r.Status, &r.Notification,
 			&r.ScheduledFor, &r.Deadline, &r.BatchSize, &r.MaxUserID, &r.Reason, &r.Audience.Segment, &r.Audience.Exclude,
-			&r.Members, &r.Cap.Count, &window, &zone, &quiet, &r.MaxPerMinute); err != nil {
+			&r.Members, &r.UserData, &r.Cap.Count, &window, &zone, &quiet, &r.MaxPerMinute); err != nil {
 			return nil, err
 		}
 		r.Cap.Window = time.Duration(window) * time.Second

@@ -53,6 +53,8 @@ type Store struct {
 	log *slog.Logger
 	// noLocalInfile is set once the server refuses LOAD DATA LOCAL.
 	noLocalInfile atomic.Bool
+	// userCols caches which optional columns users has (userData).
+	userCols atomic.Pointer[UserColumns]
 }
 
 // tlsConfigSeq names the TLS configs this process registers with the driver,

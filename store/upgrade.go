@@ -30,7 +30,8 @@ var obsoleteIndexes = map[string][]string{
 
 // widened are columns whose type a newer schema widened.
 var widened = []struct{ table, column string }{
-	{"campaigns", "app"}, // v3: several apps separated by commas
+	{"campaigns", "app"},           // v3: several apps separated by commas
+	{"pushd_runs", "notification"}, // v5: translations in the snapshot
 }
 
 type tableDef struct {
@@ -88,7 +89,14 @@ func stripComments(s string) string {
 func (s *Store) upgrade(ctx context.Context) error {
 	for _, t := range schemaTables() {
 		if t.name == "users" {
-			continue
+			// The company's own view is left alone; pushd's table gets the
+			// optional columns of newer versions (locale, attributes).
+			if base, err := s.baseTable(ctx, "users"); err != nil || !base {
+				if err != nil {
+					return err
+				}
+				continue
+			}
 		}
 		have, err := s.columns(ctx, t.name)
 		if err != nil {
@@ -142,6 +150,17 @@ func (s *Store) upgrade(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// baseTable reports whether table is a table, not a view.
+func (s *Store) baseTable(ctx context.Context, table string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.TABLES
+		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND TABLE_TYPE = 'BASE TABLE'`, table).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("migrate: is %s a table: %w", table, err)
+	}
+	return n > 0, nil
 }
 
 func (s *Store) columns(ctx context.Context, table string) (map[string]bool, error) {

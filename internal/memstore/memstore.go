@@ -451,7 +451,7 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) (err error) {
 	seen := map[int64]bool{}
 	for _, d := range ds {
 		switch d.Outcome {
-		case pushd.Sent, pushd.FailedSend, pushd.InvalidToken, pushd.ExpiredSend:
+		case pushd.Sent, pushd.FailedSend, pushd.InvalidToken, pushd.ExpiredSend, pushd.Skipped:
 		default:
 			return fmt.Errorf("record run %d: unknown outcome %q", f.RunID, d.Outcome)
 		}
@@ -496,6 +496,8 @@ func (s *Store) addOutcomes(run *RunRow, ds []pushd.Delivery) {
 			run.Counts.Invalid++
 		case pushd.ExpiredSend:
 			run.Counts.Expired++
+		case pushd.Skipped:
+			run.Counts.Skipped++
 		}
 	}
 }

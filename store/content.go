@@ -1,0 +1,133 @@
+package store
+
+// The content of campaigns beyond their row: translations, the users'
+// locale and attributes that templates read, and the count of users each
+// translation reached.
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/pushd/pushd"
+)
+
+// loadTranslations reads the campaign_translations rows of cs into them.
+func loadTranslations(ctx context.Context, q querier, cs ...*pushd.Campaign) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	byID := make(map[int64]*pushd.Campaign, len(cs))
+	args := make([]any, 0, len(cs))
+	for _, c := range cs {
+		byID[c.ID] = c
+		c.Translations = nil
+		args = append(args, c.ID)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT campaign_id, locale, title, body, COALESCE(subtitle, '')
+		FROM campaign_translations WHERE campaign_id IN (?`+strings.Repeat(",?", len(cs)-1)+`) ORDER BY campaign_id, locale`, args...)
+	if err != nil {
+		return fmt.Errorf("read campaign_translations: %w", markUnavailable(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id int64
+			t  pushd.Translation
+		)
+		if err := rows.Scan(&id, &t.Locale, &t.Title, &t.Body, &t.Subtitle); err != nil {
+			return fmt.Errorf("read campaign_translations: %w", err)
+		}
+		byID[id].Translations = append(byID[id].Translations, t)
+	}
+	return markUnavailable(rows.Err())
+}
+
+// UserColumns says which optional columns the users table or view has.
+type UserColumns struct {
+	Locale, Attributes bool
+}
+
+// UserColumns reports which of users' optional columns exist.
+func (s *Store) UserColumns(ctx context.Context) (UserColumns, error) {
+	have, err := s.columns(ctx, "users")
+	if err != nil {
+		return UserColumns{}, fmt.Errorf("read the columns of users: %w", err)
+	}
+	return UserColumns{Locale: have["locale"], Attributes: have["attributes"]}, nil
+}
+
+// userData is the SELECT list of a user's locale and attributes, read
+// from x, or NULL for a column the users view lacks. The columns are
+// looked up once per process.
+func (s *Store) userData(ctx context.Context, x string) (string, error) {
+	cols := s.userCols.Load()
+	if cols == nil {
+		c, err := s.UserColumns(ctx)
+		if err != nil {
+			return "", err
+		}
+		s.userCols.Store(&c)
+		cols = &c
+	}
+	out := `, NULL`
+	if cols.Locale {
+		out = `, ` + x + `.locale`
+	}
+	if cols.Attributes {
+		return out + `, ` + x + `.attributes`, nil
+	}
+	return out + `, NULL`, nil
+}
+
+// recordLocales adds the sent deliveries of a flush to their translations'
+// counts, in the flush's transaction.
+func recordLocales(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd.Delivery) error {
+	counts := map[string]int{}
+	for _, d := range ds {
+		if d.Outcome == pushd.Sent {
+			counts[d.Locale]++
+		}
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO pushd_run_locales (run_id, locale, sent) VALUES `)
+	args := make([]any, 0, 3*len(counts))
+	for l, n := range counts {
+		if len(args) > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString(`(?, ?, ?)`)
+		args = append(args, runID, l, n)
+	}
+	q.WriteString(` ON DUPLICATE KEY UPDATE sent = sent + VALUES(sent)`)
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		return fmt.Errorf("count translations sent: %w", err)
+	}
+	return nil
+}
+
+// RunLocales returns how many users each translation of a run reached,
+// by locale ("" for the campaign's own text).
+func (s *Store) RunLocales(ctx context.Context, runID int64) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT locale, sent FROM pushd_run_locales WHERE run_id = ?`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("read pushd_run_locales: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			l string
+			n int64
+		)
+		if err := rows.Scan(&l, &n); err != nil {
+			return nil, err
+		}
+		out[l] = n
+	}
+	return out, rows.Err()
+}
