@@ -243,6 +243,10 @@ type CampaignStatus struct {
 	// Runs are the ids of the current occurrence's runs (one per app, and
 	// per send time for local-time campaigns), when it has several.
 	Runs []int64
+	// Locales counts the users of the current occurrence sent each
+	// translation ("" for the campaign's own text); nil without
+	// translations.
+	Locales map[string]int64
 }
 
 // AppRun is one app's share of a campaign that names several: the sums

@@ -5,10 +5,13 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -242,6 +245,7 @@ func Status(w io.Writer, v StatusView) {
 		}
 	}
 	statusTable(w, rows, right)
+	statusLocales(w, v.Campaigns)
 	if lateETA {
 		fmt.Fprintln(w, "\n* at this rate the run ends after its deadline; users not reached by then count as expired")
 	}
@@ -558,4 +562,31 @@ func statusTruncate(s string, n int) string {
 		}
 	}
 	return strings.TrimRight(string(cut), " ,;:") + "…"
+}
+
+// statusLocales lists, for campaigns with translations, how many users
+// were sent each one, most first.
+func statusLocales(w io.Writer, cs []pushd.CampaignStatus) {
+	first := true
+	for _, c := range cs {
+		if len(c.Locales) == 0 {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nSent per translation:")
+			first = false
+		}
+		locales := slices.SortedFunc(maps.Keys(c.Locales), func(a, b string) int {
+			return cmp.Or(cmp.Compare(c.Locales[b], c.Locales[a]), cmp.Compare(a, b))
+		})
+		parts := make([]string, len(locales))
+		for i, l := range locales {
+			name := l
+			if l == "" {
+				name = "campaign text"
+			}
+			parts[i] = name + " " + Num(c.Locales[l])
+		}
+		fmt.Fprintf(w, "  %d: %s\n", c.ID, strings.Join(parts, " · "))
+	}
 }

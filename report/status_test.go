@@ -142,3 +142,19 @@ func TestStatusAppsCappedAndEstimate(t *testing.T) {
 		t.Errorf("SKIPPED shown with no skipped users:\n%s", out)
 	}
 }
+
+func TestStatusLocales(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	now := time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
+	Status(&b, StatusView{Database: "pushd", Loc: time.UTC, Now: now, Campaigns: []pushd.CampaignStatus{
+		{ID: 7, App: "A", Status: pushd.Done, Sent: 4300, ScheduledAt: now, Locales: map[string]int64{"": 3010, "fr": 1204, "de": 86}},
+		{ID: 6, App: "A", Status: pushd.Done, Sent: 10, ScheduledAt: now},
+	}})
+	if want := "Sent per translation:\n  7: campaign text 3,010 · fr 1,204 · de 86\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, b.String())
+	}
+	if strings.Contains(b.String(), "  6:") {
+		t.Errorf("a campaign without translations listed:\n%s", b.String())
+	}
+}

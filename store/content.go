@@ -131,3 +131,43 @@ func (s *Store) RunLocales(ctx context.Context, runID int64) (map[string]int64, 
 	}
 	return out, rows.Err()
 }
+
+// campaignLocales fills in the per-translation counts of the campaigns'
+// current occurrences, in one query.
+func (s *Store) campaignLocales(ctx context.Context, cs []pushd.CampaignStatus) error {
+	var args []any
+	byID := map[int64]*pushd.CampaignStatus{}
+	for i := range cs {
+		if c := &cs[i]; c.Run != nil {
+			args = append(args, c.ID)
+			byID[c.ID] = c
+		}
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT r.campaign_id, l.locale, SUM(l.sent) FROM pushd_run_locales l
+		JOIN pushd_runs r ON r.id = l.run_id
+		JOIN campaigns c ON c.id = r.campaign_id AND c.run_count = r.occurrence
+		WHERE r.campaign_id IN (?`+strings.Repeat(",?", len(args)-1)+`) GROUP BY r.campaign_id, l.locale`, args...)
+	if err != nil {
+		return fmt.Errorf("read pushd_run_locales: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id     int64
+			locale string
+			n      int64
+		)
+		if err := rows.Scan(&id, &locale, &n); err != nil {
+			return err
+		}
+		c := byID[id]
+		if c.Locales == nil {
+			c.Locales = map[string]int64{}
+		}
+		c.Locales[locale] = n
+	}
+	return rows.Err()
+}

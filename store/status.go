@@ -61,6 +61,9 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]pushd.Campaig
 		return nil, fmt.Errorf("list recent campaigns: %w", err)
 	}
 	rows.Close()
+	if err := s.campaignLocales(ctx, out); err != nil {
+		return nil, fmt.Errorf("list recent campaigns: %w", err)
+	}
 	for i := range out {
 		c := &out[i]
 		if c.Run == nil || (c.Status != pushd.Running && !strings.Contains(c.App, ",")) {

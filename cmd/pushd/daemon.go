@@ -444,5 +444,25 @@ func checkSetup(ctx context.Context, cfg *config.Config, databaseOK bool, stdout
 		return problems + 1
 	}
 	fmt.Fprintf(stdout, "ok: database %s reachable, schema current\n", cfg.Database.Name)
+	cols, err := st.UserColumns(cctx)
+	if err != nil {
+		fmt.Fprintf(stdout, "error: database %s: %v\n", cfg.Database.Name, err)
+		return problems + 1
+	}
+	fmt.Fprintf(stdout, "ok: users %s\n", userColumnsWords(cols))
 	return problems
+}
+
+// userColumnsWords says which optional users columns templates and
+// translations can use.
+func userColumnsWords(c store.UserColumns) string {
+	switch {
+	case c.Locale && c.Attributes:
+		return "has locale and attributes: translations and templates use them"
+	case c.Locale:
+		return "has locale but no attributes column: translations work; templates see only id and locale"
+	case c.Attributes:
+		return "has attributes but no locale column: templates work; every user gets the campaign's own text, not a translation"
+	}
+	return "has no locale or attributes column: every user gets the campaign's own text, and templates see only id"
 }
