@@ -169,7 +169,7 @@ func insertDeliveryRows(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd
 func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 	for _, d := range f.Deliveries {
 		switch d.Outcome {
-		case pushd.Sent, pushd.FailedSend, pushd.InvalidToken, pushd.ExpiredSend:
+		case pushd.Sent, pushd.FailedSend, pushd.InvalidToken, pushd.ExpiredSend, pushd.Skipped:
 		default:
 			return fmt.Errorf("record run %d: unknown outcome %q", f.RunID, d.Outcome)
 		}

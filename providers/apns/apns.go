@@ -1,5 +1,6 @@
-// Package apns sends alert notifications through the Apple Push Notification
-// service's HTTP/2 provider API with token (.p8 key) authentication.
+// Package apns sends alert and background notifications through the Apple
+// Push Notification service's HTTP/2 provider API with token (.p8 key)
+// authentication.
 //
 // A Client owns one provider token and one connection pool for one app
 // (bundle id, team and key). A campaign run renders its notification once

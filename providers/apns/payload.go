@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -86,19 +88,30 @@ func (r *payloadBody) Close() error { return nil }
 // Payload lets transport.Pool send the body without copying it.
 func (r *payloadBody) Payload() []byte { return r.b[r.off:] }
 
-// Prepare renders n once for a campaign run: the JSON payload
+// Prepare renders n once for a campaign run, or once per user for a
+// personalised one: the JSON payload
 //
-//	{"aps":{"alert":{"title":..,"body":..},"badge":N,"sound":".."}, <custom keys>}
+//	{"aps":{"alert":{"title":..,"subtitle":..,"body":..},"badge":N,"sound":"..",
+//	        "thread-id":..,"category":..,"mutable-content":1,
+//	        "interruption-level":..,"relevance-score":N},
+//	 "image_url":..,"link":.., <custom keys>}
 //
-// and the header values that are the same for every recipient. Custom data
-// keys are written at the top level in sorted order with their JSON types.
-// An empty title or body is left out of the alert, a nil Badge leaves the
-// badge alone, and an empty Sound plays none.
+// and the header values that are the same for every recipient. The keys
+// after aps (image_url, link and the custom data keys, written with their
+// JSON types) come in sorted order. An empty field is left out, a nil Badge
+// leaves the badge alone, and an empty Sound plays none. A Silent
+// notification is a background push instead: apns-push-type background,
+// apns-priority 5 whatever its Priority, and an aps of only
+// {"content-available":1}. Otherwise apns-priority is 10 for pushd.High
+// (the default) and 5 for pushd.Normal. n.Overrides.APNs is merged in last
+// (see mergeOverrides) and the size limit applies to the result.
 //
 // Its errors describe a problem with the campaign's content, in words for
-// the people who wrote it: no title and no body, a custom key "aps", a value
-// that is not JSON, a collapse id over MaxCollapseIDSize bytes, or a payload
-// over MaxPayloadSize bytes (wrapping providers.ErrPayloadTooLarge).
+// the people who wrote it: no title and no body on an alert, a silent push
+// with something to show, a custom key that pushd uses itself, a value that
+// is not JSON, an image URL that is not https, an unknown priority or
+// interruption level, a relevance score outside 0–1, bad overrides, a collapse id over MaxCollapseIDSize bytes, or
+// a payload over MaxPayloadSize bytes (wrapping providers.ErrPayloadTooLarge).
 func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
 	payload, err := renderPayload(n)
 	if err != nil {
@@ -107,10 +120,19 @@ func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
 	if err := checkCollapseID(n.CollapseID); err != nil {
 		return nil, err
 	}
+	pushType, priority := "alert", "10"
+	switch {
+	case n.Silent:
+		// Apple refuses a background push at priority 10 and throttles
+		// background pushes in any case; 5 is the only priority it takes.
+		pushType, priority = "background", "5"
+	case n.Priority.Effective(false) == pushd.Normal:
+		priority = "5"
+	}
 	h := http.Header{
 		"Apns-Topic":     {c.topic},
-		"Apns-Push-Type": {"alert"},
-		"Apns-Priority":  {"10"},
+		"Apns-Push-Type": {pushType},
+		"Apns-Priority":  {priority},
 	}
 	if !n.Expiration.IsZero() {
 		// An absolute UNIX time in seconds, not a number of seconds from now.
@@ -134,54 +156,125 @@ func checkCollapseID(id string) error {
 	return nil
 }
 
-// renderPayload builds the APNs JSON payload of n and checks its size.
-func renderPayload(n pushd.Notification) ([]byte, error) {
-	if n.Title == "" && n.Body == "" {
-		return nil, errors.New("the notification has neither a title nor a body; add at least one")
+// checkContent checks the fields of n that do not depend on the rendering.
+func checkContent(n pushd.Notification) error {
+	if n.Silent {
+		if err := silentConflicts(n); err != nil {
+			return err
+		}
+	} else if n.Title == "" && n.Body == "" {
+		return errors.New("the notification has neither a title nor a body; add at least one")
+	}
+	switch n.Priority {
+	case "", pushd.High, pushd.Normal:
+	default:
+		return fmt.Errorf("the priority is %q; use %q or %q, or leave it empty", n.Priority, pushd.High, pushd.Normal)
 	}
 	if n.Badge != nil && *n.Badge < 0 {
-		return nil, fmt.Errorf("the badge is %d, but it must be 0 (to clear it) or more", *n.Badge)
+		return fmt.Errorf("the badge is %d, but it must be 0 (to clear it) or more", *n.Badge)
 	}
-	keys := make([]string, 0, len(n.Data))
+	if n.ImageURL != "" && !httpsURL(n.ImageURL) {
+		// The device downloads the image itself, and iOS refuses plain
+		// http (App Transport Security).
+		return fmt.Errorf("the image URL %q is not a full https address; use one such as https://example.com/sale.png", n.ImageURL)
+	}
+	switch n.InterruptionLevel {
+	case "", "passive", "active", "time-sensitive", "critical":
+	default:
+		return fmt.Errorf("the interruption level %q is not one Apple knows; use passive, active, time-sensitive or critical, or leave it empty", n.InterruptionLevel)
+	}
+	if s := n.RelevanceScore; s != nil && !(*s >= 0 && *s <= 1) { // NaN fails too
+		return fmt.Errorf("the relevance score is %v, but it must be a number from 0 to 1", *s)
+	}
+	return nil
+}
+
+// httpsURL reports whether s is an absolute https URL with a host.
+func httpsURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "https" && u.Host != ""
+}
+
+// silentConflicts reports the fields a silent push cannot carry, since it
+// shows nothing on the device.
+func silentConflicts(n pushd.Notification) error {
+	var set []string
+	for _, f := range [...]struct {
+		name string
+		set  bool
+	}{
+		{"title", n.Title != ""}, {"body", n.Body != ""}, {"subtitle", n.Subtitle != ""},
+		{"sound", n.Sound != ""}, {"badge", n.Badge != nil}, {"image_url", n.ImageURL != ""},
+		{"category", n.Category != ""}, {"interruption_level", n.InterruptionLevel != ""},
+	} {
+		if f.set {
+			set = append(set, f.name)
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return fmt.Errorf("a silent push shows nothing, but this one sets %s: leave title, body, subtitle, sound, badge, image_url, category and interruption_level empty, or set silent to 0",
+		strings.Join(set, ", "))
+}
+
+// renderPayload builds the APNs JSON payload of n, merges its overrides and
+// checks the size.
+func renderPayload(n pushd.Notification) ([]byte, error) {
+	if err := checkContent(n); err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(n.Data)+2)
 	for k := range n.Data {
-		if k == "aps" {
+		switch {
+		case k == "aps":
 			return nil, errors.New(`the custom data key "aps" is reserved by Apple for the notification itself; rename it`)
+		case k == "image_url" && n.ImageURL != "":
+			return nil, errors.New(`the custom data key "image_url" clashes with the notification's image, which pushd sends under that key; rename the key or leave image_url empty`)
+		case k == "link" && n.Link != "":
+			return nil, errors.New(`the custom data key "link" clashes with the notification's link, which pushd sends under that key; rename the key or leave link empty`)
 		}
 		keys = append(keys, k)
 	}
+	if n.ImageURL != "" {
+		keys = append(keys, "image_url")
+	}
+	if n.Link != "" {
+		keys = append(keys, "link")
+	}
 	slices.Sort(keys)
 
+	// One allocation for the usual payload instead of a few as it grows.
+	size := 160 + len(n.Title) + len(n.Subtitle) + len(n.Body) + len(n.Sound) + len(n.ThreadID) +
+		len(n.Category) + len(n.ImageURL) + len(n.Link) + len(n.InterruptionLevel)
+	for k, v := range n.Data {
+		size += len(k) + len(v) + 4
+	}
 	var b bytes.Buffer
-	b.WriteString(`{"aps":{"alert":{`)
-	if n.Title != "" {
-		b.WriteString(`"title":`)
-		writeString(&b, n.Title)
-	}
-	if n.Body != "" {
-		if n.Title != "" {
-			b.WriteByte(',')
-		}
-		b.WriteString(`"body":`)
-		writeString(&b, n.Body)
-	}
-	b.WriteByte('}')
-	if n.Badge != nil {
-		b.WriteString(`,"badge":`)
-		b.WriteString(strconv.Itoa(*n.Badge))
-	}
-	if n.Sound != "" {
-		b.WriteString(`,"sound":`)
-		writeString(&b, n.Sound)
+	b.Grow(min(size, 2*MaxPayloadSize))
+	b.WriteString(`{"aps":{`)
+	if n.Silent {
+		b.WriteString(`"content-available":1`)
+	} else {
+		writeAPS(&b, n)
 	}
 	b.WriteByte('}')
 	for _, k := range keys {
+		b.WriteByte(',')
+		writeString(&b, k)
+		b.WriteByte(':')
+		switch {
+		case k == "image_url" && n.ImageURL != "":
+			writeString(&b, n.ImageURL)
+			continue
+		case k == "link" && n.Link != "":
+			writeString(&b, n.Link)
+			continue
+		}
 		v := n.Data[k]
 		if !utf8.Valid(v) {
 			return nil, fmt.Errorf("the custom data value of %q contains text that is not valid UTF-8", k)
 		}
-		b.WriteByte(',')
-		writeString(&b, k)
-		b.WriteByte(':')
 		if t := bytes.TrimLeft(v, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
 			// An object or array arrives as its JSON text, as FCM (whose
 			// data values are strings) must carry it: the app reads it the
@@ -198,11 +291,76 @@ func renderPayload(n pushd.Notification) ([]byte, error) {
 		}
 	}
 	b.WriteByte('}')
-	if b.Len() > MaxPayloadSize {
-		return nil, fmt.Errorf("the notification is %d bytes, but Apple allows at most %d; shorten the title, body or custom data: %w",
-			b.Len(), MaxPayloadSize, providers.ErrPayloadTooLarge)
+
+	payload := b.Bytes()
+	hint := "the title, body or custom data"
+	if hasOverrides(n.Overrides.APNs) {
+		var err error
+		if payload, err = mergeOverrides(payload, n.Overrides.APNs); err != nil {
+			return nil, err
+		}
+		hint = "the title, body, custom data or overrides.apns"
 	}
-	return bytes.Clone(b.Bytes()), nil
+	if len(payload) > MaxPayloadSize {
+		return nil, fmt.Errorf("the notification is %d bytes, but Apple allows at most %d; shorten %s: %w",
+			len(payload), MaxPayloadSize, hint, providers.ErrPayloadTooLarge)
+	}
+	return bytes.Clone(payload), nil
+}
+
+// writeAPS writes the members of an alert's aps dictionary, in the order of
+// Apple's table in "Generating a remote notification".
+func writeAPS(b *bytes.Buffer, n pushd.Notification) {
+	b.WriteString(`"alert":{`)
+	sep := false
+	for _, f := range [...]struct{ key, val string }{
+		{`"title":`, n.Title}, {`"subtitle":`, n.Subtitle}, {`"body":`, n.Body},
+	} {
+		if f.val == "" {
+			continue
+		}
+		if sep {
+			b.WriteByte(',')
+		}
+		b.WriteString(f.key)
+		writeString(b, f.val)
+		sep = true
+	}
+	b.WriteByte('}')
+	if n.Badge != nil {
+		b.WriteString(`,"badge":`)
+		b.WriteString(strconv.Itoa(*n.Badge))
+	}
+	if n.Sound != "" {
+		b.WriteString(`,"sound":`)
+		writeString(b, n.Sound)
+	}
+	if n.ThreadID != "" {
+		b.WriteString(`,"thread-id":`)
+		writeString(b, n.ThreadID)
+	}
+	if n.Category != "" {
+		b.WriteString(`,"category":`)
+		writeString(b, n.Category)
+	}
+	if n.ImageURL != "" {
+		// The app's notification service extension downloads the image;
+		// the system only runs it for mutable content.
+		b.WriteString(`,"mutable-content":1`)
+	}
+	if n.InterruptionLevel != "" {
+		b.WriteString(`,"interruption-level":`)
+		writeString(b, n.InterruptionLevel)
+	}
+	if n.RelevanceScore != nil {
+		b.WriteString(`,"relevance-score":`)
+		s := *n.RelevanceScore
+		if s == 0 {
+			s = 0 // not -0
+		}
+		var num [32]byte
+		b.Write(strconv.AppendFloat(num[:0], s, 'f', -1, 64))
+	}
 }
 
 // writeString writes s as a JSON string. Unlike json.Marshal it leaves <, >

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,54 +53,150 @@ func (m *message) PayloadSize() int { return m.size }
 // reservedData explains the data keys FCM refuses.
 const reservedData = `keys "from", "notification", "message_type" and any key starting with "google" or "gcm" are reserved by Firebase`
 
-// Prepare renders n for FCM, once per campaign run. The error says what to
-// fix in words fit for the campaign's author; it wraps
-// providers.ErrPayloadTooLarge when notification and data exceed MaxPayload
-// bytes.
+// Prepare renders n for FCM, once per campaign run or once per user for a
+// personalised one. The error says what to fix in words fit for the
+// campaign's author; it wraps providers.ErrPayloadTooLarge when
+// notification and data exceed MaxPayload bytes.
 //
 // Data values become strings, as FCM requires: a JSON string is unquoted, a
 // number keeps its literal text ("1.50"), true and false become "true" and
 // "false", null becomes "", and an object or array becomes its compact JSON
-// text. Keys are sent in sorted order.
+// text. Keys are sent in sorted order; n.Link is the data key "link".
+//
+// A notification is shown on Android from notification and
+// android.notification, and on Apple devices from notification and apns
+// (see docs/payloads.md). A Silent one is a data-only message: no
+// notification and no android.notification, and for Apple devices a
+// background push (apns-push-type background, apns-priority 5) whose aps is
+// only {"content-available":1}. n.Overrides.FCM is merged into the message
+// last (see prepareOverrides).
 func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
-	if n.Title == "" && n.Body == "" {
-		return nil, errors.New("the notification has neither a title nor a body; FCM needs at least one")
+	if err := checkContent(n); err != nil {
+		return nil, err
+	}
+	m, notification, data, err := c.build(n)
+	if err != nil {
+		return nil, err
+	}
+	if hasOverrides(n.Overrides.FCM) {
+		return c.prepareOverrides(m, n)
+	}
+	if err := checkSize(len(notification), len(data), ""); err != nil {
+		return nil, err
+	}
+	m.size = len(notification) + len(data)
+	return m, nil
+}
+
+// checkContent checks the fields of n that do not depend on the rendering.
+func checkContent(n pushd.Notification) error {
+	if n.Silent {
+		if err := silentConflicts(n); err != nil {
+			return err
+		}
+	} else if n.Title == "" && n.Body == "" {
+		return errors.New("the notification has neither a title nor a body; FCM needs at least one")
 	}
 	// Invalid UTF-8 would be sent as U+FFFD, three bytes each, and could
 	// push the id past the limit after this check.
 	if !utf8.ValidString(n.CollapseID) {
-		return nil, errors.New("collapse_id is not valid UTF-8")
+		return errors.New("collapse_id is not valid UTF-8")
 	}
 	if len(n.CollapseID) > maxCollapseID {
-		return nil, fmt.Errorf("collapse_id is %d bytes; at most %d are allowed", len(n.CollapseID), maxCollapseID)
+		return fmt.Errorf("collapse_id is %d bytes; at most %d are allowed", len(n.CollapseID), maxCollapseID)
 	}
 	if n.Badge != nil && *n.Badge < 0 {
-		return nil, fmt.Errorf("badge %d is negative: use 0 to clear the badge, or NULL to leave it alone", *n.Badge)
+		return fmt.Errorf("badge %d is negative: use 0 to clear the badge, or NULL to leave it alone", *n.Badge)
 	}
+	switch n.Priority {
+	case "", pushd.High, pushd.Normal:
+	default:
+		return fmt.Errorf("priority %q is unknown; use %q or %q, or leave it empty", n.Priority, pushd.High, pushd.Normal)
+	}
+	if n.ImageURL != "" && !httpsURL(n.ImageURL) {
+		// The device downloads the image itself, and iOS refuses plain
+		// http (App Transport Security).
+		return fmt.Errorf("image_url %q is not a full https address; use one such as https://example.com/sale.png", n.ImageURL)
+	}
+	switch n.InterruptionLevel {
+	case "", "passive", "active", "time-sensitive", "critical":
+	default:
+		return fmt.Errorf("interruption_level %q is not one Apple knows; use passive, active, time-sensitive or critical, or leave it empty", n.InterruptionLevel)
+	}
+	if s := n.RelevanceScore; s != nil && !(*s >= 0 && *s <= 1) { // NaN fails too
+		return fmt.Errorf("relevance_score is %v, but it must be a number from 0 to 1", *s)
+	}
+	return nil
+}
 
-	notification := []byte{'{'}
-	if n.Title != "" {
-		notification = appendString(append(notification, `"title":`...), n.Title)
-	}
-	if n.Body != "" {
-		if n.Title != "" {
-			notification = append(notification, ',')
+// httpsURL reports whether s is an absolute https URL with a host.
+func httpsURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "https" && u.Host != ""
+}
+
+// silentConflicts reports the fields a silent push cannot carry, since it
+// shows nothing on the device.
+func silentConflicts(n pushd.Notification) error {
+	var set []string
+	for _, f := range [...]struct {
+		name string
+		set  bool
+	}{
+		{"title", n.Title != ""}, {"body", n.Body != ""}, {"subtitle", n.Subtitle != ""},
+		{"sound", n.Sound != ""}, {"badge", n.Badge != nil}, {"image_url", n.ImageURL != ""},
+		{"category", n.Category != ""}, {"interruption_level", n.InterruptionLevel != ""},
+	} {
+		if f.set {
+			set = append(set, f.name)
 		}
-		notification = appendString(append(notification, `"body":`...), n.Body)
 	}
-	notification = append(notification, '}')
+	if len(set) == 0 {
+		return nil
+	}
+	return fmt.Errorf("a silent push shows nothing, but this one sets %s: leave title, body, subtitle, sound, badge, image_url, category and interruption_level empty, or set silent to 0",
+		strings.Join(set, ", "))
+}
 
-	data, err := renderData(n.Data)
+// checkSize applies MaxPayload to the compact JSON of notification plus
+// data; what names what else the author may shorten.
+func checkSize(notification, data int, what string) error {
+	size := notification + data
+	if size <= MaxPayload {
+		return nil
+	}
+	return fmt.Errorf("the notification is too large (%w): its text (%d bytes) and data (%d bytes) add up to %d bytes, FCM allows %d; shorten the text or the data%s",
+		providers.ErrPayloadTooLarge, notification, data, size, MaxPayload, what)
+}
+
+// build renders the byte template of n, which checkContent has accepted,
+// and returns it with the compact JSON of its notification (nil when
+// silent) and data (nil when empty). It does not check the size.
+func (c *Client) build(n pushd.Notification) (m *message, notification, data []byte, err error) {
+	if !n.Silent {
+		notification = []byte{'{'}
+		sep := false
+		for _, f := range [...]struct{ key, val string }{
+			{`"title":`, n.Title}, {`"body":`, n.Body}, {`"image":`, n.ImageURL},
+		} {
+			if f.val == "" {
+				continue
+			}
+			if sep {
+				notification = append(notification, ',')
+			}
+			notification = appendString(append(notification, f.key...), f.val)
+			sep = true
+		}
+		notification = append(notification, '}')
+	}
+
+	data, err = renderData(n.Data, n.Link)
 	if err != nil {
-		return nil, err
-	}
-	size := len(notification) + len(data)
-	if size > MaxPayload {
-		return nil, fmt.Errorf("the notification is too large (%w): its text (%d bytes) and data (%d bytes) add up to %d bytes, FCM allows %d; shorten the text or the data",
-			providers.ErrPayloadTooLarge, len(notification), len(data), size, MaxPayload)
+		return nil, nil, nil, err
 	}
 
-	m := &message{client: c, expiration: n.Expiration, size: size}
+	m = &message{client: c, expiration: n.Expiration}
 	var b []byte
 	if c.validateOnly {
 		b = append(b, `{"validate_only":true,"message":{"token":"`...)
@@ -108,8 +205,11 @@ func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
 	}
 	m.head, b = b, nil
 
-	b = append(b, `","notification":`...)
-	b = append(b, notification...)
+	b = append(b, '"')
+	if notification != nil {
+		b = append(b, `,"notification":`...)
+		b = append(b, notification...)
+	}
 	if len(data) > 0 {
 		b = append(b, `,"data":`...)
 		b = append(b, data...)
@@ -119,17 +219,32 @@ func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
 		b = append(b, `"ttl":"`...)
 		m.mid, b = b, []byte(`s",`)
 	}
-	b = append(b, `"priority":"high"`...)
-	if n.CollapseID != "" || n.Sound != "" {
-		b = append(b, `,"notification":{`...)
+	if n.Priority.Effective(n.Silent) == pushd.Normal {
+		b = append(b, `"priority":"NORMAL"`...)
+	} else {
+		b = append(b, `"priority":"HIGH"`...)
+	}
+	if n.Silent {
+		// A data message has no android.notification, so its tag cannot
+		// collapse it; collapse_key does.
 		if n.CollapseID != "" {
-			b = appendString(append(b, `"tag":`...), n.CollapseID)
+			b = appendString(append(b, `,"collapse_key":`...), n.CollapseID)
 		}
-		if n.Sound != "" {
-			if n.CollapseID != "" {
+	} else if n.CollapseID != "" || n.Sound != "" || n.Category != "" || n.ChannelID != "" {
+		b = append(b, `,"notification":{`...)
+		sep := false
+		for _, f := range [...]struct{ key, val string }{
+			{`"tag":`, n.CollapseID}, {`"sound":`, n.Sound},
+			{`"click_action":`, n.Category}, {`"channel_id":`, n.ChannelID},
+		} {
+			if f.val == "" {
+				continue
+			}
+			if sep {
 				b = append(b, ',')
 			}
-			b = appendString(append(b, `"sound":`...), n.Sound)
+			b = appendString(append(b, f.key...), f.val)
+			sep = true
 		}
 		b = append(b, '}')
 	}
@@ -143,19 +258,26 @@ func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
 		b = appendString(append(b, `"apns-collapse-id":`...), n.CollapseID)
 		b = append(b, ',')
 	}
-	b = append(b, `"apns-priority":"10"}`...)
-	if n.Badge != nil || n.Sound != "" {
+	switch {
+	case n.Silent:
+		// Apple takes a background push only at priority 5, and FCM
+		// refuses a data message to Apple devices at 10.
+		b = append(b, `"apns-push-type":"background","apns-priority":"5"}`...)
+	case n.Priority.Effective(false) == pushd.Normal:
+		b = append(b, `"apns-priority":"5"}`...)
+	default:
+		b = append(b, `"apns-priority":"10"}`...)
+	}
+	if n.Silent {
+		b = append(b, `,"payload":{"aps":{"content-available":1}}`...)
+	} else if aps := appendAPS(nil, n); aps != nil {
 		b = append(b, `,"payload":{"aps":{`...)
-		if n.Badge != nil {
-			b = strconv.AppendInt(append(b, `"badge":`...), int64(*n.Badge), 10)
-		}
-		if n.Sound != "" {
-			if n.Badge != nil {
-				b = append(b, ',')
-			}
-			b = appendString(append(b, `"sound":`...), n.Sound)
-		}
+		b = append(b, aps...)
 		b = append(b, `}}`...)
+	}
+	if n.ImageURL != "" && !n.Silent {
+		b = appendString(append(b, `,"fcm_options":{"image":`...), n.ImageURL)
+		b = append(b, '}')
 	}
 	b = append(b, `}}}`...)
 	if m.mid == nil {
@@ -163,28 +285,88 @@ func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
 	} else {
 		m.tail = b
 	}
-	return m, nil
+	return m, notification, data, nil
 }
 
-// renderData renders the data map as a compact JSON object of strings, or
-// nothing when it is empty.
-func renderData(data map[string]json.RawMessage) ([]byte, error) {
-	if len(data) == 0 {
+// appendAPS appends the members of an alert's apns.payload.aps, in the
+// order of Apple's table in "Generating a remote notification", or returns
+// b unchanged (nil for nil) when there are none. FCM fills in aps.alert's
+// title and body from the message's notification.
+func appendAPS(b []byte, n pushd.Notification) []byte {
+	start := len(b)
+	sep := func() {
+		if len(b) > start {
+			b = append(b, ',')
+		}
+	}
+	if n.Subtitle != "" {
+		b = appendString(append(b, `"alert":{"subtitle":`...), n.Subtitle)
+		b = append(b, '}')
+	}
+	if n.Badge != nil {
+		sep()
+		b = strconv.AppendInt(append(b, `"badge":`...), int64(*n.Badge), 10)
+	}
+	for _, f := range [...]struct{ key, val string }{
+		{`"sound":`, n.Sound}, {`"thread-id":`, n.ThreadID}, {`"category":`, n.Category},
+	} {
+		if f.val != "" {
+			sep()
+			b = appendString(append(b, f.key...), f.val)
+		}
+	}
+	if n.ImageURL != "" {
+		// Lets the app's notification service extension (the FCM SDK's,
+		// for fcm_options.image) download the image.
+		sep()
+		b = append(b, `"mutable-content":1`...)
+	}
+	if n.InterruptionLevel != "" {
+		sep()
+		b = appendString(append(b, `"interruption-level":`...), n.InterruptionLevel)
+	}
+	if n.RelevanceScore != nil {
+		sep()
+		s := *n.RelevanceScore
+		if s == 0 {
+			s = 0 // not -0
+		}
+		b = strconv.AppendFloat(append(b, `"relevance-score":`...), s, 'f', -1, 64)
+	}
+	return b
+}
+
+// renderData renders the data map, with link under the key "link" unless
+// it is empty, as a compact JSON object of strings, or nothing when there
+// is neither.
+func renderData(data map[string]json.RawMessage, link string) ([]byte, error) {
+	if len(data) == 0 && link == "" {
 		return nil, nil
 	}
-	keys := make([]string, 0, len(data))
+	keys := make([]string, 0, len(data)+1)
 	for k := range data {
 		if err := checkDataKey(k); err != nil {
 			return nil, err
 		}
+		if k == "link" && link != "" {
+			return nil, errors.New(`data key "link" clashes with the notification's link, which pushd sends under that key; rename the key or leave link empty`)
+		}
 		keys = append(keys, k)
+	}
+	if link != "" {
+		keys = append(keys, "link")
 	}
 	slices.Sort(keys)
 	b := []byte{'{'}
 	for i, k := range keys {
-		v, err := dataString(data[k])
-		if err != nil {
-			return nil, fmt.Errorf("the data value of %q: %w", k, err)
+		var v string
+		if k == "link" && link != "" {
+			v = link
+		} else {
+			var err error
+			if v, err = dataString(data[k]); err != nil {
+				return nil, fmt.Errorf("the data value of %q: %w", k, err)
+			}
 		}
 		if i > 0 {
 			b = append(b, ',')

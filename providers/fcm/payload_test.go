@@ -41,34 +41,34 @@ func TestPrepareRendersV1Message(t *testing.T) {
 				Data: map[string]json.RawMessage{"b": raw("2"), "a": raw(`"x"`)}, Expiration: deadline,
 			},
 			want: `{"message":{"token":"tok","notification":{"title":"Sale","body":"50% off <today> & \"now\""},"data":{"a":"x","b":"2"},` +
-				`"android":{"ttl":"3600s","priority":"high","notification":{"tag":"sale","sound":"chime.caf"}},` +
+				`"android":{"ttl":"3600s","priority":"HIGH","notification":{"tag":"sale","sound":"chime.caf"}},` +
 				`"apns":{"headers":{"apns-expiration":"1893553445","apns-collapse-id":"sale","apns-priority":"10"},"payload":{"aps":{"badge":0,"sound":"chime.caf"}}}}}`,
 		},
 		{
 			name: "body only, no deadline",
 			n:    pushd.Notification{Body: "Hi"},
-			want: `{"message":{"token":"tok","notification":{"body":"Hi"},"android":{"priority":"high"},"apns":{"headers":{"apns-priority":"10"}}}}`,
+			want: `{"message":{"token":"tok","notification":{"body":"Hi"},"android":{"priority":"HIGH"},"apns":{"headers":{"apns-priority":"10"}}}}`,
 		},
 		{
 			name: "title and badge",
 			n:    pushd.Notification{Title: "Hi", Badge: &zero},
-			want: `{"message":{"token":"tok","notification":{"title":"Hi"},"android":{"priority":"high"},"apns":{"headers":{"apns-priority":"10"},"payload":{"aps":{"badge":0}}}}}`,
+			want: `{"message":{"token":"tok","notification":{"title":"Hi"},"android":{"priority":"HIGH"},"apns":{"headers":{"apns-priority":"10"},"payload":{"aps":{"badge":0}}}}}`,
 		},
 		{
 			name: "collapse id without sound",
 			n:    pushd.Notification{Title: "Hi", CollapseID: "c"},
-			want: `{"message":{"token":"tok","notification":{"title":"Hi"},"android":{"priority":"high","notification":{"tag":"c"}},"apns":{"headers":{"apns-collapse-id":"c","apns-priority":"10"}}}}`,
+			want: `{"message":{"token":"tok","notification":{"title":"Hi"},"android":{"priority":"HIGH","notification":{"tag":"c"}},"apns":{"headers":{"apns-collapse-id":"c","apns-priority":"10"}}}}`,
 		},
 		{
 			name:         "validate_only",
 			validateOnly: true,
 			n:            pushd.Notification{Title: "Hi", Expiration: deadline},
-			want:         `{"validate_only":true,"message":{"token":"tok","notification":{"title":"Hi"},"android":{"ttl":"3600s","priority":"high"},"apns":{"headers":{"apns-expiration":"1893553445","apns-priority":"10"}}}}`,
+			want:         `{"validate_only":true,"message":{"token":"tok","notification":{"title":"Hi"},"android":{"ttl":"3600s","priority":"HIGH"},"apns":{"headers":{"apns-expiration":"1893553445","apns-priority":"10"}}}}`,
 		},
 		{
 			name: "unicode and emoji pass through, controls are escaped",
 			n:    pushd.Notification{Title: "Grüße 🎉 日本", Body: "line1\nline2\t\u0001\\"},
-			want: `{"message":{"token":"tok","notification":{"title":"Grüße 🎉 日本","body":"line1\nline2\t\u0001\\"},"android":{"priority":"high"},"apns":{"headers":{"apns-priority":"10"}}}}`,
+			want: `{"message":{"token":"tok","notification":{"title":"Grüße 🎉 日本","body":"line1\nline2\t\u0001\\"},"android":{"priority":"HIGH"},"apns":{"headers":{"apns-priority":"10"}}}}`,
 		},
 	}
 	for _, tt := range tests {
