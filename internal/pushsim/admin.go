@@ -119,6 +119,17 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		bw.Flush()
 	})
+	mux.HandleFunc("GET /pushes", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		bw := bufio.NewWriter(w)
+		enc := json.NewEncoder(bw)
+		for _, p := range s.Pushes() {
+			if err := enc.Encode(p); err != nil {
+				return
+			}
+		}
+		bw.Flush()
+	})
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, r *http.Request) {
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)

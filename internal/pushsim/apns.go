@@ -1,10 +1,9 @@
 package pushsim
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -41,7 +40,8 @@ const (
 	reasonTooManyRequests             = "TooManyRequests"
 	reasonServiceUnavailable          = "ServiceUnavailable"
 	// reasonBadPayload is ours: Apple documents no reason for a body that
-	// is not a JSON object with an "aps" dictionary.
+	// is not a JSON object with an "aps" dictionary, nor for the aps values
+	// the simulator refuses (see aps.go).
 	reasonBadPayload = "BadPayload"
 )
 
@@ -76,8 +76,9 @@ var topicPattern = regexp.MustCompile(`^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$`)
 type apnsResult struct {
 	status    int // 0: not decided yet
 	reason    string
-	timestamp int64 // ms since epoch, for 410
-	gone      bool  // the client went away: answer nothing
+	detail    string // why, for the debug log: APNs answers the reason only
+	timestamp int64  // ms since epoch, for 410
+	gone      bool   // the client went away: answer nothing
 }
 
 func apnsError(status int, reason string) apnsResult {
@@ -119,7 +120,7 @@ func (s *Server) serveAPNs(w http.ResponseWriter, r *http.Request, f *faultState
 	}
 	st.answer(res.status, res.reason, s.now)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
-		s.log.Debug("apns request", "path", r.URL.Path, "status", res.status, "reason", res.reason, "apns_id", id)
+		s.log.Debug("apns request", "path", r.URL.Path, "status", res.status, "reason", res.reason, "detail", res.detail, "apns_id", id)
 	}
 
 	h := w.Header()
@@ -193,8 +194,16 @@ func (s *Server) checkAPNs(r *http.Request, f *faultState) (apnsRequest, apnsRes
 	if req.priority != "" && !validPriority(req.priority) {
 		return req, apnsError(http.StatusBadRequest, reasonBadPriority)
 	}
-	if req.pushType == "background" && req.priority == "10" {
-		return req, apnsError(http.StatusBadRequest, reasonBadPriority)
+	// Apple, on the background push type: always use priority 5; priority
+	// 10 is an error. An omitted apns-priority means 10. Priority 1 is no
+	// error Apple names; the simulator refuses it too, stricter than APNs,
+	// since the documentation allows only 5. BadPriority is Apple's reason
+	// for an apns-priority it does not accept, so it is the one answered
+	// here rather than InvalidPushType.
+	if req.pushType == "background" && req.priority != "5" {
+		res := apnsError(http.StatusBadRequest, reasonBadPriority)
+		res.detail = "apns-push-type background needs apns-priority 5, got " + cmp.Or(req.priority, "none (10)")
+		return req, res
 	}
 	if v, ok := r.Header["Apns-Expiration"]; ok {
 		req.expiration = v[0]
@@ -219,11 +228,38 @@ func (s *Server) checkAPNs(r *http.Request, f *faultState) (apnsRequest, apnsRes
 	case tooLarge || len(body) > limit:
 		return req, apnsError(http.StatusRequestEntityTooLarge, reasonPayloadTooLarge)
 	}
-	if aps, ok := apsOf(body); !ok || apsProblem(aps) != "" {
-		return req, apnsError(http.StatusBadRequest, reasonBadPayload)
+	if res := checkAPNsPayload(body, req.pushType); res.status != 0 {
+		return req, res
 	}
 	req.body = body
 	return req, apnsResult{}
+}
+
+// checkAPNsPayload applies the payload rules of aps.go to body, sent with
+// pushType. Type and value errors come first (BadPayload), then a payload
+// that does not match its push type (InvalidPushType).
+func checkAPNsPayload(body []byte, pushType string) apnsResult {
+	aps, ok := apsOf(body)
+	if !ok {
+		res := apnsError(http.StatusBadRequest, reasonBadPayload)
+		res.detail = `the payload is not a JSON object with an "aps" dictionary`
+		return res
+	}
+	f, problem := scanAPS(aps)
+	if problem == "" {
+		problem = f.valueProblem(f.alert != nil)
+	}
+	if problem != "" {
+		res := apnsError(http.StatusBadRequest, reasonBadPayload)
+		res.detail = problem
+		return res
+	}
+	if problem := f.pushTypeProblem(pushType, f.alert != nil); problem != "" {
+		res := apnsError(http.StatusBadRequest, reasonInvalidPushType)
+		res.detail = problem
+		return res
+	}
+	return apnsResult{}
 }
 
 // checkProviderToken applies the JWT rules to an authorization header.
@@ -274,100 +310,29 @@ func (s *Server) sendAPNs(ctx context.Context, req apnsRequest, f *faultState) a
 		return apnsError(http.StatusServiceUnavailable, reasonServiceUnavailable)
 	}
 	s.stats.apns.delivered.Add(1)
+	if s.delivery == nil && s.pushes == nil {
+		return apnsResult{status: http.StatusOK}
+	}
+	d := Delivery{
+		Token:      req.token,
+		Provider:   ProviderAPNs,
+		Topic:      req.topic,
+		PushType:   req.pushType,
+		Priority:   req.priority,
+		Expiration: req.expiration,
+		CollapseID: req.collapseID,
+		Payload:    req.body,
+		At:         s.now(),
+		Received:   arrival(ctx),
+	}
+	if s.pushes != nil {
+		s.pushes.record(d.push(), req.body)
+	}
 	if s.delivery != nil {
-		s.delivery.record(Delivery{
-			Token:      req.token,
-			Provider:   ProviderAPNs,
-			Topic:      req.topic,
-			PushType:   req.pushType,
-			Priority:   req.priority,
-			Expiration: req.expiration,
-			CollapseID: req.collapseID,
-			Payload:    req.body,
-			At:         s.now(),
-			Received:   arrival(ctx),
-		})
+		s.delivery.record(d)
 	}
 	return apnsResult{status: http.StatusOK}
 }
-
-// hasAPSDictionary reports whether body is a JSON object whose "aps" member
-// is an object.
-func hasAPSDictionary(body []byte) bool {
-	_, ok := apsOf(body)
-	return ok
-}
-
-// apsOf returns the "aps" member of body if body is a JSON object and that
-// member is an object.
-func apsOf(body []byte) ([]byte, bool) {
-	if !json.Valid(body) {
-		return nil, false
-	}
-	body = trimJSON(body)
-	if body[0] != '{' {
-		return nil, false
-	}
-	var aps []byte
-	members(body, func(key string, val []byte) error {
-		if key == "aps" {
-			aps = val // a repeated key counts as it does for json.Unmarshal: the last wins
-		}
-		return nil
-	})
-	return aps, aps != nil && aps[0] == '{'
-}
-
-// apsKind is the JSON type Apple documents for an aps key
-// ("Generating a remote notification"): 's' string, 'o' dictionary,
-// 'n' number, 'i' non-negative integer; "so" allows either.
-var apsKind = map[string]string{
-	"alert":              "so",
-	"badge":              "i",
-	"sound":              "so",
-	"thread-id":          "s",
-	"category":           "s",
-	"content-available":  "i",
-	"mutable-content":    "i",
-	"target-content-id":  "s",
-	"interruption-level": "s",
-	"relevance-score":    "n",
-	"filter-criteria":    "s",
-}
-
-// apsProblem names the first documented aps key whose value has the wrong
-// JSON type, or returns "". Apple ignores keys it does not document, so
-// they pass; a badge of "3" or a sound of 1 is a client bug Apple's
-// documentation rules out, and the simulator, stricter than APNs, rejects
-// it rather than deliver a push the device would mishandle.
-func apsProblem(aps []byte) string {
-	var problem string
-	members(aps, func(key string, val []byte) error {
-		kind, ok := apsKind[key]
-		if !ok || problem != "" {
-			return nil
-		}
-		var got byte
-		switch c := val[0]; {
-		case c == '"':
-			got = 's'
-		case c == '{':
-			got = 'o'
-		case c == '-' || '0' <= c && c <= '9':
-			got = 'n'
-			if allDigits(string(val)) {
-				got = 'i'
-			}
-		}
-		if got == 0 || !strings.ContainsRune(kind, rune(got)) && !(got == 'i' && strings.Contains(kind, "n")) {
-			problem = fmt.Sprintf("aps.%s is %s, want %s", key, val, apsKindNames[kind])
-		}
-		return nil
-	})
-	return problem
-}
-
-var apsKindNames = map[string]string{"s": "a string", "so": "a string or a dictionary", "n": "a number", "i": "a non-negative integer"}
 
 // Bounds on apns-expiration beyond "an unsigned integer". Apple documents
 // an absolute UNIX time in seconds, 0 meaning "once, don't store"; a date

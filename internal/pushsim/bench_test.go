@@ -51,3 +51,20 @@ func BenchmarkFCM(b *testing.B) {
 		`"apns":{"headers":{"apns-priority":"10","apns-expiration":"1900000000"},"payload":{"aps":{"sound":"default"}}}}}`
 	benchmarkSim(b, e, func() *http.Request { return e.fcmRequest(e.s.Files().ProjectID, tok, body) })
 }
+
+func BenchmarkAPNsKeepPushes(b *testing.B) {
+	e := start(b, Options{NoDeliveryLog: true, KeepPushes: 10000, Now: time.Now})
+	benchmarkSim(b, e, func() *http.Request { return e.apnsRequest(devToken, alertBody) })
+}
+
+// BenchmarkAPNsPayloadCheck is the payload checks alone, for a rich alert.
+func BenchmarkAPNsPayloadCheck(b *testing.B) {
+	body := []byte(`{"aps":{"alert":{"title":"Hi","body":"there"},"sound":"default","badge":3,"mutable-content":1,` +
+		`"interruption-level":"time-sensitive","relevance-score":0.5,"thread-id":"t"},"image":"https://example.com/a.png"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := checkAPNsPayload(body, "alert"); res.status != 0 {
+			b.Fatal(res.detail)
+		}
+	}
+}

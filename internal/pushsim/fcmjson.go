@@ -254,6 +254,9 @@ func (sm *stringMap) getFold(key string) (string, bool) {
 type enumType struct {
 	name   string // type URL for errors
 	values []string
+	// namesOnly takes a value name only as Google spells it or all in lower
+	// case, and no number; see androidMessagePriority.
+	namesOnly bool
 }
 
 // enum is an enum field. Like Google's front end it takes the value name
@@ -273,11 +276,14 @@ func (e *enum) decode(v []byte, path fieldPath) error {
 	if v[0] == '"' {
 		s := unquote(v)
 		for _, name := range e.typ.values {
-			if strings.EqualFold(s, name) {
+			if strings.EqualFold(s, name) && (!e.typ.namesOnly || s == name || !hasUpper(s)) {
 				e.value = s
 				return nil
 			}
 		}
+		return invalidValue(path.String(), e.typ.name, v)
+	}
+	if e.typ.namesOnly {
 		return invalidValue(path.String(), e.typ.name, v)
 	}
 	n, err := strconv.Atoi(string(v))
@@ -286,6 +292,16 @@ func (e *enum) decode(v []byte, path fieldPath) error {
 	}
 	e.value = e.typ.values[n]
 	return nil
+}
+
+// hasUpper reports whether s has an ASCII upper-case letter.
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 const durationType = "type.googleapis.com/google.protobuf.Duration"

@@ -109,9 +109,16 @@ func (n *notification) field(name string) any {
 	return nil
 }
 
+// androidMessagePriority is android.priority. Google's reference names
+// NORMAL and HIGH, and its own samples send "normal" and "high"; those four
+// spellings pass. Google's front end, which maps JSON onto the protobuf,
+// may also take "High" or the enum numbers 0 and 1, but no documentation
+// or sample sends them, so the simulator, stricter than Google, refuses
+// them as a client mistake.
 var androidMessagePriority = &enumType{
-	name:   fcmTypePrefix + "AndroidMessagePriority",
-	values: []string{"NORMAL", "HIGH"},
+	name:      fcmTypePrefix + "AndroidMessagePriority",
+	values:    []string{"NORMAL", "HIGH"},
+	namesOnly: true,
 }
 
 type androidConfig struct {

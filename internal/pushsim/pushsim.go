@@ -29,6 +29,7 @@
 //
 //	GET  /stats       Stats as JSON
 //	GET  /deliveries  one Delivery per line (NDJSON)
+//	GET  /pushes      one Push per line (NDJSON), with Options.KeepPushes
 //	POST /reset       Server.Reset
 //	GET  /faults      the current Faults as JSON
 //	POST /faults      replace the Faults, e.g. {"fail_rate":0.1,"latency":"20ms"}
@@ -51,10 +52,26 @@
 //     rules, and other header names are refused.
 //   - The documented aps keys must have their documented JSON types (a
 //     badge is a non-negative integer), for APNs and FCM's apns.payload.
+//   - The aps values must be ones Apple documents: interruption-level
+//     passive, active, time-sensitive or critical; relevance-score from 0
+//     to 1; mutable-content 1, and only with an alert (APNs answers
+//     BadPayload, FCM INVALID_ARGUMENT).
+//   - The payload must match apns-push-type: an alert push has an alert,
+//     a sound or a badge; a background push has content-available 1 and
+//     none of them (APNs InvalidPushType), and apns-priority 5, where an
+//     omitted priority counts as 10 and 1 is refused too (BadPriority).
+//     FCM applies the background rules to apns.headers and apns.payload,
+//     counting message.notification as an alert.
+//   - FCM image URLs (notification.image, android.notification.image,
+//     apns.fcm_options.image) are absolute https URLs; android.priority
+//     is NORMAL, HIGH, normal or high, not a number or another spelling.
 //   - An APNs provider token with an exp claim is invalid.
 //   - An OAuth assertion's exp must come after its iat.
 //   - FCM data keys are reserved case-insensitively, and may not be empty;
 //     messages:send takes no query parameters.
+//
+// Tests that need every push a client sent, not only the last per token
+// (Server.Deliveries), set Options.KeepPushes and read Server.Pushes.
 //
 // Tests script what the prefixes cannot produce with Server.Script (any
 // status, headers or body, or a reset stream, for valid requests only),
@@ -116,6 +133,11 @@ type Options struct {
 	// NoDeliveryLog turns off the per-token delivery records, for
 	// benchmarks with millions of tokens. Stats are kept either way.
 	NoDeliveryLog bool
+	// KeepPushes is how many of the latest delivered pushes Server.Pushes
+	// returns, each with its headers and decoded payload; beyond it the
+	// oldest are dropped. 0, the default, keeps none and costs nothing,
+	// for benchmarks. Each kept push holds its request body.
+	KeepPushes int
 	// Logger receives lifecycle messages, and one debug line per request.
 	// Nil discards.
 	Logger *slog.Logger
@@ -209,6 +231,7 @@ type Server struct {
 
 	stats    stats
 	delivery *deliveryLog // nil with NoDeliveryLog
+	pushes   *pushLog     // nil with KeepPushes 0
 	attempts attempts
 	apnsJWT  jwtCache
 	oauth    accessTokens
@@ -270,6 +293,9 @@ func (o *Options) setDefaults() error {
 	if o.AccessTokenTTL == 0 {
 		o.AccessTokenTTL = time.Hour
 	}
+	if o.KeepPushes < 0 {
+		return fmt.Errorf("options: KeepPushes %d: want 0 (keep none) or more", o.KeepPushes)
+	}
 	if o.DeadSince < 0 || o.SlowDelay < 0 || o.AccessTokenTTL < 0 {
 		return errors.New("options: DeadSince, SlowDelay and AccessTokenTTL must not be negative")
 	}
@@ -305,6 +331,9 @@ func Start(opts Options) (*Server, error) {
 	s.log = s.log.With("component", "pushsim")
 	if !opts.NoDeliveryLog {
 		s.delivery = newDeliveryLog()
+	}
+	if opts.KeepPushes > 0 {
+		s.pushes = newPushLog(opts.KeepPushes)
 	}
 	s.attempts.init()
 	s.apnsJWT.init()
@@ -413,8 +442,8 @@ func (s *Server) currentFaults() Faults {
 	return f
 }
 
-// Reset zeroes the statistics and forgets the deliveries, the attempt
-// counters of the "0429" and "0503" tokens, the scripted answers and the
+// Reset zeroes the statistics and forgets the deliveries, the kept pushes
+// (Seq starts again at 1), the attempt counters of the "0429" and "0503" tokens, the scripted answers and the
 // APNs JWTs seen (so the token-churn window starts afresh). Issued access
 // tokens stay valid.
 func (s *Server) Reset() {
@@ -422,6 +451,9 @@ func (s *Server) Reset() {
 	s.scripts.reset()
 	if s.delivery != nil {
 		s.delivery.reset()
+	}
+	if s.pushes != nil {
+		s.pushes.reset()
 	}
 	s.attempts.reset()
 	s.apnsJWT.reset()
