@@ -91,6 +91,9 @@ type Options struct {
 // Client sends notifications to APNs for one app. It is safe for concurrent
 // use. Make one per app and keep it for the life of the daemon.
 type Client struct {
+	// headerSet is the static headers of the last Prepare, reused by the
+	// next one with the same (see headerSet).
+	headerSet    atomic.Pointer[headerSet]
 	scheme, host string
 	topic        string
 	now          func() time.Time

@@ -37,16 +37,32 @@ type prepared struct {
 	expiration time.Time
 	// static holds the headers that are the same for every send of the run;
 	// the authorization header is added per token generation in headers.
+	// Both live in hs, which the users of a personal run share.
 	static http.Header
+	hs     *headerSet
 	// getBody is built once so that giving each request a replayable body
 	// costs no closure per send. transport.Pool resends from the payload
 	// bytes; GetBody is for any other RoundTripper given as
 	// Options.Transport, which may resend a request cut off by GOAWAY.
 	getBody func() (io.ReadCloser, error)
-	// auth caches static plus the authorization header of one provider
-	// token generation. The transport only reads request headers, so every
-	// request of a generation shares the same map.
-	auth atomic.Pointer[authHeaders]
+}
+
+// headerSet is the static headers of a run and their copy with the
+// authorization of one provider token generation, which auth caches. The
+// transport only reads request headers, so every request of a generation
+// shares the same map, across the users of a personal run too: Prepare
+// reuses the client's last set when its key matches, so a per-user
+// Prepare builds no header map and a send clones none.
+type headerSet struct {
+	key    headerKey
+	static http.Header
+	auth   atomic.Pointer[authHeaders]
+}
+
+// headerKey is what the static headers depend on besides the topic.
+type headerKey struct {
+	pushType, priority, collapseID string
+	expiration                     int64
 }
 
 type authHeaders struct {
@@ -59,12 +75,12 @@ func (p *prepared) PayloadSize() int { return len(p.payload) }
 
 // headers returns the request headers for a send carrying tok.
 func (p *prepared) headers(tok *providerToken) http.Header {
-	if a := p.auth.Load(); a != nil && a.tok == tok {
+	if a := p.hs.auth.Load(); a != nil && a.tok == tok {
 		return a.h
 	}
 	h := p.static.Clone()
 	h["Authorization"] = []string{tok.bearer}
-	p.auth.Store(&authHeaders{tok: tok, h: h})
+	p.hs.auth.Store(&authHeaders{tok: tok, h: h})
 	return h
 }
 
@@ -129,19 +145,28 @@ func (c *Client) Prepare(n pushd.Notification) (providers.Prepared, error) {
 	case n.Priority.Effective(false) == pushd.Normal:
 		priority = "5"
 	}
-	h := http.Header{
-		"Apns-Topic":     {c.topic},
-		"Apns-Push-Type": {pushType},
-		"Apns-Priority":  {priority},
-	}
+	key := headerKey{pushType: pushType, priority: priority, collapseID: n.CollapseID}
 	if !n.Expiration.IsZero() {
-		// An absolute UNIX time in seconds, not a number of seconds from now.
-		h["Apns-Expiration"] = []string{strconv.FormatInt(n.Expiration.Unix(), 10)}
+		key.expiration = n.Expiration.Unix()
 	}
-	if n.CollapseID != "" {
-		h["Apns-Collapse-Id"] = []string{n.CollapseID}
+	hs := c.headerSet.Load()
+	if hs == nil || hs.key != key {
+		h := http.Header{
+			"Apns-Topic":     {c.topic},
+			"Apns-Push-Type": {pushType},
+			"Apns-Priority":  {priority},
+		}
+		if !n.Expiration.IsZero() {
+			// An absolute UNIX time in seconds, not a number of seconds from now.
+			h["Apns-Expiration"] = []string{strconv.FormatInt(key.expiration, 10)}
+		}
+		if n.CollapseID != "" {
+			h["Apns-Collapse-Id"] = []string{n.CollapseID}
+		}
+		hs = &headerSet{key: key, static: h}
+		c.headerSet.Store(hs)
 	}
-	p := &prepared{client: c, payload: payload, expiration: n.Expiration, static: h}
+	p := &prepared{client: c, payload: payload, expiration: n.Expiration, static: hs.static, hs: hs}
 	p.getBody = func() (io.ReadCloser, error) { return &payloadBody{b: p.payload}, nil }
 	return p, nil
 }

@@ -3,6 +3,7 @@ package apns
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -230,4 +231,40 @@ func FuzzPrepare(f *testing.F) {
 			t.Fatal(`accepted a custom key "aps"`)
 		}
 	})
+}
+
+// TestPrepareSharesHeaders checks that a personal run's per-user Prepares
+// share one header set (no map built per user, none cloned per send),
+// and that a notification with other static headers gets its own.
+func TestPrepareSharesHeaders(t *testing.T) {
+	t.Parallel()
+	c := &Client{topic: testTopic}
+	exp := time.Date(2026, 12, 24, 0, 0, 0, 0, time.UTC)
+	prep := func(n pushd.Notification) *prepared {
+		t.Helper()
+		n.Expiration = exp
+		p, err := c.Prepare(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.(*prepared)
+	}
+	anna, bob := prep(pushd.Notification{Title: "Hi Anna", CollapseID: "c1"}), prep(pushd.Notification{Title: "Hi Bob", CollapseID: "c1"})
+	if anna.hs != bob.hs || string(anna.payload) == string(bob.payload) {
+		t.Errorf("two users of one run: header sets %p %p, payloads %s %s", anna.hs, bob.hs, anna.payload, bob.payload)
+	}
+	tok := &providerToken{bearer: "bearer x"}
+	if h1, h2 := anna.headers(tok), bob.headers(tok); h1.Get("Authorization") != "bearer x" || h1.Get("Apns-Collapse-Id") != "c1" {
+		t.Errorf("headers %v", h1)
+	} else if fmt.Sprintf("%p", h1) != fmt.Sprintf("%p", h2) {
+		t.Error("the users' sends cloned the headers each")
+	}
+	other := prep(pushd.Notification{Title: "Hi", CollapseID: "c2"})
+	silent := prep(pushd.Notification{Silent: true, CollapseID: "c1"})
+	if other.hs == anna.hs || other.static.Get("Apns-Collapse-Id") != "c2" || silent.static.Get("Apns-Push-Type") != "background" {
+		t.Errorf("other static headers shared: %v, %v", other.static, silent.static)
+	}
+	if again := prep(pushd.Notification{Title: "x", CollapseID: "c1"}); again.static.Get("Apns-Collapse-Id") != "c1" {
+		t.Errorf("after a switch back: %v", again.static)
+	}
 }
