@@ -68,7 +68,7 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 		if o.segmentOf > 0 {
 			n = o.segmentOf
 		}
-		if err := db.seed(ctx, app, n); err != nil {
+		if err := db.seed(ctx, app, n, o.content != ""); err != nil {
 			return r, err
 		}
 	}
@@ -112,7 +112,7 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 	}
 	var firstID int64
 	for _, app := range apps {
-		id, err := db.insertCampaign(ctx, app, at, segment, o.localTime)
+		id, err := db.insertCampaign(ctx, app, at, segment, o.localTime, o.content == contentTemplate)
 		if err != nil {
 			return r, err
 		}

@@ -165,15 +165,21 @@ const seedChunk = 1_000_000
 // seed inserts n users of app, registered a day ago, straight from the
 // Sequence engine. APNs tokens are 64 hex digits (LPAD(HEX(seq), 64, '0'));
 // FCM tokens look like registration tokens.
-func (d *benchDB) seed(ctx context.Context, app string, n int) error {
+func (d *benchDB) seed(ctx context.Context, app string, n int, attributes bool) error {
 	tok := "LPAD(HEX(seq + ?), 64, '0')"
 	if app == appAndroid {
 		tok = "CONCAT('bench-', seq + ?, ':APA91b')"
 	}
+	// Half the users read French, a third are gold members.
+	cols, vals := "", ""
+	if attributes {
+		cols = ", locale, attributes"
+		vals = `, IF(seq % 2 = 0, 'fr-FR', 'en-US'), CONCAT('{"first_name": "User', seq, '", "plan": "', IF(seq % 3 = 0, 'gold', 'basic'), '"}')`
+	}
 	for off := 0; off < n; off += seedChunk {
 		k := min(seedChunk, n-off)
-		q := fmt.Sprintf("INSERT INTO %s (app, push_token, registered_at) SELECT ?, %s, NOW() - INTERVAL 1 DAY FROM %s",
-			d.t("users"), tok, d.t(fmt.Sprintf("seq_1_to_%d", k)))
+		q := fmt.Sprintf("INSERT INTO %s (app, push_token, registered_at%s) SELECT ?, %s, NOW() - INTERVAL 1 DAY%s FROM %s",
+			d.t("users"), cols, tok, vals, d.t(fmt.Sprintf("seq_1_to_%d", k)))
 		if _, err := d.s.db.ExecContext(ctx, q, app, off); err != nil {
 			return fmt.Errorf("seed %d %s users: %w", k, app, err)
 		}
@@ -216,14 +222,35 @@ func (d *benchDB) segment(ctx context.Context, name string, n, of int) error {
 // insertCampaign inserts a campaign of app due at at, to segment unless
 // it is empty, at local time when local (the bench's users have no zone,
 // and the zone of config.ini is UTC: the same instant).
-func (d *benchDB) insertCampaign(ctx context.Context, app string, at time.Time, segment string, local bool) (int64, error) {
+func (d *benchDB) insertCampaign(ctx context.Context, app string, at time.Time, segment string, local, template bool) (int64, error) {
+	title, body := campaignTitle, campaignBody
+	if template {
+		title, body = templateTitle, templateBody
+	}
 	res, err := d.s.db.ExecContext(ctx, "INSERT INTO "+d.t("campaigns")+" (app, title, body, scheduled_at, segment, local_time) VALUES (?, ?, ?, ?, NULLIF(?, ''), ?)",
-		app, campaignTitle, campaignBody, at.UTC(), segment, local)
+		app, title, body, at.UTC(), segment, local)
 	if err != nil {
 		return 0, fmt.Errorf("insert campaign: %w", err)
 	}
-	return res.LastInsertId()
+	id, err := res.LastInsertId()
+	if err == nil && template {
+		_, err = d.s.db.ExecContext(ctx, "INSERT INTO "+d.t("campaign_translations")+" (campaign_id, locale, title, body) VALUES (?, 'fr', ?, ?)",
+			id, templateTitleFR, templateBody)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("insert campaign: %w", err)
+	}
+	return id, nil
 }
+
+// The -content choices, and the templated campaign's text.
+const (
+	contentAttributes = "attributes"
+	contentTemplate   = "template"
+	templateTitle     = `Hi {{ first_name | default: "there" }}`
+	templateTitleFR   = `Bonjour {{ first_name | default: "à vous" }}`
+	templateBody      = `{% if plan == "gold" %}Gold members: everything 50% off{% else %}Everything 30% off{% endif %}`
+)
 
 // campaignRow is a campaign's progress.
 type campaignRow struct {
@@ -353,7 +380,7 @@ func (d *benchDB) probe(ctx context.Context, apps []string, batch, samples int) 
 // probeApp times k claims and records of one app's scratch run.
 func (d *benchDB) probeApp(ctx context.Context, st *store.Store, app string, batch, k int) (reads, writes []time.Duration, err error) {
 	now := time.Now().UTC().Truncate(time.Second)
-	cid, err := d.insertCampaign(ctx, app, now.AddDate(10, 0, 0), "", false)
+	cid, err := d.insertCampaign(ctx, app, now.AddDate(10, 0, 0), "", false, false)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -62,6 +62,10 @@ type options struct {
 	// localTime sends the campaign with local_time = 1 to users with no
 	// zone: one send time, so the figure is the cost of the grouping.
 	localTime bool
+	// content is "" for a plain campaign, "attributes" for a plain
+	// campaign to users who have locale and attributes, or "template" for
+	// a templated, translated campaign to them.
+	content string
 	// bufferPoolMiB, when set, resizes InnoDB's buffer pool for the bench
 	// and restores it afterwards.
 	bufferPoolMiB int
@@ -87,6 +91,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.runs, "runs", 3, "runs, each on a fresh database and pushd")
 	fs.IntVar(&o.segmentOf, "segment-of", 0, "seed this many users and send to a segment of -n of them (0: no segment)")
 	fs.BoolVar(&o.localTime, "local-time", false, "send with local_time = 1 (the users have no timezone: one send time; measures the grouping's cost)")
+	fs.StringVar(&o.content, "content", "", "attributes: users have locale and attributes, the campaign is plain; template: the campaign's title and body are Liquid templates with a translation (measures personal content's cost)")
 	fs.IntVar(&o.bufferPoolMiB, "buffer-pool-mib", 0, "resize MariaDB's innodb_buffer_pool_size for the bench, and restore it after (0: leave it)")
 	fs.BoolVar(&o.capped, "cap", false, "set frequency_cap = 1/24h on the apps (nobody is capped; measures the check's cost)")
 	fs.StringVar(&o.dsn, "dsn", "root@tcp(127.0.0.1:3306)/test", "MariaDB server (go-sql-driver DSN; pushbench creates and drops databases pushbench_*)")
@@ -97,6 +102,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.idleWait, "idle-wait", 2*time.Minute, "before pushd starts and before the ceiling, wait up to this long for other work on the machine to drop below 0.3 cores (0: don't wait)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.content != "" && o.content != contentAttributes && o.content != contentTemplate {
+		return o, fmt.Errorf("-content %q: want attributes or template", o.content)
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -208,7 +216,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	rep := report{
 		Options: reportOptions{N: o.n, Provider: o.provider, Batch: o.batch, Concurrency: o.concurrency, Connections: o.connections, Runs: o.runs,
-			SegmentOf: o.segmentOf, Capped: o.capped, LocalTime: o.localTime},
+			SegmentOf: o.segmentOf, Capped: o.capped, LocalTime: o.localTime, Content: o.content},
 		Pushd:      version,
 		Machine:    describeMachine(),
 		Server:     info,

@@ -149,6 +149,7 @@ type reportOptions struct {
 	SegmentOf   int    `json:"segment_of,omitempty"`
 	Capped      bool   `json:"frequency_cap,omitempty"`
 	LocalTime   bool   `json:"local_time,omitempty"`
+	Content     string `json:"content,omitempty"`
 }
 
 // report is everything printed at the end.
