@@ -204,8 +204,13 @@ func (s *Store) FinishRun(ctx context.Context, runID int64, status pushd.Status,
 			return err
 		}
 		finished = true
+		// A locking read: the runs of the other apps (or send times) may be
+		// finishing at this moment, and a plain read would see each other
+		// still running, so that neither ends the campaign. Two such
+		// finishes deadlock here; InnoDB rolls one back, inTx retries it,
+		// and it then sees the other's run finished.
 		rows, err := tx.QueryContext(ctx, `SELECT app, status, status_reason FROM pushd_runs
-			WHERE campaign_id = ? AND occurrence = ? ORDER BY id`, campaignID, occurrence)
+			WHERE campaign_id = ? AND occurrence = ? ORDER BY id FOR UPDATE`, campaignID, occurrence)
 		if err != nil {
 			return err
 		}

@@ -444,3 +444,60 @@ func TestSegmentStartLocksNothing(t *testing.T) {
 		t.Errorf("audience %d, %v; want the 200 users of the segment", n, err)
 	}
 }
+
+// The two apps' runs finishing at the same moment end the campaign: the
+// last finish to commit must see the other run finished. Here one run's
+// finish is held uncommitted while the other's runs; a plain read of the
+// sibling runs saw it still running (and neither ended the campaign).
+func TestTwoAppsFinishTogether(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	seedUsers(t, st, "iOS", 3)
+	seedUsers(t, st, "Android", 2)
+	now := time.Now().UTC().Truncate(time.Second)
+	id := insertCampaign(t, st, "iOS,Android", now)
+	_, runIDs := startWith(t, st, id, now, pushd.NewRun{App: "iOS"}, pushd.NewRun{App: "Android"})
+	drain(t, st, runIDs[0], id, "x", pushd.Sent)
+	drain(t, st, runIDs[1], id, "x", pushd.Sent)
+
+	// The Android run's finish, caught between its update and its commit.
+	other, err := st.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.Exec(`UPDATE pushd_runs SET status = 'done', finished_at = NOW() WHERE id = ?`, runIDs[1]); err != nil {
+		t.Fatal(err)
+	}
+	finished := make(chan error, 1)
+	go func() {
+		_, err := st.FinishRun(ctx, runIDs[0], pushd.Done, "", time.Now())
+		finished <- err
+	}()
+	// Either the iOS finish waits for the Android run's lock (as it must:
+	// one of its statements stays in progress), or it returns at once.
+	deadline := time.Now().Add(10 * time.Second)
+	for waiting := 0; waiting == 0; {
+		select {
+		case err := <-finished:
+			t.Fatalf("the iOS run's finish did not wait for the Android run's (err %v)", err)
+		default:
+		}
+		if err := st.DB().QueryRow(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND = 'Query' AND ID <> CONNECTION_ID()`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no statement of the finish is in progress")
+		}
+	}
+	if err := other.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-finished; err != nil {
+		t.Fatal(err)
+	}
+	var status string
+	if err := st.DB().QueryRow(`SELECT status FROM campaigns WHERE id = ?`, id).Scan(&status); err != nil || status != "done" {
+		t.Errorf("campaign %s (%v), want done", status, err)
+	}
+}
