@@ -35,6 +35,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPrepare$$' -fuzztime $(FUZZTIME) ./providers/fcm/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME) ./providers/apns/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseError$$' -fuzztime $(FUZZTIME) ./providers/fcm/
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./content/
+	$(GO) test -run '^$$' -fuzz '^FuzzTemplatePayload$$' -fuzztime $(FUZZTIME) ./providers/apns/
+	$(GO) test -run '^$$' -fuzz '^FuzzPrepareFields$$' -fuzztime $(FUZZTIME) ./providers/apns/
+	$(GO) test -run '^$$' -fuzz '^FuzzPrepareOverrides$$' -fuzztime $(FUZZTIME) ./providers/fcm/
 
 ## bench: pushd end to end against pushsim and MariaDB, with the h2load ceiling
 ## (N=100k, 3 runs; e.g. BENCH_ARGS="-n 1000000 -provider both")

@@ -112,6 +112,9 @@ func (k *checker) expr(expr string) error {
 				end++
 			}
 			if name := expr[j:end]; !slices.Contains(filters, name) {
+				if near := nearest(name); near != "" {
+					return fmt.Errorf("the filter %q is not available in push templates: did you mean %q?", name, near)
+				}
 				return fmt.Errorf("the filter %q is not available in push templates; use one of %s", name, strings.Join(filters, ", "))
 			}
 			k.filters++
@@ -122,3 +125,35 @@ func (k *checker) expr(expr string) error {
 }
 
 func isLetter(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// nearest returns the filter within two typing mistakes of name, if one is.
+func nearest(name string) string {
+	best, dist := "", 3
+	for _, f := range filters {
+		if d := distance(name, f); d < dist {
+			best, dist = f, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance of a and b, in bytes.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -116,7 +116,8 @@ func TestCompileErrors(t *testing.T) {
 		n    pushd.Notification
 		want string
 	}{
-		{pushd.Notification{Title: "Hi {{ name | nosuch }}"}, `title: the filter "nosuch" is not available`},
+		{pushd.Notification{Title: "Hi {{ name | nosuch }}"}, `title: the filter "nosuch" is not available in push templates; use one of abs,`},
+		{pushd.Notification{Title: "Hi {{ name | defalt: 'x' }}"}, `title: the filter "defalt" is not available in push templates: did you mean "default"?`},
 		{pushd.Notification{Body: "{% if x %}open"}, `body: unterminated "if" block`},
 		{pushd.Notification{Subtitle: "{% for i in (1..9) %}x{% endfor %}"}, "subtitle: {% for %} is not available"},
 		{pushd.Notification{Body: "{% include 'x' %}"}, "{% include %} is not available"},
