@@ -11,4 +11,4 @@ import _ "embed"
 var SchemaSQL string
 
 // SchemaVersion is the version schema.sql records in pushd_schema.
-const SchemaVersion = 5
+const SchemaVersion = 6

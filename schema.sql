@@ -1,7 +1,7 @@
--- pushd schema, version 5 (2 added pushd_provider_tokens and pushd_instances;
+-- pushd schema, version 6 (2 added pushd_provider_tokens and pushd_instances;
 -- 3 added segments, several apps per campaign and the frequency cap; 4 added
 -- local-time delivery, quiet hours and pacing; 5 added templates,
--- translations and rich and silent pushes).
+-- translations and rich and silent pushes; 6 added the device API).
 --
 -- `pushd migrate` applies exactly this file (it is embedded in the binary),
 -- and every statement is idempotent. Runs on MySQL 8 and MariaDB >= 10.6.
@@ -9,9 +9,11 @@
 -- All DATETIME columns hold wall-clock time in the zone set by [Server]
 -- timezone in config.ini (UTC by default).
 
--- users: your app's users. pushd only reads this table. If you already have
--- one, drop this table and create a VIEW named users with these columns
--- instead (see README, "Using your own users table").
+-- users: your app's users. pushd only reads this table, unless its device
+-- API ([API] listen) registers the apps' installations in it. If you already
+-- have one, drop this table and create a VIEW named users with these
+-- columns instead (see README, "Using your own users table"); the device
+-- API then cannot be used.
 CREATE TABLE IF NOT EXISTS users (
   id            BIGINT        NOT NULL AUTO_INCREMENT,
   app           VARCHAR(64)   NOT NULL COMMENT 'section name of the app in config.ini',
@@ -19,11 +21,18 @@ CREATE TABLE IF NOT EXISTS users (
   timezone      VARCHAR(64)   NULL COMMENT 'IANA zone, e.g. Europe/Paris',
   locale        VARCHAR(35)   NULL COMMENT 'optional: BCP 47 locale, e.g. fr-CA, for campaign_translations',
   attributes    JSON          NULL COMMENT 'optional: JSON object that templates read, e.g. {"first_name":"Anna"}',
+  installation_id VARCHAR(64) CHARACTER SET ascii NULL COMMENT 'device API: the app install, unique per app',
+  external_id   VARCHAR(255)  NULL COMMENT 'device API: the company''s own id of the person (several installs may share it)',
   registered_at DATETIME(3)   NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)
                               COMMENT 'when the app last registered this token; a token re-registered after it was invalidated is used again',
   PRIMARY KEY (id),
   -- Audience reads walk this index in id order and need nothing else.
-  KEY users_audience (app, id, registered_at, push_token)
+  KEY users_audience (app, id, registered_at, push_token),
+  -- The device API upserts by installation and moves a token between
+  -- installations; an empty push_token is an unregistered installation.
+  UNIQUE KEY users_installation (app, installation_id),
+  KEY users_token (app, push_token(128)),
+  KEY users_external (app, external_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- campaigns: marketing staff INSERT one row per campaign and watch it.
@@ -69,6 +78,7 @@ CREATE TABLE IF NOT EXISTS campaigns (
   expired        INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'not reached before expires_at',
   capped         INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'not sent: the user reached the app frequency_cap',
   skipped        INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'not sent on purpose: their local time had passed (late_policy skip)',
+  opened         INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'users who opened the push, as the apps report through the device API',
   run_count      INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'runs started; more than 1 only with cron',
   next_run_at    DATETIME      NULL COMMENT 'set by pushd: when the next run starts',
   current_run_id BIGINT        NULL COMMENT 'set by pushd: the run the counts belong to',
@@ -117,6 +127,7 @@ CREATE TABLE IF NOT EXISTS pushd_runs (
   expired        INT UNSIGNED  NOT NULL DEFAULT 0,
   capped         INT UNSIGNED  NOT NULL DEFAULT 0,
   skipped        INT UNSIGNED  NOT NULL DEFAULT 0,
+  opened         INT UNSIGNED  NOT NULL DEFAULT 0,
   started_at     DATETIME(3)   NOT NULL,
   finished_at    DATETIME(3)   NULL,
   PRIMARY KEY (id),
@@ -248,6 +259,23 @@ CREATE TABLE IF NOT EXISTS pushd_run_locales (
   PRIMARY KEY (run_id, locale)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- pushd_opens: the pushes the apps reported opened (device API), once per
+-- run and user.
+CREATE TABLE IF NOT EXISTS pushd_opens (
+  run_id    BIGINT      NOT NULL,
+  user_id   BIGINT      NOT NULL,
+  opened_at DATETIME(3) NOT NULL,
+  PRIMARY KEY (run_id, user_id)
+) ENGINE=InnoDB;
+
+-- pushd_settings: values every instance shares, such as the secret that
+-- signs push ids when [API] secret is not set.
+CREATE TABLE IF NOT EXISTS pushd_settings (
+  name  VARCHAR(64)   NOT NULL,
+  value VARCHAR(1024) NOT NULL,
+  PRIMARY KEY (name)
+) ENGINE=InnoDB;
+
 CREATE TABLE IF NOT EXISTS pushd_schema (
   version    INT      NOT NULL,
   applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -259,3 +287,4 @@ INSERT IGNORE INTO pushd_schema (version) VALUES (2);
 INSERT IGNORE INTO pushd_schema (version) VALUES (3);
 INSERT IGNORE INTO pushd_schema (version) VALUES (4);
 INSERT IGNORE INTO pushd_schema (version) VALUES (5);
+INSERT IGNORE INTO pushd_schema (version) VALUES (6);

@@ -42,6 +42,7 @@ func (s *section) app() *App {
 		RequestTimeout: s.duration("request_timeout", 30*time.Second, time.Second, 5*time.Minute),
 		FrequencyCap:   s.frequencyCap(),
 		QuietHours:     s.quietHours(),
+		APIKeys:        s.apiKeyList(),
 	}
 	if e, ok := s.get("default_timezone"); ok && e.value != "" {
 		loc, err := time.LoadLocation(e.value)

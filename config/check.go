@@ -105,6 +105,8 @@ func (c *checker) check(data []byte) *Config {
 			cfg.SSL = s.ssl()
 		case databaseSection:
 			cfg.Database = s.database()
+		case apiSection:
+			cfg.API = s.api()
 		default:
 			cfg.Apps[s.name] = s.app()
 		}
@@ -124,8 +126,24 @@ func (c *checker) check(data []byte) *Config {
 			Err:  errors.New("no app sections: add one section per app, e.g. [MyApp] with push_type = APNs or push_type = FCM"),
 		}})
 	}
+	c.checkAPIKeys(cfg)
 	cfg.Warnings = c.warnings
 	return cfg
+}
+
+// checkAPIKeys rejects a key that two apps share: a key works for its own
+// app only.
+func (c *checker) checkAPIKeys(cfg *Config) {
+	owner := map[string]string{}
+	for _, name := range cfg.AppNames() {
+		for _, k := range cfg.Apps[name].APIKeys {
+			if other, ok := owner[k]; ok {
+				c.errs = append(c.errs, located{section: missingKey, err: &ValidationError{File: c.file, Section: name, Key: "api_keys",
+					Err: fmt.Errorf("uses a key of [%s]: each app needs its own keys, so that a key works for its own app only", other)}})
+			}
+			owner[k] = name
+		}
+	}
 }
 
 // emptySection stands in for an absent section, so its defaults are set by

@@ -28,6 +28,7 @@ type Config struct {
 	Server   Server
 	SSL      SSL
 	Database Database
+	API      API
 	// Apps holds one entry per app section, keyed by the section name as
 	// written, which is the app name used in the database tables.
 	Apps map[string]*App
@@ -78,6 +79,9 @@ type Server struct {
 	// 0 keeps them for ever. Written with d for days, e.g. "90d", or as a
 	// duration, e.g. "2160h".
 	LedgerRetention time.Duration
+	// Campaigns is false when this instance only serves the device API
+	// (campaigns = off): it starts no scheduler and sends nothing.
+	Campaigns bool
 }
 
 // SSL is the [SSL] section: trust for the connections to APNs and FCM.
@@ -165,6 +169,9 @@ type App struct {
 	// QuietHours (quiet_hours = HH:MM-HH:MM, default off) is the window, in
 	// each user's local time, in which no push of the app goes out.
 	QuietHours pushd.QuietHours
+	// APIKeys are the keys the app's installations send to the device API
+	// (api_keys): one, or two while the apps move to a new one.
+	APIKeys []string
 
 	// Environment is "development" or "production" (APNs only): it picks
 	// api.sandbox.push.apple.com or api.push.apple.com.

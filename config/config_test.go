@@ -32,6 +32,7 @@ func TestDefaults(t *testing.T) {
 		LogLevel:        slog.LevelInfo,
 		InstanceID:      fmt.Sprintf("%s:%d", host, os.Getpid()),
 		LedgerRetention: 90 * 24 * time.Hour,
+		Campaigns:       true,
 	}
 	if cfg.Server != wantServer {
 		t.Errorf("Server = %+v\nwant     %+v", cfg.Server, wantServer)
@@ -445,5 +446,35 @@ func TestTooLarge(t *testing.T) {
 	_, err := config.Parse("config.ini", data, keyDir(t))
 	if errs := validationErrors(t, err); len(errs) != 1 || !strings.Contains(errs[0].Error(), "larger than 1024 KiB") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestAPISection(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	base := "[Database]\nuser = u\ndatabase = d\n\n[F]\npush_type = FCM\nproject_id = p\nservice_account_file = sa.json\n"
+	if err := os.WriteFile(dir+"/sa.json", serviceAccount(t, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("config.ini", []byte(base+"api_keys = k0123456789abcdef, k0123456789abcdeg\n\n[API]\nlisten = :8080\nrate_limit = 50\n\n[Server]\ncampaigns = off\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.API.Listen != ":8080" || cfg.API.RateLimit != 50 || cfg.Server.Campaigns || len(cfg.Apps["F"].APIKeys) != 2 {
+		t.Errorf("API %+v, campaigns %v, keys %v", cfg.API, cfg.Server.Campaigns, cfg.Apps["F"].APIKeys)
+	}
+	for _, tc := range []struct{ ini, want string }{
+		{base + "api_keys = short\n", `[F] api_keys = "***": each key must be 16 to 256`},
+		{base + "api_keys = a123456789abcdefg, b123456789abcdefg, c123456789abcdefg\n", `[F] api_keys = "***": has more than two keys`},
+		{base + "api_keys = a123456789abcdefg\n\n[G]\npush_type = FCM\nproject_id = p\nservice_account_file = sa.json\napi_keys = a123456789abcdefg\n", "[G] api_keys: uses a key of [F]"},
+		{base + "\n[API]\nlisten = 8080\n", `[API] listen = "8080": must be host:port`},
+		{base + "\n[API]\ntls_cert_file = c.pem\n", "[API] tls_key_file: is missing"},
+		{base + "\n[API]\nsecret = short\n", `[API] secret = "***": is shorter than 32 characters`},
+		{base + "\n[API]\nlisen = :80\n", `[API] lisen = ":80": unknown key: did you mean listen?`},
+	} {
+		_, err := config.Parse("config.ini", []byte(tc.ini), dir)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err %v, want %q", tc.ini, err, tc.want)
+		}
 	}
 }

@@ -66,7 +66,8 @@ func (e *ValidationError) Unwrap() error { return e.Err }
 const redacted = "***"
 
 // isSecret reports whether the value of a key must never be printed:
-// passwords and the legacy FCM server keys, also when misspelt.
+// passwords, the device API's keys and the legacy FCM server keys, also
+// when misspelt.
 func isSecret(key string) bool {
 	key = strings.ToLower(strings.TrimSpace(key))
 	return strings.Contains(key, "pass") ||
@@ -74,6 +75,7 @@ func isSecret(key string) bool {
 		strings.Contains(key, "secret") ||
 		strings.Contains(key, "token") ||
 		strings.HasSuffix(key, "_key") ||
+		strings.HasSuffix(key, "_keys") ||
 		key == "key" ||
 		suggest(key, []string{"password", "passwd"}) != ""
 }

@@ -16,6 +16,7 @@ const (
 	serverSection
 	sslSection
 	databaseSection
+	apiSection
 )
 
 // kindOf classifies a section by name. [Server], [SSL] and [Database] match
@@ -28,6 +29,8 @@ func kindOf(name string) sectionKind {
 		return sslSection
 	case "database":
 		return databaseSection
+	case "api":
+		return apiSection
 	}
 	return appSection
 }
@@ -41,6 +44,8 @@ func (k sectionKind) header() string {
 		return "[SSL]"
 	case databaseSection:
 		return "[Database]"
+	case apiSection:
+		return "[API]"
 	}
 	return "an app section"
 }
@@ -48,10 +53,10 @@ func (k sectionKind) header() string {
 // The keys each section takes, in the order config.ini.example documents
 // them.
 var (
-	serverKeys   = []string{"listen", "poll_interval", "timezone", "lease_duration", "shutdown_timeout", "log_format", "log_level", "instance_id", "ledger_retention"}
+	serverKeys   = []string{"listen", "poll_interval", "timezone", "lease_duration", "shutdown_timeout", "log_format", "log_level", "instance_id", "ledger_retention", "campaigns"}
 	sslKeys      = []string{"ca_file"}
 	databaseKeys = []string{"host", "port", "socket", "user", "password", "database", "tls", "tls_ca_file", "max_open_conns"}
-	appKeys      = []string{"push_type", "endpoint", "batch_size", "concurrency", "connections", "rate_limit", "default_expiry", "max_attempts", "request_timeout", "frequency_cap", "default_timezone", "quiet_hours"}
+	appKeys      = []string{"push_type", "endpoint", "batch_size", "concurrency", "connections", "rate_limit", "default_expiry", "max_attempts", "request_timeout", "frequency_cap", "default_timezone", "quiet_hours", "api_keys"}
 	apnsKeys     = []string{"environment", "bundle_id", "key_id", "team_id", "auth_key_path"}
 	fcmKeys      = []string{"service_account_file", "project_id"}
 )

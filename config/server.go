@@ -43,6 +43,7 @@ func (s *section) server() Server {
 		LogFormat:       s.choice("log_format", "auto", []string{"auto", "text", "json"}, map[string]string{"logfmt": "text", "plain": "text", "console": "text"}),
 		InstanceID:      s.instanceID(),
 		LedgerRetention: s.retention("ledger_retention", defaultLedgerRetention, day, 3653*day),
+		Campaigns:       s.choice("campaigns", "on", []string{"on", "off"}, map[string]string{"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}) == "on",
 	}
 	level := s.choice("log_level", "info", []string{"debug", "info", "warn", "error"},
 		map[string]string{"warning": "warn", "err": "error", "trace": "debug", "notice": "info", "critical": "error", "fatal": "error"})

@@ -21,7 +21,11 @@ const validToken = `(i.user_id IS NULL OR i.push_token <> u.push_token OR u.regi
 // cursor (349 ms per batch at 750k of 1M users; O(N^2) per campaign). As a
 // range it reads only the id window (1 ms), and it needs no index hint,
 // which a users view could not take.
-const sameApp = `u.app >= ? AND u.app <= ?`
+//
+// An empty push_token is an installation unregistered through the device
+// API (or a token that moved to another installation): nobody to send to.
+// users_audience holds push_token, so the test stays index-only.
+const sameApp = `u.app >= ? AND u.app <= ? AND u.push_token <> ''`
 
 // source is where a run's audience comes from: the app's users, or the
 // members evaluated when a segment run started.

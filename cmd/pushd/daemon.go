@@ -20,6 +20,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/api"
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/config"
 	"github.com/pushd/pushd/heartbeat"
@@ -75,12 +76,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		case err := <-d.failed:
 			// Health checks and metrics are how ops see pushd: without
 			// them, stop cleanly and let the service manager restart it.
-			log.Error("the health and metrics listener failed: stopping", "error", err,
+			log.Error("a listener failed: stopping", "error", err,
 				"timeout", d.cfg.Server.ShutdownTimeout)
 			if serr := d.shutdown(ctx, sigs); serr != nil {
 				return serr
 			}
-			return fmt.Errorf("%s [Server] listen = %q: %w", d.path, d.cfg.Server.Listen, err)
+			return fmt.Errorf("%s: %w", d.path, err)
 		}
 	}
 }
@@ -122,6 +123,10 @@ type service struct {
 	metrics *monitor.Metrics
 	health  *monitor.Health
 	http    *http.Server
+	// api serves the device API on apiHTTP ([API] listen), nil when off.
+	api     *api.Server
+	apiHTTP *http.Server
+	apiCert apiCertHolder
 	stopped chan struct{}
 	// failed gets the health listener's error if it stops serving.
 	failed chan error
@@ -173,7 +178,19 @@ func (d *service) start(ctx context.Context) error {
 		d.http = &http.Server{Handler: monitor.Handler(d.health, d.metrics), ReadHeaderTimeout: 10 * time.Second}
 		go d.serve(ln)
 	}
-	d.sched.Start(ctx)
+	if d.cfg.API.Listen != "" {
+		if err := d.startAPI(ctx); err != nil {
+			return err
+		}
+	}
+	if d.cfg.Server.Campaigns {
+		d.sched.Start(ctx)
+	} else {
+		// An API-only instance: no campaign is sent here, and health
+		// follows the database alone.
+		d.log.Info("campaigns = off: this instance sends no campaign", "component", "daemon")
+		go d.pingLoop(ctx)
+	}
 	d.purger = retention.New(st, retention.Options{Retention: d.cfg.Server.LedgerRetention, Logger: d.log})
 	d.purger.Start(ctx)
 	host, _ := os.Hostname()
@@ -190,11 +207,31 @@ func (d *service) start(ctx context.Context) error {
 	return nil
 }
 
+// pingLoop stands in for the scheduler's passes on an instance that sends
+// no campaign: health and readiness follow the database.
+func (d *service) pingLoop(ctx context.Context) {
+	t := time.NewTicker(d.cfg.Server.PollInterval)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := d.st.Ping(pctx)
+		cancel()
+		d.health.Tick(err, 0)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.stopped:
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // serve serves health and metrics on ln until the server is shut down;
 // any other end is reported on d.failed.
 func (d *service) serve(ln net.Listener) {
 	if err := d.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		d.failed <- err
+		d.failed <- fmt.Errorf("[Server] listen = %q: %w", d.cfg.Server.Listen, err)
 	}
 }
 
@@ -271,7 +308,7 @@ func (d *service) reload() {
 		return
 	}
 	if restartOnly(d.cfg, cfg) {
-		log.Warn("reload: changes to [Database] and to [Server] keys other than shutdown_timeout take effect on restart only")
+		log.Warn("reload: changes to [Database], [API] listen, tls on or off and rate_limit, and [Server] keys other than shutdown_timeout take effect on restart only")
 	}
 	sameCA := cfg.SSL.CAFile == d.cfg.SSL.CAFile
 	apps := map[string]*campaign.App{}
@@ -308,6 +345,14 @@ func (d *service) reload() {
 	}
 	slices.Sort(removed)
 	d.purger.SetRetention(cfg.Server.LedgerRetention)
+	if d.api != nil {
+		d.api.SetApps(apiApps(cfg))
+		if cfg.API.TLSCertFile != "" && d.apiHTTP.TLSConfig != nil {
+			if err := d.loadAPICert(cfg.API); err != nil {
+				log.Error("reload: the device API keeps its certificate", "error", err)
+			}
+		}
+	}
 	d.health.ConfigRejected(nil)
 	d.metrics.Reloaded(true)
 	log.Info("config reloaded", "apps", len(apps), "changed", len(fresh), "removed", strings.Join(removed, ","))
@@ -321,7 +366,8 @@ func restartOnly(cur, next *config.Config) bool {
 	a.ShutdownTimeout, b.ShutdownTimeout = 0, 0
 	return !reflect.DeepEqual(cur.Database, next.Database) || a.TimeZone.String() != b.TimeZone.String() ||
 		a.Listen != b.Listen || a.PollInterval != b.PollInterval || a.LeaseDuration != b.LeaseDuration ||
-		a.LogFormat != b.LogFormat || a.LogLevel != b.LogLevel || a.InstanceID != b.InstanceID
+		a.LogFormat != b.LogFormat || a.LogLevel != b.LogLevel || a.InstanceID != b.InstanceID || a.Campaigns != b.Campaigns ||
+		cur.API.Listen != next.API.Listen || (cur.API.TLSCertFile == "") != (next.API.TLSCertFile == "") || cur.API.RateLimit != next.API.RateLimit
 }
 
 func (d *service) close() {
@@ -329,10 +375,12 @@ func (d *service) close() {
 	if d.purger != nil {
 		d.purger.Stop()
 	}
-	if d.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		d.http.Shutdown(ctx)
-		cancel()
+	for _, srv := range []*http.Server{d.http, d.apiHTTP} {
+		if srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			srv.Shutdown(ctx)
+			cancel()
+		}
 	}
 	for _, a := range d.apps {
 		closeApp(a)
@@ -450,6 +498,18 @@ func checkSetup(ctx context.Context, cfg *config.Config, databaseOK bool, stdout
 		return problems + 1
 	}
 	fmt.Fprintf(stdout, "ok: users %s\n", userColumnsWords(cols))
+	if cfg.API.Listen != "" {
+		isTable, err := st.UsersIsTable(cctx)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stdout, "error: database %s: %v\n", cfg.Database.Name, err)
+			return problems + 1
+		case !isTable:
+			fmt.Fprintf(stdout, "error: %s [API] listen: %v\n", cfg.Path, errUsersView)
+			return problems + 1
+		}
+		fmt.Fprintf(stdout, "ok: [API] device API on %s\n", cfg.API.Listen)
+	}
 	return problems
 }
 
