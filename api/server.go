@@ -16,12 +16,16 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/pushid"
 )
 
 // Store is what the API needs of the database.
 type Store interface {
 	Register(ctx context.Context, in pushd.Installation) (id int64, created bool, err error)
 	Unregister(ctx context.Context, app, installationID string, at time.Time) (id int64, found bool, err error)
+	// RecordOpen counts an open once; an error matching ErrNoPush means the
+	// push was not sent to that installation.
+	RecordOpen(ctx context.Context, app, installationID string, runID, userID int64, at time.Time) (counted bool, err error)
 }
 
 // App is one app as the API knows it: its provider (for the token's shape)
@@ -41,6 +45,12 @@ type Options struct {
 	Timeout time.Duration
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// PushIDs checks the push ids that opens quote; nil turns opens off
+	// (404).
+	PushIDs *pushid.Signer
+	// NoPush is the store's error for an open of a push never sent, which
+	// RecordOpen wraps.
+	NoPush error
 }
 
 type appEntry struct {
@@ -78,6 +88,9 @@ func New(st Store, apps []App, o Options) *Server {
 	// Allow header listing the methods it has.
 	s.mux.HandleFunc("PUT /v1/apps/{app}/installations/{installation_id}", s.putInstallation)
 	s.mux.HandleFunc("DELETE /v1/apps/{app}/installations/{installation_id}", s.deleteInstallation)
+	if o.PushIDs != nil {
+		s.mux.HandleFunc("POST /v1/apps/{app}/opens", s.postOpen)
+	}
 	return s
 }
 
@@ -260,4 +273,47 @@ func (s *Server) storeFailed(w http.ResponseWriter, what string, err error) {
 	s.o.Logger.Warn("device API: the database refused a request; the app is told to retry", "op", what, "error", err)
 	retryAfter(w, 5*time.Second)
 	fail(w, http.StatusServiceUnavailable, "unavailable", "", "the service cannot store this now: retry after the Retry-After seconds")
+}
+
+// openBody is the JSON of an open.
+type openBody struct {
+	Push           string `json:"push"`
+	InstallationID string `json:"installation_id"`
+}
+
+func (s *Server) postOpen(w http.ResponseWriter, r *http.Request) {
+	app := s.admit(w, r)
+	if app == nil {
+		return
+	}
+	body, ok := readJSON(w, r)
+	if !ok {
+		return
+	}
+	var b openBody
+	if err := decode(body, &b); err != nil {
+		badRequest(w, err)
+		return
+	}
+	if err := checkInstallationID(b.InstallationID); err != nil {
+		badRequest(w, err)
+		return
+	}
+	runID, userID, err := s.o.PushIDs.Parse(b.Push)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "invalid_request", "push", "is not the id of a push pushd sent: send the "+pushid.DataKey+" value of the push's data as it came")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.o.Timeout)
+	defer cancel()
+	counted, err := s.store.RecordOpen(ctx, app.name, b.InstallationID, runID, userID, s.o.Now())
+	switch {
+	case err != nil && s.o.NoPush != nil && errors.Is(err, s.o.NoPush):
+		fail(w, http.StatusBadRequest, "invalid_request", "push", "no push of this id was sent to this installation")
+	case err != nil:
+		s.storeFailed(w, "open", err)
+	default:
+		// A repeat is answered 200 too, so that an app may retry safely.
+		writeJSON(w, http.StatusOK, map[string]bool{"counted": counted})
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/pushid"
 )
 
 // fakeStore records what reaches the database.
@@ -22,6 +23,27 @@ type fakeStore struct {
 	rows  map[string]pushd.Installation // by app/installation
 	calls int
 	down  bool
+	// sent maps run/user to the installation the push went to; opens are
+	// the ones counted.
+	sent  map[[2]int64]string
+	opens map[[2]int64]bool
+}
+
+var errNoPush = errors.New("no push")
+
+func (f *fakeStore) RecordOpen(_ context.Context, app, inst string, run, user int64, _ time.Time) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	k := [2]int64{run, user}
+	if f.sent[k] != app+"/"+inst {
+		return false, fmt.Errorf("record: %w", errNoPush)
+	}
+	if f.opens[k] {
+		return false, nil
+	}
+	f.opens[k] = true
+	return true, nil
 }
 
 func (f *fakeStore) Register(_ context.Context, in pushd.Installation) (int64, bool, error) {
@@ -213,5 +235,41 @@ func TestSetAppsRotatesKeys(t *testing.T) {
 	if a := call(t, srv, "PUT", install, iosKey2, "application/json", body); a.status != 201 {
 		t.Errorf("the new key: %d", a.status)
 	}
-	_ = errors.New
+}
+
+func TestOpens(t *testing.T) {
+	t.Parallel()
+	ids := pushid.New([]byte("test secret"))
+	st := &fakeStore{rows: map[string]pushd.Installation{}, sent: map[[2]int64]string{{7, 42}: "IOS/inst-0001"}, opens: map[[2]int64]bool{}}
+	srv := httptest.NewServer(New(st, []App{{Name: "IOS", Kind: pushd.APNs, Keys: []string{iosKey}}}, Options{PushIDs: ids, NoPush: errNoPush}))
+	defer srv.Close()
+	open := func(push, inst string) answer {
+		return call(t, srv, "POST", "/v1/apps/IOS/opens", iosKey, "application/json", `{"push": "`+push+`", "installation_id": "`+inst+`"}`)
+	}
+	if a := open(ids.ID(7, 42), "inst-0001"); a.status != 200 || a.raw != "{\"counted\":true}\n" {
+		t.Errorf("first open: %d %s", a.status, a.raw)
+	}
+	if a := open(ids.ID(7, 42), "inst-0001"); a.status != 200 || a.raw != "{\"counted\":false}\n" {
+		t.Errorf("replayed open: %d %s", a.status, a.raw)
+	}
+	forged := pushid.New([]byte("guess")).ID(7, 43)
+	calls := st.calls
+	for _, tc := range []struct{ push, inst, field string }{
+		{forged, "inst-0001", "push"},
+		{"not-an-id", "inst-0001", "push"},
+		{ids.ID(7, 42), "x", "installation_id"},
+	} {
+		if a := open(tc.push, tc.inst); a.status != 400 || a.body.Field != tc.field {
+			t.Errorf("open %q from %q: %d %s, want 400 on %s", tc.push, tc.inst, a.status, a.raw, tc.field)
+		}
+	}
+	if st.calls != calls {
+		t.Error("a forged or malformed open reached the store")
+	}
+	if a := open(ids.ID(8, 42), "inst-0001"); a.status != 400 || a.body.Field != "push" { // signed, but never sent there
+		t.Errorf("open of a push never sent: %d %s", a.status, a.raw)
+	}
+	if len(st.opens) != 1 {
+		t.Errorf("opens counted %v, want one", st.opens)
+	}
 }

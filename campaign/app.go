@@ -13,6 +13,7 @@ import (
 
 	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/providers"
+	"github.com/pushd/pushd/pushid"
 )
 
 // Sender is what a run needs from a provider client (providers/apns,
@@ -52,6 +53,9 @@ type App struct {
 	// Quiet the app's quiet_hours.
 	DefaultZone *time.Location
 	Quiet       pushd.QuietHours
+	// PushIDs signs the id every push carries under pushid.DataKey, for the
+	// device API's opens; nil when the app does not use the device API.
+	PushIDs *pushid.Signer
 
 	slots     chan struct{}
 	limiter   *rate.Limiter // nil: unlimited
@@ -115,6 +119,7 @@ type AppOptions struct {
 	Cap         pushd.FrequencyCap
 	DefaultZone *time.Location
 	Quiet       pushd.QuietHours
+	PushIDs     *pushid.Signer
 }
 
 // NewApp returns an App. Zero limits take the documented defaults.
@@ -135,7 +140,7 @@ func NewApp(name string, kind pushd.PushType, s Sender, o AppOptions) *App {
 		o.DefaultZone = time.UTC
 	}
 	a := &App{Name: name, Kind: kind, Sender: s, BatchSize: o.BatchSize, DefaultExpiry: o.DefaultExpiry,
-		MaxAttempts: o.MaxAttempts, Cap: o.Cap, DefaultZone: o.DefaultZone, Quiet: o.Quiet, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1)}
+		MaxAttempts: o.MaxAttempts, Cap: o.Cap, DefaultZone: o.DefaultZone, Quiet: o.Quiet, PushIDs: o.PushIDs, slots: make(chan struct{}, o.Concurrency), probe: make(chan struct{}, 1)}
 	if o.RateLimit > 0 {
 		a.rateLimit = o.RateLimit
 		a.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit/10)))

@@ -109,7 +109,7 @@ func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 			continue
 		}
 		p := r.prepared
-		if r.content != nil {
+		if p == nil {
 			var o *outcome
 			if p, o = r.personal(&rc); o != nil {
 				w.put(*o)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/content"
 	"github.com/pushd/pushd/providers"
+	"github.com/pushd/pushd/pushid"
 	"golang.org/x/time/rate"
 )
 
@@ -139,6 +141,9 @@ type Runner struct {
 	// personal one is rendered from content per user instead.
 	prepared providers.Prepared
 	content  *content.Content
+	// base is the run's notification, which carries each user's push id
+	// when the app uses the device API (prepared is then nil).
+	base pushd.Notification
 	// renderLog lets one line in 10 s tell why users fail to render.
 	renderLog rate.Sometimes
 	// expiring says why the claim loop ended the run as expired before its
@@ -230,13 +235,21 @@ func NewRunner(r pushd.Run, app *App, st Store, o Options) *Runner {
 // outcome instead: skipped by the template, or failed with the reason
 // (pushd_deliveries.reason holds 64 characters; the log has the rest).
 func (r *Runner) personal(rc *pushd.Recipient) (providers.Prepared, *outcome) {
-	n, locale, err := r.content.Render(content.User{ID: rc.UserID, Locale: rc.Locale, Attributes: rc.Attributes})
-	rc.Locale, rc.Attributes = locale, nil
-	if errors.Is(err, content.ErrSkipped) {
-		return nil, &outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Skipped, Reason: "template skip"}}
+	n := r.base
+	var err error
+	if r.content != nil {
+		var locale string
+		n, locale, err = r.content.Render(content.User{ID: rc.UserID, Locale: rc.Locale, Attributes: rc.Attributes})
+		rc.Locale, rc.Attributes = locale, nil
+		if errors.Is(err, content.ErrSkipped) {
+			return nil, &outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Skipped, Reason: "template skip"}}
+		}
 	}
 	var p providers.Prepared
 	if err == nil {
+		if r.app.PushIDs != nil {
+			n.Data = WithPushID(n.Data, r.app.PushIDs.ID(r.run.ID, rc.UserID))
+		}
 		n.Expiration = r.run.Deadline
 		p, err = r.app.Sender.Prepare(n)
 	}
@@ -247,6 +260,14 @@ func (r *Runner) personal(rc *pushd.Recipient) (providers.Prepared, *outcome) {
 		return nil, &outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend, Reason: truncate(err.Error(), 64)}}
 	}
 	return p, nil
+}
+
+// WithPushID returns a copy of data with the push id under pushid.DataKey.
+func WithPushID(data map[string]json.RawMessage, id string) map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(data)+1)
+	maps.Copy(out, data)
+	out[pushid.DataKey] = json.RawMessage(`"` + id + `"`) // base64url: nothing to escape
+	return out
 }
 
 // truncate cuts s to at most n bytes, on a character boundary.
@@ -287,13 +308,14 @@ func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
 		return r.fail(ctx, fmt.Sprintf("pushd cannot read the run's notification snapshot: %v", err))
 	}
 	n.Expiration = r.run.Deadline
+	r.base = n
 	if n.Personal() {
 		c, err := content.Compile(n)
 		if err != nil {
 			return r.fail(ctx, err.Error())
 		}
 		r.content = c
-	} else {
+	} else if r.app.PushIDs == nil {
 		p, err := r.app.Sender.Prepare(n)
 		if err != nil {
 			return r.fail(ctx, err.Error())

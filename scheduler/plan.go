@@ -14,6 +14,7 @@ import (
 	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/content"
+	"github.com/pushd/pushd/pushid"
 )
 
 // maxPerMinute bounds campaigns.max_per_minute: a million a minute is
@@ -164,7 +165,16 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 			w = c.ExpiresAt.Sub(c.ScheduledAt)
 		}
 		window = max(window, w)
+		if app.PushIDs != nil {
+			if _, taken := n.Data[pushid.DataKey]; taken {
+				return fail("data key %q is reserved: pushd puts each push's id there for the device API's open counts; rename the key", pushid.DataKey)
+			}
+		}
 		for _, sample := range samples {
+			if app.PushIDs != nil {
+				// The longest id, so that the size check leaves it room.
+				sample.Data = campaign.WithPushID(sample.Data, strings.Repeat("A", pushid.MaxLen))
+			}
 			sample.Expiration = at.Add(w)
 			if sample.CollapseID == "" {
 				sample.CollapseID = n.CollapseID

@@ -88,3 +88,52 @@ func nullBytes(b []byte) any {
 	}
 	return b
 }
+
+// ErrNoPush is returned by RecordOpen for an open of a push pushd did not
+// send to that installation.
+var ErrNoPush = errors.New("no push of this id was sent to this installation")
+
+// RecordOpen records that the installation opened the push of run to
+// user, once: it reports whether this open counted (false for a repeat).
+// The run's and, for the current occurrence, the campaign's opened go up
+// in the same transaction.
+func (s *Store) RecordOpen(ctx context.Context, app, installationID string, runID, userID int64, at time.Time) (bool, error) {
+	var counted bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		counted = false
+		var (
+			owner, campaignID int64
+			occurrence        int
+			runApp, outcome   string
+		)
+		err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE app = ? AND installation_id = ?`, app, installationID).Scan(&owner)
+		if err == nil && owner == userID {
+			err = tx.QueryRowContext(ctx, `SELECT r.campaign_id, r.occurrence, r.app, d.outcome FROM pushd_runs r
+				JOIN pushd_deliveries d ON d.run_id = r.id AND d.user_id = ? WHERE r.id = ?`, userID, runID).
+				Scan(&campaignID, &occurrence, &runApp, &outcome)
+		}
+		switch {
+		case errors.Is(err, sql.ErrNoRows) || err == nil && (owner != userID || runApp != app || outcome != string(pushd.Sent)):
+			return ErrNoPush
+		case err != nil:
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT IGNORE INTO pushd_opens (run_id, user_id, opened_at) VALUES (?, ?, ?)`, runID, userID, at)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		counted = true
+		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET opened = opened + 1 WHERE id = ?`, runID); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET opened = opened + 1, updated_at = updated_at WHERE id = ? AND run_count = ?`, campaignID, occurrence)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNoPush) {
+		return false, fmt.Errorf("record open: %w", markUnavailable(err))
+	}
+	return counted, err
+}

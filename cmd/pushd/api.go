@@ -12,7 +12,30 @@ import (
 
 	"github.com/pushd/pushd/api"
 	"github.com/pushd/pushd/config"
+	"github.com/pushd/pushd/pushid"
+	"github.com/pushd/pushd/store"
 )
+
+// pushIDSigner signs push ids with [API] secret, or else with the secret
+// kept in the database, which the first instance to need it makes, so that
+// every instance signs alike.
+func pushIDSigner(ctx context.Context, cfg *config.Config, st *store.Store) (*pushid.Signer, error) {
+	if cfg.API.Secret != "" {
+		return pushid.New([]byte(cfg.API.Secret)), nil
+	}
+	need := cfg.API.Listen != ""
+	for _, a := range cfg.Apps {
+		need = need || len(a.APIKeys) > 0
+	}
+	if !need {
+		return nil, nil
+	}
+	secret, err := st.Secret(ctx, "push_id_secret")
+	if err != nil {
+		return nil, err
+	}
+	return pushid.New(secret), nil
+}
 
 // apiApps lists the apps and keys the device API serves.
 func apiApps(cfg *config.Config) []api.App {
@@ -38,7 +61,8 @@ func (d *service) startAPI(ctx context.Context) error {
 	if !isTable {
 		return fmt.Errorf("%s [API] listen: %w", d.cfg.Path, errUsersView)
 	}
-	d.api = api.New(d.st, apiApps(d.cfg), api.Options{RateLimit: a.RateLimit, Logger: d.log.With("component", "api")})
+	d.api = api.New(d.st, apiApps(d.cfg), api.Options{RateLimit: a.RateLimit, Logger: d.log.With("component", "api"),
+		PushIDs: d.pushIDs, NoPush: store.ErrNoPush})
 	ln, err := net.Listen("tcp", a.Listen)
 	if err != nil {
 		return fmt.Errorf("%s [API] listen = %q: %w", d.cfg.Path, a.Listen, err)

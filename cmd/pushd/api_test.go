@@ -92,7 +92,7 @@ func (e *env) usersSnapshot() string {
 // every rejected request leaves the users table as it was.
 func TestDeviceAPI(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "", pushsim.Options{})
+	e := newEnv(t, "", pushsim.Options{KeepPushes: 100})
 	base := e.apiEnv()
 	d := e.start()
 	defer d.stop(t)
@@ -177,6 +177,46 @@ func TestDeviceAPI(t *testing.T) {
 	if len(ios) != 2 || !gotA || !gotD || len(android) != 0 || r.Invalid != 1 || r.Targeted != 3 {
 		t.Errorf("first campaign: APNs %v, FCM %v, row %+v; want A's new token and D's, nothing on FCM, E invalid", keys(ios), keys(android), r)
 	}
+	// Opens: the push id in A's push counts once, from A only.
+	pushIDOf := func(token string) string {
+		for _, p := range e.sim.Pushes() {
+			if p.Token == token {
+				v, _ := p.Value("push_id")
+				s, _ := v.(string)
+				return s
+			}
+		}
+		return ""
+	}
+	idA2, idD := pushIDOf(tokA2), pushIDOf(tokB)
+	if idA2 == "" || idD == "" || idA2 == idD {
+		t.Fatalf("push ids %q and %q: each push must carry its own", idA2, idD)
+	}
+	open := func(push, installation string) (int, string) {
+		return apiCall(t, "POST", base+"/v1/apps/IOS/opens", iosAPIKey, `{"push": "`+push+`", "installation_id": "`+installation+`"}`)
+	}
+	for _, o := range []struct {
+		push, inst string
+		status     int
+		out        string
+	}{
+		{idA2, "install-A", 200, `{"counted":true}`},
+		{idA2, "install-A", 200, `{"counted":false}`},                  // a replay
+		{idA2, "install-D", 400, `"field":"push"`},                     // another installation's push
+		{idA2[:len(idA2)-2] + "AA", "install-A", 400, `"field":"push"`}, // forged
+		{idD, "install-D", 200, `{"counted":true}`},
+	} {
+		if s, out := open(o.push, o.inst); s != o.status || !strings.Contains(out, o.out) {
+			t.Errorf("open %s from %s: %d %s, want %d %s", o.push, o.inst, s, out, o.status, o.out)
+		}
+	}
+	var runOpened, rowOpened int
+	e.db.QueryRow(`SELECT SUM(opened) FROM pushd_runs WHERE campaign_id = ?`, id).Scan(&runOpened)
+	e.db.QueryRow(`SELECT opened FROM campaigns WHERE id = ?`, id).Scan(&rowOpened)
+	if runOpened != 2 || rowOpened != 2 {
+		t.Errorf("opened: runs %d, row %d; want 2", runOpened, rowOpened)
+	}
+
 	// Without a new registration, E is left out of the next campaign.
 	id2 := e.campaign("IOS", time.Now(), nil)
 	if r2 := e.waitStatus(id2, time.Minute, "done"); r2.Targeted != 2 {

@@ -25,6 +25,7 @@ import (
 	"github.com/pushd/pushd/config"
 	"github.com/pushd/pushd/heartbeat"
 	"github.com/pushd/pushd/monitor"
+	"github.com/pushd/pushd/pushid"
 	"github.com/pushd/pushd/report"
 	"github.com/pushd/pushd/retention"
 	"github.com/pushd/pushd/scheduler"
@@ -127,6 +128,8 @@ type service struct {
 	api     *api.Server
 	apiHTTP *http.Server
 	apiCert apiCertHolder
+	// pushIDs signs the push ids of apps that use the device API.
+	pushIDs *pushid.Signer
 	stopped chan struct{}
 	// failed gets the health listener's error if it stops serving.
 	failed chan error
@@ -151,12 +154,15 @@ func (d *service) start(ctx context.Context) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return err
 	}
+	if d.pushIDs, err = pushIDSigner(ctx, d.cfg, st); err != nil {
+		return err
+	}
 	// The scheduler is made below; the sources read it only when scraped.
 	apps := func() map[string]*campaign.App { return d.sched.Apps() }
 	d.metrics = monitor.NewMetrics(apps)
 	d.apps = map[string]*campaign.App{}
 	for name, a := range d.cfg.Apps {
-		app, err := newApp(d.cfg, a, d.log, d.st, d.metrics)
+		app, err := newApp(d.cfg, a, d.log, d.st, d.metrics, d.pushIDs)
 		if err != nil {
 			return err
 		}
@@ -318,7 +324,7 @@ func (d *service) reload() {
 			apps[name] = d.apps[name]
 			continue
 		}
-		app, err := newApp(cfg, a, d.log, d.st, d.metrics)
+		app, err := newApp(cfg, a, d.log, d.st, d.metrics, d.pushIDs)
 		if err != nil {
 			reject(err)
 			for _, f := range fresh {

@@ -20,6 +20,7 @@ import (
 	"github.com/pushd/pushd/providers/apns"
 	"github.com/pushd/pushd/providers/fcm"
 	"github.com/pushd/pushd/providers/transport"
+	"github.com/pushd/pushd/pushid"
 	"github.com/pushd/pushd/store"
 )
 
@@ -123,14 +124,23 @@ func newSender(cfg *config.Config, a *config.App, log *slog.Logger, o senderOpti
 
 // newApp builds a campaign.App for one app section, whose APNs provider
 // token comes from share; its connection events go to the log and m.
-func newApp(cfg *config.Config, a *config.App, log *slog.Logger, share apns.TokenShare, m *monitor.Metrics) (*campaign.App, error) {
+func newApp(cfg *config.Config, a *config.App, log *slog.Logger, share apns.TokenShare, m *monitor.Metrics, ids *pushid.Signer) (*campaign.App, error) {
 	s, kind, err := newSender(cfg, a, log, senderOptions{share: share, onConnEvent: connEvents(log, a.Name, a.PushType, m)})
 	if err != nil {
 		return nil, fmt.Errorf("%s [%s]: %w", cfg.Path, a.Name, err)
 	}
 	return campaign.NewApp(a.Name, kind, s, campaign.AppOptions{BatchSize: a.BatchSize, DefaultExpiry: a.DefaultExpiry,
 		MaxAttempts: a.MaxAttempts, Concurrency: a.Concurrency, RateLimit: a.RateLimit, Cap: a.FrequencyCap,
-		DefaultZone: defaultZone(cfg, a), Quiet: a.QuietHours}), nil
+		DefaultZone: defaultZone(cfg, a), Quiet: a.QuietHours, PushIDs: appPushIDs(a, ids)}), nil
+}
+
+// appPushIDs is the signer of an app's push ids: the apps that use the
+// device API (api_keys set) carry one in every push.
+func appPushIDs(a *config.App, ids *pushid.Signer) *pushid.Signer {
+	if len(a.APIKeys) == 0 {
+		return nil
+	}
+	return ids
 }
 
 // defaultZone is the zone of an app's users with no valid timezone.
