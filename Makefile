@@ -6,7 +6,7 @@ BIN ?= bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test demo db fuzz bench clean
+.PHONY: build test demo db fuzz bench apibench clean
 
 ## build: bin/pushd and bin/pushsim
 build:
@@ -39,6 +39,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTemplatePayload$$' -fuzztime $(FUZZTIME) ./providers/apns/
 	$(GO) test -run '^$$' -fuzz '^FuzzPrepareFields$$' -fuzztime $(FUZZTIME) ./providers/apns/
 	$(GO) test -run '^$$' -fuzz '^FuzzPrepareOverrides$$' -fuzztime $(FUZZTIME) ./providers/fcm/
+
+## apibench: the device API under wrk (apt-get install wrk): registrations and
+## opens per second with p50/p99, and a campaign beside registrations
+apibench: db
+	$(GO) run ./cmd/apibench $(APIBENCH_ARGS)
 
 ## bench: pushd end to end against pushsim and MariaDB, with the h2load ceiling
 ## (N=100k, 3 runs; e.g. BENCH_ARGS="-n 1000000 -provider both")

@@ -18,3 +18,29 @@ type Installation struct {
 	// At is when the app registered it: users.registered_at.
 	At time.Time
 }
+
+// Registered is what registering an installation made of it.
+type Registered struct {
+	ID      int64 // users.id
+	Created bool  // a new row, not a refresh
+}
+
+// PushOpen is an open an app reported: its installation, and the push's
+// run and user from the push id.
+type PushOpen struct {
+	App, InstallationID string
+	RunID, UserID       int64
+}
+
+// Opened is what recording an open did.
+type Opened int
+
+// The outcomes of an open.
+const (
+	// Counted: the first open of this push.
+	Counted Opened = iota
+	// Repeated: counted before; nothing changed.
+	Repeated
+	// NoPush: the run sent no push to this installation.
+	NoPush
+)

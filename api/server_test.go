@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,34 +28,41 @@ type fakeStore struct {
 	opens map[[2]int64]bool
 }
 
-var errNoPush = errors.New("no push")
-
-func (f *fakeStore) RecordOpen(_ context.Context, app, inst string, run, user int64, _ time.Time) (bool, error) {
+func (f *fakeStore) RecordOpens(_ context.Context, opens []pushd.PushOpen, _ time.Time) ([]pushd.Opened, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
-	k := [2]int64{run, user}
-	if f.sent[k] != app+"/"+inst {
-		return false, fmt.Errorf("record: %w", errNoPush)
+	var out []pushd.Opened
+	for _, o := range opens {
+		k := [2]int64{o.RunID, o.UserID}
+		switch {
+		case f.sent[k] != o.App+"/"+o.InstallationID:
+			out = append(out, pushd.NoPush)
+		case f.opens[k]:
+			out = append(out, pushd.Repeated)
+		default:
+			f.opens[k] = true
+			out = append(out, pushd.Counted)
+		}
 	}
-	if f.opens[k] {
-		return false, nil
-	}
-	f.opens[k] = true
-	return true, nil
+	return out, nil
 }
 
-func (f *fakeStore) Register(_ context.Context, in pushd.Installation) (int64, bool, error) {
+func (f *fakeStore) Register(_ context.Context, ins []pushd.Installation) ([]pushd.Registered, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	if f.down {
-		return 0, false, fmt.Errorf("register: %w", pushd.ErrUnavailable)
+		return nil, fmt.Errorf("register: %w", pushd.ErrUnavailable)
 	}
-	k := in.App + "/" + in.InstallationID
-	_, had := f.rows[k]
-	f.rows[k] = in
-	return int64(len(f.rows)), !had, nil
+	var out []pushd.Registered
+	for _, in := range ins {
+		k := in.App + "/" + in.InstallationID
+		_, had := f.rows[k]
+		f.rows[k] = in
+		out = append(out, pushd.Registered{ID: int64(len(f.rows)), Created: !had})
+	}
+	return out, nil
 }
 
 func (f *fakeStore) Unregister(_ context.Context, app, id string, _ time.Time) (int64, bool, error) {
@@ -241,7 +247,7 @@ func TestOpens(t *testing.T) {
 	t.Parallel()
 	ids := pushid.New([]byte("test secret"))
 	st := &fakeStore{rows: map[string]pushd.Installation{}, sent: map[[2]int64]string{{7, 42}: "IOS/inst-0001"}, opens: map[[2]int64]bool{}}
-	srv := httptest.NewServer(New(st, []App{{Name: "IOS", Kind: pushd.APNs, Keys: []string{iosKey}}}, Options{PushIDs: ids, NoPush: errNoPush}))
+	srv := httptest.NewServer(New(st, []App{{Name: "IOS", Kind: pushd.APNs, Keys: []string{iosKey}}}, Options{PushIDs: ids}))
 	defer srv.Close()
 	open := func(push, inst string) answer {
 		return call(t, srv, "POST", "/v1/apps/IOS/opens", iosKey, "application/json", `{"push": "`+push+`", "installation_id": "`+inst+`"}`)

@@ -8,6 +8,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pushd/pushd"
@@ -23,40 +26,119 @@ func (s *Store) UsersIsTable(ctx context.Context) (bool, error) {
 	return s.baseTable(ctx, "users")
 }
 
-// Register upserts one installation: its users row is created, or its
-// token, ids, zone, locale, attributes and registered_at are replaced (so a
-// token a provider had declared dead is used again). Another installation
-// of the app that held the token loses it. It returns the row's id and
-// whether it was created. It is durable when it returns.
-func (s *Store) Register(ctx context.Context, in pushd.Installation) (id int64, created bool, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		// The token moved: a device reinstalled the app, or restored a
-		// backup. The old installation keeps its row, without the token.
-		if _, err := tx.ExecContext(ctx, `UPDATE users SET push_token = '' WHERE app = ? AND push_token = ?
-			AND (installation_id IS NULL OR installation_id <> ?)`, in.App, in.Token, in.InstallationID); err != nil {
+// Register upserts installations in one transaction (the device API
+// batches the requests that arrive while the previous batch commits, so
+// that many registrations share a commit): each users row is created, or
+// its token, ids, zone, locale, attributes and registered_at are replaced
+// (so a token a provider had declared dead is used again). Another
+// installation of the app that held a token loses it; within the batch
+// the later registration of a token wins, as if they came one by one. It
+// returns each row's id and whether it was created, in order, once
+// durable.
+func (s *Store) Register(ctx context.Context, ins []pushd.Installation) ([]pushd.Registered, error) {
+	out := make([]pushd.Registered, len(ins))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		byApp := map[string][]int{}
+		for i, in := range ins {
+			byApp[in.App] = append(byApp[in.App], i)
+		}
+		// A token registered twice in the batch stays with its last
+		// installation.
+		rows := slices.Clone(ins)
+		last := map[[2]string]int{}
+		for i, in := range rows {
+			k := [2]string{in.App, in.Token}
+			if j, ok := last[k]; ok && rows[j].InstallationID != in.InstallationID {
+				rows[j].Token = ""
+			}
+			last[k] = i
+		}
+		existing := map[[2]string]bool{}
+		for app, idx := range byApp {
+			ids := make([]any, 0, len(idx)+1)
+			toks := make([]any, 0, len(idx)+1)
+			ids, toks = append(ids, app), append(toks, app)
+			for _, i := range idx {
+				ids = append(ids, ins[i].InstallationID)
+				toks = append(toks, ins[i].Token)
+			}
+			r, err := tx.QueryContext(ctx, `SELECT installation_id FROM users WHERE app = ? AND installation_id IN (`+placeholders(len(idx))+`) FOR UPDATE`, ids...)
+			if err != nil {
+				return err
+			}
+			for r.Next() {
+				var id string
+				if err := r.Scan(&id); err != nil {
+					r.Close()
+					return err
+				}
+				existing[[2]string{app, id}] = true
+			}
+			r.Close()
+			if err := r.Err(); err != nil {
+				return err
+			}
+			// The tokens move: their old installations keep their rows,
+			// without them. (The batch's own rows get theirs back below.)
+			if _, err := tx.ExecContext(ctx, `UPDATE users SET push_token = '' WHERE app = ? AND push_token IN (`+placeholders(len(idx))+`)`, toks...); err != nil {
+				return err
+			}
+		}
+		var q strings.Builder
+		q.WriteString(`INSERT INTO users (app, installation_id, push_token, external_id, timezone, locale, attributes, registered_at) VALUES `)
+		args := make([]any, 0, 8*len(rows))
+		for i, in := range rows {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
+			args = append(args, in.App, in.InstallationID, in.Token, nullString(in.ExternalID), nullString(in.Timezone),
+				nullString(in.Locale), nullBytes(in.Attributes), in.At)
+		}
+		q.WriteString(` ON DUPLICATE KEY UPDATE push_token = VALUES(push_token), external_id = VALUES(external_id),
+			timezone = VALUES(timezone), locale = VALUES(locale), attributes = VALUES(attributes), registered_at = VALUES(registered_at)`)
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO users (app, installation_id, push_token, external_id, timezone, locale, attributes, registered_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), push_token = VALUES(push_token), external_id = VALUES(external_id),
-				timezone = VALUES(timezone), locale = VALUES(locale), attributes = VALUES(attributes), registered_at = VALUES(registered_at)`,
-			in.App, in.InstallationID, in.Token, nullString(in.ExternalID), nullString(in.Timezone), nullString(in.Locale),
-			nullBytes(in.Attributes), in.At)
-		if err != nil {
-			return err
+		ids := map[[2]string]int64{}
+		for app, idx := range byApp {
+			args := []any{app}
+			for _, i := range idx {
+				args = append(args, ins[i].InstallationID)
+			}
+			r, err := tx.QueryContext(ctx, `SELECT installation_id, id FROM users WHERE app = ? AND installation_id IN (`+placeholders(len(idx))+`)`, args...)
+			if err != nil {
+				return err
+			}
+			for r.Next() {
+				var inst string
+				var id int64
+				if err := r.Scan(&inst, &id); err != nil {
+					r.Close()
+					return err
+				}
+				ids[[2]string{app, inst}] = id
+			}
+			r.Close()
+			if err := r.Err(); err != nil {
+				return err
+			}
 		}
-		if id, err = res.LastInsertId(); err != nil {
-			return err
+		seen := map[[2]string]bool{}
+		for i, in := range ins {
+			k := [2]string{in.App, in.InstallationID}
+			out[i] = pushd.Registered{ID: ids[k], Created: !existing[k] && !seen[k]}
+			seen[k] = true
 		}
-		n, err := res.RowsAffected()
-		created = n == 1 // 2 for an update
-		return err
+		return nil
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("register installation: %w", markUnavailable(err))
+		return nil, fmt.Errorf("register installations: %w", markUnavailable(err))
 	}
-	return id, created, nil
+	return out, nil
 }
+
+func placeholders(n int) string { return "?" + strings.Repeat(", ?", n-1) }
 
 // Unregister takes an installation's token away, so it gets no more
 // pushes; its row stays for the ledger and the opens. It returns the row's
@@ -89,51 +171,133 @@ func nullBytes(b []byte) any {
 	return b
 }
 
-// ErrNoPush is returned by RecordOpen for an open of a push pushd did not
-// send to that installation.
-var ErrNoPush = errors.New("no push of this id was sent to this installation")
-
-// RecordOpen records that the installation opened the push of run to
-// user, once: it reports whether this open counted (false for a repeat).
-// The run's and, for the current occurrence, the campaign's opened go up
-// in the same transaction.
-func (s *Store) RecordOpen(ctx context.Context, app, installationID string, runID, userID int64, at time.Time) (bool, error) {
-	var counted bool
+// RecordOpens records a batch of opens in one transaction, each push once:
+// pushd_opens gets a row per first open, and pushd_runs.opened and, for
+// the current occurrence, campaigns.opened go up by the runs' first opens.
+func (s *Store) RecordOpens(ctx context.Context, opens []pushd.PushOpen, at time.Time) ([]pushd.Opened, error) {
+	out := make([]pushd.Opened, len(opens))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		counted = false
-		var (
-			owner, campaignID int64
-			occurrence        int
-			runApp, outcome   string
-		)
-		err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE app = ? AND installation_id = ?`, app, installationID).Scan(&owner)
-		if err == nil && owner == userID {
-			err = tx.QueryRowContext(ctx, `SELECT r.campaign_id, r.occurrence, r.app, d.outcome FROM pushd_runs r
-				JOIN pushd_deliveries d ON d.run_id = r.id AND d.user_id = ? WHERE r.id = ?`, userID, runID).
-				Scan(&campaignID, &occurrence, &runApp, &outcome)
+		// Whose installations they are.
+		owner := map[[2]string]int64{}
+		byApp := map[string][]any{}
+		for _, o := range opens {
+			byApp[o.App] = append(byApp[o.App], o.InstallationID)
 		}
-		switch {
-		case errors.Is(err, sql.ErrNoRows) || err == nil && (owner != userID || runApp != app || outcome != string(pushd.Sent)):
-			return ErrNoPush
-		case err != nil:
-			return err
+		for app, insts := range byApp {
+			r, err := tx.QueryContext(ctx, `SELECT installation_id, id FROM users WHERE app = ? AND installation_id IN (`+placeholders(len(insts))+`)`,
+				append([]any{app}, insts...)...)
+			if err != nil {
+				return err
+			}
+			for r.Next() {
+				var inst string
+				var id int64
+				if err := r.Scan(&inst, &id); err != nil {
+					r.Close()
+					return err
+				}
+				owner[[2]string{app, inst}] = id
+			}
+			r.Close()
+			if err := r.Err(); err != nil {
+				return err
+			}
 		}
-		res, err := tx.ExecContext(ctx, `INSERT IGNORE INTO pushd_opens (run_id, user_id, opened_at) VALUES (?, ?, ?)`, runID, userID, at)
+		// Which pushes were sent, and which were opened before.
+		var cond strings.Builder
+		pairs := make([]any, 0, 2*len(opens))
+		for i, o := range opens {
+			if i > 0 {
+				cond.WriteString(" OR ")
+			}
+			cond.WriteString("(d.run_id = ? AND d.user_id = ?)")
+			pairs = append(pairs, o.RunID, o.UserID)
+		}
+		type sentPush struct {
+			app                  string
+			campaign, occurrence int64
+		}
+		sent := map[[2]int64]sentPush{}
+		r, err := tx.QueryContext(ctx, `SELECT d.run_id, d.user_id, r.app, r.campaign_id, r.occurrence FROM pushd_deliveries d
+			JOIN pushd_runs r ON r.id = d.run_id WHERE d.outcome = 'sent' AND (`+cond.String()+`)`, pairs...)
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
+		for r.Next() {
+			var k [2]int64
+			var p sentPush
+			if err := r.Scan(&k[0], &k[1], &p.app, &p.campaign, &p.occurrence); err != nil {
+				r.Close()
+				return err
+			}
+			sent[k] = p
+		}
+		r.Close()
+		if err := r.Err(); err != nil {
 			return err
 		}
-		counted = true
-		if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET opened = opened + 1 WHERE id = ?`, runID); err != nil {
+		opened := map[[2]int64]bool{}
+		r, err = tx.QueryContext(ctx, `SELECT d.run_id, d.user_id FROM pushd_opens d WHERE `+cond.String()+` FOR UPDATE`, pairs...)
+		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET opened = opened + 1, updated_at = updated_at WHERE id = ? AND run_count = ?`, campaignID, occurrence)
-		return err
+		for r.Next() {
+			var k [2]int64
+			if err := r.Scan(&k[0], &k[1]); err != nil {
+				r.Close()
+				return err
+			}
+			opened[k] = true
+		}
+		r.Close()
+		if err := r.Err(); err != nil {
+			return err
+		}
+		var ins strings.Builder
+		var insArgs []any
+		perRun := map[int64]int{}
+		perCampaign := map[[2]int64]int{}
+		for i, o := range opens {
+			k := [2]int64{o.RunID, o.UserID}
+			p, ok := sent[k]
+			switch {
+			case !ok || p.app != o.App || owner[[2]string{o.App, o.InstallationID}] != o.UserID:
+				out[i] = pushd.NoPush
+			case opened[k]:
+				out[i] = pushd.Repeated
+			default:
+				out[i] = pushd.Counted
+				opened[k] = true
+				if ins.Len() > 0 {
+					ins.WriteByte(',')
+				}
+				ins.WriteString("(?, ?, ?)")
+				insArgs = append(insArgs, o.RunID, o.UserID, at)
+				perRun[o.RunID]++
+				perCampaign[[2]int64{p.campaign, p.occurrence}]++
+			}
+		}
+		if len(insArgs) == 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO pushd_opens (run_id, user_id, opened_at) VALUES `+ins.String(), insArgs...); err != nil {
+			return err
+		}
+		// Runs before campaigns, as every transaction locks them.
+		for _, run := range slices.Sorted(maps.Keys(perRun)) {
+			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET opened = opened + ? WHERE id = ?`, perRun[run], run); err != nil {
+				return err
+			}
+		}
+		for c, n := range perCampaign {
+			if _, err := tx.ExecContext(ctx, `UPDATE campaigns SET opened = opened + ?, updated_at = updated_at WHERE id = ? AND run_count = ?`, n, c[0], c[1]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	if err != nil && !errors.Is(err, ErrNoPush) {
-		return false, fmt.Errorf("record open: %w", markUnavailable(err))
+	if err != nil {
+		return nil, fmt.Errorf("record opens: %w", markUnavailable(err))
 	}
-	return counted, err
+	return out, nil
 }

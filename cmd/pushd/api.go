@@ -62,7 +62,7 @@ func (d *service) startAPI(ctx context.Context) error {
 		return fmt.Errorf("%s [API] listen: %w", d.cfg.Path, errUsersView)
 	}
 	d.api = api.New(d.st, apiApps(d.cfg), api.Options{RateLimit: a.RateLimit, Logger: d.log.With("component", "api"),
-		PushIDs: d.pushIDs, NoPush: store.ErrNoPush})
+		PushIDs: d.pushIDs})
 	ln, err := net.Listen("tcp", a.Listen)
 	if err != nil {
 		return fmt.Errorf("%s [API] listen = %q: %w", d.cfg.Path, a.Listen, err)

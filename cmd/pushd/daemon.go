@@ -388,6 +388,9 @@ func (d *service) close() {
 			cancel()
 		}
 	}
+	if d.api != nil {
+		d.api.Close() // after the server: the requests it let finish are written
+	}
 	for _, a := range d.apps {
 		closeApp(a)
 	}

@@ -1,0 +1,53 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/internal/dbtest"
+)
+
+// One batch of registrations behaves as the same requests one by one: a
+// token moved within the batch or from an older row stays with its last
+// installation, and a repeated installation is created once.
+func TestRegisterBatch(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	in := func(id, tok string) pushd.Installation {
+		return pushd.Installation{App: "A", InstallationID: id, Token: tok, At: now}
+	}
+	first, err := st.Register(ctx, []pushd.Installation{in("inst-D", "tok2")})
+	if err != nil || !first[0].Created {
+		t.Fatal(first, err)
+	}
+	got, err := st.Register(ctx, []pushd.Installation{in("inst-A", "tok1"), in("inst-B", "tok1"), in("inst-C", "tok2"),
+		{App: "A", InstallationID: "inst-A", Token: "tok3", Locale: "fr", Attributes: []byte(`{"a":1}`), At: now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got[0].Created || !got[1].Created || !got[2].Created || got[3].Created || got[0].ID != got[3].ID {
+		t.Errorf("results %+v", got)
+	}
+	want := map[string]string{"inst-A": "tok3", "inst-B": "tok1", "inst-C": "tok2", "inst-D": ""}
+	rows, err := st.DB().Query(`SELECT installation_id, push_token FROM users`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, tok string
+		rows.Scan(&id, &tok)
+		if want[id] != tok {
+			t.Errorf("%s holds %q, want %q", id, tok, want[id])
+		}
+		delete(want, id)
+	}
+	if len(want) != 0 {
+		t.Errorf("missing rows %v", want)
+	}
+	if _, found, err := st.Unregister(ctx, "A", "inst-Z", now); found || err != nil {
+		t.Errorf("unregister unknown: %v %v", found, err)
+	}
+}
