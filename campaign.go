@@ -57,6 +57,10 @@ type Campaign struct {
 	Overrides                                               string // raw JSON text
 	// Translations are the campaign's campaign_translations rows.
 	Translations []Translation
+	// Variants are its campaign_variants rows; HoldoutPercent its
+	// holdout_percent.
+	Variants       []Variant
+	HoldoutPercent int
 	ScheduledAt  time.Time
 	ExpiresAt    *time.Time
 	BatchSize    *int
@@ -247,6 +251,16 @@ type CampaignStatus struct {
 	// translation ("" for the campaign's own text); nil without
 	// translations.
 	Locales map[string]int64
+	// Variants are the current occurrence's figures per variant, in name
+	// order; nil without variants. HeldOut counts its holdout group.
+	Variants []VariantStat
+	HeldOut  int64
+}
+
+// VariantStat is one variant's reach and opens in an occurrence.
+type VariantStat struct {
+	Name         string
+	Sent, Opened int64
 }
 
 // AppRun is one app's share of a campaign that names several: the sums

@@ -15,6 +15,9 @@ const (
 	ExpiredSend  Outcome = "expired"
 	// Capped: not sent, the user had reached the app's frequency_cap.
 	Capped Outcome = "capped"
+	// HeldOut: not sent on purpose, the user is in the campaign's holdout
+	// group (holdout_percent), kept for comparison.
+	HeldOut Outcome = "held_out"
 )
 
 // Delivery is the outcome for one user of a run.
@@ -26,6 +29,8 @@ type Delivery struct {
 	// Locale is the translation the user was sent ("" for the campaign's
 	// own text); counted when the flush says Locales.
 	Locale string
+	// Variant is the campaign variant the user was given ("" without).
+	Variant string
 }
 
 // Invalidation records a token a provider declared dead.

@@ -74,6 +74,11 @@ type Notification struct {
 	// them.
 	Translations []Translation `json:"translations,omitempty"`
 	Templated    bool          `json:"templated,omitempty"`
+	// Variants split the audience by a stable hash of (campaign, user) in
+	// proportion to their weights, and HoldoutPercent of it gets nothing
+	// (recorded held_out): see Assign.
+	Variants       []Variant `json:"variants,omitempty"`
+	HoldoutPercent int       `json:"holdout_percent,omitempty"`
 
 	// Expiration is the absolute deadline after which the provider must not
 	// deliver. The zero time means no deadline. It is the run's deadline,
@@ -116,5 +121,19 @@ type Translation struct {
 	Subtitle string `json:"subtitle,omitempty"`
 }
 
+// Variant is a campaign_variants row: its text replaces the campaign's for
+// the users it is given to; empty image_url and link keep the campaign's.
+type Variant struct {
+	Name     string `json:"name"`
+	Weight   int    `json:"weight"`
+	Title    string `json:"title"`
+	Body     string `json:"body"`
+	Subtitle string `json:"subtitle,omitempty"`
+	ImageURL string `json:"image_url,omitempty"`
+	Link     string `json:"link,omitempty"`
+}
+
 // Personal reports whether n is rendered per user.
-func (n *Notification) Personal() bool { return n.Templated || len(n.Translations) > 0 }
+func (n *Notification) Personal() bool {
+	return n.Templated || len(n.Translations) > 0 || len(n.Variants) > 0 || n.HoldoutPercent > 0
+}

@@ -44,6 +44,8 @@ type Recipient struct {
 	// only for a run with UserData.
 	Locale     string
 	Attributes []byte
+	// Variant is set by the campaign runner: the variant given to the user.
+	Variant string
 }
 
 // Batch is a leased share of a run's audience. Every write about it must
@@ -123,12 +125,12 @@ type Flush struct {
 
 // RunCounts are a run's progress counters.
 type RunCounts struct {
-	Targeted, Sent, Failed, Invalid, Expired, Capped, Skipped int64
+	Targeted, Sent, Failed, Invalid, Expired, Capped, Skipped, HeldOut int64
 }
 
 // Outcomes is how many users of the run have an outcome.
 func (c RunCounts) Outcomes() int64 {
-	return c.Sent + c.Failed + c.Invalid + c.Expired + c.Capped + c.Skipped
+	return c.Sent + c.Failed + c.Invalid + c.Expired + c.Capped + c.Skipped + c.HeldOut
 }
 
 // ReasonCount is how many deliveries failed for one reason.

@@ -79,6 +79,8 @@ CREATE TABLE IF NOT EXISTS campaigns (
   capped         INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'not sent: the user reached the app frequency_cap',
   skipped        INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'not sent on purpose: their local time had passed (late_policy skip)',
   opened         INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'users who opened the push, as the apps report through the device API',
+  holdout_percent TINYINT UNSIGNED NOT NULL DEFAULT 0 COMMENT '0 to 50: this share of the audience gets nothing (held_out), to compare',
+  held_out       INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'users in the holdout group: not sent on purpose',
   run_count      INT UNSIGNED  NOT NULL DEFAULT 0 COMMENT 'runs started; more than 1 only with cron',
   next_run_at    DATETIME      NULL COMMENT 'set by pushd: when the next run starts',
   current_run_id BIGINT        NULL COMMENT 'set by pushd: the run the counts belong to',
@@ -128,6 +130,7 @@ CREATE TABLE IF NOT EXISTS pushd_runs (
   capped         INT UNSIGNED  NOT NULL DEFAULT 0,
   skipped        INT UNSIGNED  NOT NULL DEFAULT 0,
   opened         INT UNSIGNED  NOT NULL DEFAULT 0,
+  held_out       INT UNSIGNED  NOT NULL DEFAULT 0,
   started_at     DATETIME(3)   NOT NULL,
   finished_at    DATETIME(3)   NULL,
   PRIMARY KEY (id),
@@ -157,10 +160,11 @@ CREATE TABLE IF NOT EXISTS pushd_batches (
 CREATE TABLE IF NOT EXISTS pushd_deliveries (
   run_id      BIGINT           NOT NULL,
   user_id     BIGINT           NOT NULL,
-  outcome     VARCHAR(8)       NOT NULL COMMENT 'sent, failed, invalid, expired, capped, skipped',
+  outcome     VARCHAR(8)       NOT NULL COMMENT 'sent, failed, invalid, expired, capped, skipped, held_out',
   reason      VARCHAR(64)      NOT NULL DEFAULT '' COMMENT 'provider reason, e.g. BadDeviceToken',
   attempts    TINYINT UNSIGNED NOT NULL DEFAULT 1,
   recorded_at DATETIME(3)      NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  variant     VARCHAR(32)      NOT NULL DEFAULT '' COMMENT 'the campaign variant the user was given',
   PRIMARY KEY (run_id, user_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
@@ -247,6 +251,21 @@ CREATE TABLE IF NOT EXISTS campaign_translations (
   body        TEXT         NOT NULL,
   subtitle    VARCHAR(255) NULL,
   PRIMARY KEY (campaign_id, locale)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- campaign_variants: staff INSERT rows to test texts against each other.
+-- Each user gets one variant, by a stable hash of (campaign, user), in
+-- proportion to weight; empty image_url and link keep the campaign's.
+CREATE TABLE IF NOT EXISTS campaign_variants (
+  campaign_id BIGINT        NOT NULL,
+  name        VARCHAR(32)   NOT NULL COMMENT 'e.g. A, B or short-title',
+  weight      INT UNSIGNED  NOT NULL DEFAULT 1,
+  title       VARCHAR(255)  NOT NULL DEFAULT '',
+  body        TEXT          NOT NULL,
+  subtitle    VARCHAR(255)  NULL,
+  image_url   VARCHAR(1024) NULL,
+  link        VARCHAR(1024) NULL,
+  PRIMARY KEY (campaign_id, name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 -- pushd_run_locales: for runs with translations, how many users were sent

@@ -103,7 +103,7 @@ func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 		}
 		if err := r.app.Sender.ValidateToken(rc.Token); err != nil {
 			w.put(outcome{
-				d:   pushd.Delivery{UserID: rc.UserID, Outcome: pushd.InvalidToken, Reason: "MalformedToken", Attempts: 0},
+				d:   pushd.Delivery{UserID: rc.UserID, Variant: rc.Variant, Outcome: pushd.InvalidToken, Reason: "MalformedToken", Attempts: 0},
 				inv: &pushd.Invalidation{UserID: rc.UserID, App: r.run.App, Token: rc.Token, Since: r.o.Clock(), Reason: "MalformedToken"},
 			})
 			continue
@@ -143,7 +143,7 @@ func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 }
 
 func expiredOutcome(rc pushd.Recipient, attempts int) outcome {
-	return outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.ExpiredSend, Reason: "deadline reached", Attempts: attempts}}
+	return outcome{d: pushd.Delivery{UserID: rc.UserID, Variant: rc.Variant, Outcome: pushd.ExpiredSend, Reason: "deadline reached", Attempts: attempts}}
 }
 
 // errLeaseWait means waiting for the lease ended without it: the batch was
@@ -362,12 +362,12 @@ func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, a
 			return 0, true
 		}
 		r.log.Warn("push failed: no answer from the provider", "user_id", rc.UserID, "attempts", *attempts, "error", err)
-		w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend,
+		w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Variant: rc.Variant, Outcome: pushd.FailedSend,
 			Reason: transportReason(err) + fmt.Sprintf(" after %d tries", *attempts), Attempts: *attempts}})
 	default:
 		switch res.Outcome {
 		case providers.Delivered:
-			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Sent, Attempts: *attempts, Locale: rc.Locale}})
+			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Variant: rc.Variant, Outcome: pushd.Sent, Attempts: *attempts, Locale: rc.Locale}})
 		case providers.TokenInvalid:
 			w.put(invalidOutcome(r.run.App, rc, res, *attempts, r.o.Clock()))
 		case providers.CredentialFailure, providers.AppThrottled:
@@ -383,10 +383,10 @@ func (w *batchWork) answered(ctx context.Context, rc pushd.Recipient, l lease, a
 				})
 				return res.RetryAfter, true
 			}
-			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend,
+			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Variant: rc.Variant, Outcome: pushd.FailedSend,
 				Reason: fmt.Sprintf("%s after %d tries", reasonOf(res), *attempts), Attempts: *attempts}})
 		default: // Rejected
-			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend, Reason: reasonOf(res), Attempts: *attempts}})
+			w.put(outcome{d: pushd.Delivery{UserID: rc.UserID, Variant: rc.Variant, Outcome: pushd.FailedSend, Reason: reasonOf(res), Attempts: *attempts}})
 		}
 	}
 	return 0, false
@@ -406,11 +406,11 @@ func invalidOutcome(app string, rc pushd.Recipient, res providers.Result, attemp
 	}
 	reason := reasonOf(res)
 	if !res.InvalidSince.IsZero() && rc.RegisteredAt.After(res.InvalidSince) {
-		return outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend,
+		return outcome{d: pushd.Delivery{UserID: rc.UserID, Variant: rc.Variant, Outcome: pushd.FailedSend,
 			Reason: reason + " (token registered again since)", Attempts: attempts}}
 	}
 	return outcome{
-		d:   pushd.Delivery{UserID: rc.UserID, Outcome: pushd.InvalidToken, Reason: reason, Attempts: attempts},
+		d:   pushd.Delivery{UserID: rc.UserID, Variant: rc.Variant, Outcome: pushd.InvalidToken, Reason: reason, Attempts: attempts},
 		inv: &pushd.Invalidation{UserID: rc.UserID, App: app, Token: rc.Token, Since: since, Reason: reason},
 	}
 }

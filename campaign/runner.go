@@ -141,6 +141,8 @@ type Runner struct {
 	// personal one is rendered from content per user instead.
 	prepared providers.Prepared
 	content  *content.Content
+	// variants holds the content of each of the campaign's variants.
+	variants map[string]*content.Content
 	// base is the run's notification, which carries each user's push id
 	// when the app uses the device API (prepared is then nil).
 	base pushd.Notification
@@ -237,12 +239,24 @@ func NewRunner(r pushd.Run, app *App, st Store, o Options) *Runner {
 func (r *Runner) personal(rc *pushd.Recipient) (providers.Prepared, *outcome) {
 	n := r.base
 	var err error
-	if r.content != nil {
+	ct := r.content
+	if r.base.HoldoutPercent > 0 || len(r.base.Variants) > 0 {
+		name, held := pushd.Assign(r.run.CampaignID, rc.UserID, r.base.HoldoutPercent, r.base.Variants)
+		rc.Variant = name
+		if held {
+			rc.Attributes = nil
+			return nil, &outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.HeldOut, Reason: "holdout group"}}
+		}
+		if name != "" {
+			ct = r.variants[name]
+		}
+	}
+	if ct != nil {
 		var locale string
-		n, locale, err = r.content.Render(content.User{ID: rc.UserID, Locale: rc.Locale, Attributes: rc.Attributes})
+		n, locale, err = ct.Render(content.User{ID: rc.UserID, Locale: rc.Locale, Attributes: rc.Attributes})
 		rc.Locale, rc.Attributes = locale, nil
 		if errors.Is(err, content.ErrSkipped) {
-			return nil, &outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Skipped, Reason: "template skip"}}
+			return nil, &outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.Skipped, Reason: "template skip", Variant: rc.Variant}}
 		}
 	}
 	var p providers.Prepared
@@ -257,7 +271,7 @@ func (r *Runner) personal(rc *pushd.Recipient) (providers.Prepared, *outcome) {
 		r.renderLog.Do(func() {
 			r.log.Warn("a user's notification cannot be sent as rendered", "user_id", rc.UserID, "error", err)
 		})
-		return nil, &outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend, Reason: truncate(err.Error(), 64)}}
+		return nil, &outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend, Reason: truncate(err.Error(), 64), Variant: rc.Variant}}
 	}
 	return p, nil
 }
@@ -315,6 +329,16 @@ func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
 			return r.fail(ctx, err.Error())
 		}
 		r.content = c
+		for _, v := range n.Variants {
+			vc, err := content.Compile(pushd.WithVariant(n, v))
+			if err != nil {
+				return r.fail(ctx, fmt.Sprintf("campaign_variants (%s) %v", v.Name, err))
+			}
+			if r.variants == nil {
+				r.variants = map[string]*content.Content{}
+			}
+			r.variants[v.Name] = vc
+		}
 	} else if r.app.PushIDs == nil {
 		p, err := r.app.Sender.Prepare(n)
 		if err != nil {

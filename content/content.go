@@ -153,6 +153,7 @@ func words(err error) string {
 func Compile(n pushd.Notification) (*Content, error) {
 	c := &Content{base: n, variants: map[string]*variant{}, byInput: map[string]*variant{}}
 	c.base.Translations, c.base.Templated = nil, false
+	c.base.Variants, c.base.HoldoutPercent = nil, 0
 	var err error
 	if c.def, err = compileVariant("", "", n.Title, n.Body, n.Subtitle); err != nil {
 		return nil, err

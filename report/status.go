@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -246,6 +247,7 @@ func Status(w io.Writer, v StatusView) {
 	}
 	statusTable(w, rows, right)
 	statusLocales(w, v.Campaigns)
+	statusVariants(w, v.Campaigns)
 	if lateETA {
 		fmt.Fprintln(w, "\n* at this rate the run ends after its deadline; users not reached by then count as expired")
 	}
@@ -589,4 +591,78 @@ func statusLocales(w io.Writer, cs []pushd.CampaignStatus) {
 		}
 		fmt.Fprintf(w, "  %d: %s\n", c.ID, strings.Join(parts, " · "))
 	}
+}
+
+// statusVariants lists, for campaigns with variants, each one's sent,
+// opened and open rate, and whether the best two rates differ by more than
+// chance (a two-proportion z-test at 95%).
+func statusVariants(w io.Writer, cs []pushd.CampaignStatus) {
+	first := true
+	for _, c := range cs {
+		if len(c.Variants) == 0 {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nVariants (sent, opened, open rate; two-proportion z-test at 95%):")
+			first = false
+		}
+		parts := make([]string, 0, len(c.Variants)+1)
+		for _, v := range c.Variants {
+			parts = append(parts, fmt.Sprintf("%s %s sent, %s opened (%s)", v.Name, Num(v.Sent), Num(v.Opened), rate(v.Opened, v.Sent)))
+		}
+		if c.HeldOut > 0 {
+			parts = append(parts, "held out "+Num(c.HeldOut))
+		}
+		fmt.Fprintf(w, "  %d: %s\n", c.ID, strings.Join(parts, " · "))
+		if verdict := compareVariants(c.Variants); verdict != "" {
+			fmt.Fprintf(w, "      %s\n", verdict)
+		}
+	}
+}
+
+func rate(opened, sent int64) string {
+	if sent == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(opened)/float64(sent))
+}
+
+// compareVariants says whether the two best open rates differ beyond
+// chance.
+func compareVariants(vs []pushd.VariantStat) string {
+	sorted := slices.Clone(vs)
+	slices.SortStableFunc(sorted, func(a, b pushd.VariantStat) int {
+		return cmp.Compare(openRate(b), openRate(a))
+	})
+	if len(sorted) < 2 || sorted[1].Sent == 0 {
+		return ""
+	}
+	a, b := sorted[0], sorted[1]
+	z := TwoProportionZ(a.Opened, a.Sent, b.Opened, b.Sent)
+	if math.Abs(z) >= 1.96 {
+		return fmt.Sprintf("%s's open rate is higher than %s's beyond chance (z = %.2f)", a.Name, b.Name, z)
+	}
+	return fmt.Sprintf("%s and %s: the difference may be chance so far (z = %.2f, needs 1.96)", a.Name, b.Name, z)
+}
+
+func openRate(v pushd.VariantStat) float64 {
+	if v.Sent == 0 {
+		return 0
+	}
+	return float64(v.Opened) / float64(v.Sent)
+}
+
+// TwoProportionZ is the pooled two-proportion z statistic of x1 of n1
+// against x2 of n2; 0 when it is undefined.
+func TwoProportionZ(x1, n1, x2, n2 int64) float64 {
+	if n1 == 0 || n2 == 0 {
+		return 0
+	}
+	p1, p2 := float64(x1)/float64(n1), float64(x2)/float64(n2)
+	p := float64(x1+x2) / float64(n1+n2)
+	se := math.Sqrt(p * (1 - p) * (1/float64(n1) + 1/float64(n2)))
+	if se == 0 {
+		return 0
+	}
+	return (p1 - p2) / se
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -156,5 +157,30 @@ func TestStatusLocales(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "  6:") {
 		t.Errorf("a campaign without translations listed:\n%s", b.String())
+	}
+}
+
+func TestStatusVariants(t *testing.T) {
+	t.Parallel()
+	// 600/5000 against 450/5000: pooled p = 0.105, se = sqrt(0.105 × 0.895 × 2/5000) = 0.006131, z = 0.03/se = 4.893.
+	if z := TwoProportionZ(600, 5000, 450, 5000); math.Abs(z-4.893) > 0.001 {
+		t.Errorf("z = %.3f, want 4.893", z)
+	}
+	var b bytes.Buffer
+	now := time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
+	Status(&b, StatusView{Database: "pushd", Loc: time.UTC, Now: now, Campaigns: []pushd.CampaignStatus{
+		{ID: 9, App: "A", Status: pushd.Done, Sent: 10000, ScheduledAt: now, HeldOut: 1100,
+			Variants: []pushd.VariantStat{{Name: "A", Sent: 5000, Opened: 450}, {Name: "B", Sent: 5000, Opened: 600}}},
+		{ID: 8, App: "A", Status: pushd.Done, Sent: 200, ScheduledAt: now,
+			Variants: []pushd.VariantStat{{Name: "A", Sent: 100, Opened: 10}, {Name: "B", Sent: 100, Opened: 12}}},
+	}})
+	for _, want := range []string{
+		"9: A 5,000 sent, 450 opened (9.0%) · B 5,000 sent, 600 opened (12.0%) · held out 1,100",
+		"B's open rate is higher than A's beyond chance (z = 4.89)",
+		"B and A: the difference may be chance so far (z = 0.45, needs 1.96)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
 	}
 }

@@ -124,17 +124,34 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 	if err := checkRich(&n, c.Overrides); err != nil {
 		return fail("%v", err)
 	}
+	if err := checkVariants(c); err != nil {
+		return fail("%v", err)
+	}
+	n.Variants, n.HoldoutPercent = c.Variants, c.HoldoutPercent
 	ct, err := content.Compile(n)
 	if err != nil {
 		return fail("%v", err)
 	}
 	n.Templated = ct.Templated()
 	// What the providers check before the run: the notification, or for a
-	// personal one each translation as a user without attributes gets it.
+	// personal one each translation and variant as a user without
+	// attributes gets it.
 	samples := []pushd.Notification{n}
 	if n.Personal() {
 		if samples, err = ct.Samples(); err != nil {
 			return fail("%v", err)
+		}
+		for _, v := range n.Variants {
+			vc, err := content.Compile(pushd.WithVariant(n, v))
+			if err != nil {
+				return fail("campaign_variants (%s) %v", v.Name, err)
+			}
+			n.Templated = n.Templated || vc.Templated()
+			vs, err := vc.Samples()
+			if err != nil {
+				return fail("campaign_variants (%s) %v", v.Name, err)
+			}
+			samples = append(samples, vs...)
 		}
 	}
 	if n.CollapseID == "" {

@@ -3,8 +3,10 @@ package scheduler
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/pushd/pushd"
@@ -61,5 +63,44 @@ func checkRich(n *pushd.Notification, overrides string) error {
 		}
 	}
 	n.Overrides = o
+	return nil
+}
+
+// variantName is what a variant's name may be: it is shown in status and
+// stored in the ledger (VARCHAR(32)).
+var variantName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+
+// checkVariants checks campaign_variants and holdout_percent.
+func checkVariants(c *pushd.Campaign) error {
+	if c.HoldoutPercent < 0 || c.HoldoutPercent > 50 {
+		return fmt.Errorf("holdout_percent %d is out of range: use 0 to 50 (the share of the audience that gets nothing, for comparison)", c.HoldoutPercent)
+	}
+	if len(c.Variants) == 0 {
+		return nil
+	}
+	if len(c.Translations) > 0 {
+		return errors.New("the campaign has both campaign_variants and campaign_translations, which pushd cannot combine yet: test variants in one language, or translate without variants")
+	}
+	if len(c.Variants) == 1 {
+		return fmt.Errorf("campaign_variants has one row (%s): add a second variant to compare, or delete it and write the text in the campaign", c.Variants[0].Name)
+	}
+	for _, v := range c.Variants {
+		if !variantName.MatchString(v.Name) {
+			return fmt.Errorf("campaign_variants: name '%s' must be 1 to 32 letters, digits or ._-, such as A or short_title", v.Name)
+		}
+		if v.Weight < 1 || v.Weight > 1000 {
+			return fmt.Errorf("campaign_variants (%s): weight %d is out of range: use 1 to 1000 (variants get users in proportion to their weights)", v.Name, v.Weight)
+		}
+		if v.ImageURL != "" {
+			if u, err := url.Parse(v.ImageURL); err != nil || u.Scheme != "https" || u.Host == "" {
+				return fmt.Errorf("campaign_variants (%s): image_url '%s' is not an https URL", v.Name, v.ImageURL)
+			}
+		}
+		if v.Link != "" {
+			if u, err := url.Parse(v.Link); err != nil || u.Scheme == "" {
+				return fmt.Errorf("campaign_variants (%s): link '%s' is not a link the app can open: write it with its scheme, e.g. myapp://sale/42", v.Name, v.Link)
+			}
+		}
+	}
 	return nil
 }

@@ -38,6 +38,21 @@ func TestPlanContent(t *testing.T) {
 		{func(c *pushd.Campaign) { c.Overrides = `{"apns": [1]}` }, "overrides.apns must be a JSON object"},
 		{func(c *pushd.Campaign) { c.Overrides = `{"apns": {}` }, "overrides is not a JSON object"},
 		{func(c *pushd.Campaign) { c.Body = "{{ x | append: '" + strings.Repeat("y", 4050) + "' }}" }, "4096"},
+		{func(c *pushd.Campaign) { c.HoldoutPercent = 51 }, "holdout_percent 51 is out of range: use 0 to 50"},
+		{func(c *pushd.Campaign) { c.Variants = []pushd.Variant{{Name: "A", Weight: 1, Body: "a"}} }, "campaign_variants has one row (A)"},
+		{func(c *pushd.Campaign) {
+			c.Variants = []pushd.Variant{{Name: "A", Weight: 1, Body: "a"}, {Name: "B B", Weight: 1, Body: "b"}}
+		}, "name 'B B' must be 1 to 32 letters"},
+		{func(c *pushd.Campaign) {
+			c.Variants = []pushd.Variant{{Name: "A", Weight: 0, Body: "a"}, {Name: "B", Weight: 1, Body: "b"}}
+		}, "campaign_variants (A): weight 0 is out of range"},
+		{func(c *pushd.Campaign) {
+			c.Variants = []pushd.Variant{{Name: "A", Weight: 1, Body: "{% if %}"}, {Name: "B", Weight: 1, Body: "b"}}
+		}, "campaign_variants (A) body"},
+		{func(c *pushd.Campaign) {
+			c.Variants = []pushd.Variant{{Name: "A", Weight: 1, Body: "a"}, {Name: "B", Weight: 1, Body: "b"}}
+			c.Translations = []pushd.Translation{{Locale: "fr", Body: "b"}}
+		}, "both campaign_variants and campaign_translations"},
 	} {
 		c := base()
 		tc.edit(c)

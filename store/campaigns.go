@@ -17,7 +17,7 @@ import (
 const campaignColumns = `c.id, c.app, c.segment, c.exclude_segment, c.ignore_frequency_cap,
 	c.local_time, c.late_policy, c.ignore_quiet_hours, c.max_per_minute, c.title, c.body, c.data, c.badge, c.sound, c.collapse_id,
 	c.subtitle, c.image_url, c.link, c.category, c.thread_id, c.channel_id, c.interruption_level, c.relevance_score,
-	c.priority, c.silent, c.overrides, c.scheduled_at, c.expires_at, c.batch_size, c.cron, c.repeat_until, c.status, c.run_count,
+	c.priority, c.silent, c.overrides, c.holdout_percent, c.scheduled_at, c.expires_at, c.batch_size, c.cron, c.repeat_until, c.status, c.run_count,
 	c.next_run_at, c.created_at, c.updated_at, r.id,
 	COALESCE((SELECT o.status FROM pushd_runs o WHERE o.campaign_id = c.id AND o.occurrence = r.occurrence
 		AND o.status NOT IN ('done', 'expired', 'cancelled') ORDER BY o.id LIMIT 1), r.status),
@@ -40,7 +40,7 @@ func scanCampaign(sc interface{ Scan(...any) error }) (*pushd.Campaign, error) {
 	)
 	err := sc.Scan(&c.ID, &c.App, &segment, &exclude, &c.IgnoreFrequencyCap,
 		&c.LocalTime, &late, &c.IgnoreQuietHours, &perMinute, &c.Title, &c.Body, &data, &badge, &sound, &collapse,
-		&subtitle, &image, &link, &category, &thread, &channel, &level, &relevance, &priority, &c.Silent, &overrides,
+		&subtitle, &image, &link, &category, &thread, &channel, &level, &relevance, &priority, &c.Silent, &overrides, &c.HoldoutPercent,
 		&c.ScheduledAt, &expires, &batch, &cronStr, &until, &c.Status, &c.RunCount,
 		&next, &c.CreatedAt, &c.UpdatedAt, &runID, &runStatus, &runFor, &runDeadline)
 	if err != nil {

@@ -13,7 +13,8 @@ import (
 	"github.com/pushd/pushd"
 )
 
-// loadTranslations reads the campaign_translations rows of cs into them.
+// loadTranslations reads the campaign_translations and campaign_variants
+// rows of cs into them.
 func loadTranslations(ctx context.Context, q querier, cs ...*pushd.Campaign) error {
 	if len(cs) == 0 {
 		return nil
@@ -41,7 +42,30 @@ func loadTranslations(ctx context.Context, q querier, cs ...*pushd.Campaign) err
 		}
 		byID[id].Translations = append(byID[id].Translations, t)
 	}
-	return markUnavailable(rows.Err())
+	if err := rows.Err(); err != nil {
+		return markUnavailable(err)
+	}
+	rows.Close()
+	for _, c := range cs {
+		c.Variants = nil
+	}
+	vrows, err := q.QueryContext(ctx, `SELECT campaign_id, name, weight, title, body, COALESCE(subtitle, ''), COALESCE(image_url, ''), COALESCE(link, '')
+		FROM campaign_variants WHERE campaign_id IN (?`+strings.Repeat(",?", len(cs)-1)+`) ORDER BY campaign_id, name`, args...)
+	if err != nil {
+		return fmt.Errorf("read campaign_variants: %w", markUnavailable(err))
+	}
+	defer vrows.Close()
+	for vrows.Next() {
+		var (
+			id int64
+			v  pushd.Variant
+		)
+		if err := vrows.Scan(&id, &v.Name, &v.Weight, &v.Title, &v.Body, &v.Subtitle, &v.ImageURL, &v.Link); err != nil {
+			return fmt.Errorf("read campaign_variants: %w", err)
+		}
+		byID[id].Variants = append(byID[id].Variants, v)
+	}
+	return markUnavailable(vrows.Err())
 }
 
 // UserColumns says which optional columns the users table or view has.
@@ -170,4 +194,59 @@ func (s *Store) campaignLocales(ctx context.Context, cs []pushd.CampaignStatus) 
 		c.Locales[locale] = n
 	}
 	return rows.Err()
+}
+
+// campaignVariants fills in the per-variant figures of the current
+// occurrences of campaigns that have variants: sent and opened users per
+// variant, read from the ledger and pushd_opens (a scan of the
+// occurrence's ledger rows, done only for such campaigns).
+func (s *Store) campaignVariants(ctx context.Context, cs []pushd.CampaignStatus) error {
+	var args []any
+	byID := map[int64]*pushd.CampaignStatus{}
+	for i := range cs {
+		if c := &cs[i]; c.Run != nil {
+			args = append(args, c.ID)
+			byID[c.ID] = c
+		}
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT campaign_id FROM campaign_variants WHERE campaign_id IN (?`+strings.Repeat(",?", len(args)-1)+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("read campaign_variants: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		c := byID[id]
+		r, err := s.db.QueryContext(ctx, `SELECT d.variant, SUM(d.outcome = 'sent'), COUNT(o.user_id)
+			FROM pushd_runs r JOIN pushd_deliveries d ON d.run_id = r.id
+			LEFT JOIN pushd_opens o ON o.run_id = d.run_id AND o.user_id = d.user_id
+			WHERE r.campaign_id = ? AND r.occurrence = ? AND d.variant <> '' GROUP BY d.variant ORDER BY d.variant`, id, c.Run.Occurrence)
+		if err != nil {
+			return fmt.Errorf("read variant figures: %w", err)
+		}
+		for r.Next() {
+			var v pushd.VariantStat
+			if err := r.Scan(&v.Name, &v.Sent, &v.Opened); err != nil {
+				r.Close()
+				return err
+			}
+			c.Variants = append(c.Variants, v)
+		}
+		r.Close()
+		if err := r.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -91,6 +91,8 @@ func loadDeliveries(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd.Del
 		buf = appendField(buf, clip(d.Reason, reasonChars))
 		buf = append(buf, '\t')
 		buf = strconv.AppendInt(buf, int64(min(max(d.Attempts, 0), 255)), 10)
+		buf = append(buf, '\t')
+		buf = appendField(buf, d.Variant)
 		buf = append(buf, '\n')
 	}
 	name := "pushd-ledger-" + strconv.FormatUint(readerSeq.Add(1), 10)
@@ -100,7 +102,7 @@ func loadDeliveries(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd.Del
 	// sql_mode NO_BACKSLASH_ESCAPES.
 	res, err := tx.ExecContext(ctx, `LOAD DATA LOCAL INFILE 'Reader::`+name+`' INTO TABLE pushd_deliveries
 		CHARACTER SET utf8mb4 FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' LINES TERMINATED BY X'0A'
-		(run_id, user_id, outcome, reason, attempts)`)
+		(run_id, user_id, outcome, reason, attempts, variant)`)
 	if err != nil {
 		return fmt.Errorf("record outcomes of run %d: %w", runID, err)
 	}
@@ -146,14 +148,14 @@ func insertDeliveryRows(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd
 		n := min(len(ds), rowsPerInsert)
 		var q strings.Builder
 		q.Grow(80 + n*18)
-		q.WriteString(`INSERT INTO pushd_deliveries (run_id, user_id, outcome, reason, attempts) VALUES `)
-		args := make([]any, 0, n*5)
+		q.WriteString(`INSERT INTO pushd_deliveries (run_id, user_id, outcome, reason, attempts, variant) VALUES `)
+		args := make([]any, 0, n*6)
 		for i, d := range ds[:n] {
 			if i > 0 {
 				q.WriteByte(',')
 			}
-			q.WriteString("(?,?,?,?,?)")
-			args = append(args, runID, d.UserID, string(d.Outcome), clip(d.Reason, reasonChars), min(max(d.Attempts, 0), 255))
+			q.WriteString("(?,?,?,?,?,?)")
+			args = append(args, runID, d.UserID, string(d.Outcome), clip(d.Reason, reasonChars), min(max(d.Attempts, 0), 255), d.Variant)
 		}
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return fmt.Errorf("record outcomes of run %d: %w", runID, err)
@@ -169,7 +171,7 @@ func insertDeliveryRows(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd
 func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 	for _, d := range f.Deliveries {
 		switch d.Outcome {
-		case pushd.Sent, pushd.FailedSend, pushd.InvalidToken, pushd.ExpiredSend, pushd.Skipped:
+		case pushd.Sent, pushd.FailedSend, pushd.InvalidToken, pushd.ExpiredSend, pushd.Skipped, pushd.HeldOut:
 		default:
 			return fmt.Errorf("record run %d: unknown outcome %q", f.RunID, d.Outcome)
 		}
@@ -183,7 +185,7 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 				return err
 			}
 		}
-		var c [5]int64
+		var c [6]int64
 		for _, d := range ds {
 			switch d.Outcome {
 			case pushd.Sent:
@@ -196,14 +198,16 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 				c[3]++
 			case pushd.Skipped: // a template's {% skip %}
 				c[4]++
+			case pushd.HeldOut:
+				c[5]++
 			}
 		}
 		if len(ds) > 0 {
 			// The run row first: every transaction that touches a run locks
 			// it before its batches, which keeps them free of deadlocks.
 			if _, err := tx.ExecContext(ctx, `UPDATE pushd_runs SET sent = sent + ?, failed = failed + ?,
-				invalid_tokens = invalid_tokens + ?, expired = expired + ?, skipped = skipped + ? WHERE id = ?`,
-				c[0], c[1], c[2], c[3], c[4], f.RunID); err != nil {
+				invalid_tokens = invalid_tokens + ?, expired = expired + ?, skipped = skipped + ?, held_out = held_out + ? WHERE id = ?`,
+				c[0], c[1], c[2], c[3], c[4], c[5], f.RunID); err != nil {
 				return fmt.Errorf("count run %d: %w", f.RunID, err)
 			}
 		}
@@ -250,8 +254,8 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET sent = sent + ?, failed = failed + ?,
-			invalid_tokens = invalid_tokens + ?, expired = expired + ?, skipped = skipped + ?, updated_at = ? WHERE `+currentFor,
-			c[0], c[1], c[2], c[3], c[4], f.Now, f.CampaignID, f.RunID)
+			invalid_tokens = invalid_tokens + ?, expired = expired + ?, skipped = skipped + ?, held_out = held_out + ?, updated_at = ? WHERE `+currentFor,
+			c[0], c[1], c[2], c[3], c[4], c[5], f.Now, f.CampaignID, f.RunID)
 		return err
 	})
 }

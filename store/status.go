@@ -20,7 +20,7 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]pushd.Campaig
 	// (… LIMIT) does not.
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT c.id, c.app, c.title, c.status, c.status_reason, c.targeted, c.sent, c.failed,
-			c.invalid_tokens, c.expired, c.capped, c.skipped, c.run_count, c.cron, c.scheduled_at, c.expires_at,
+			c.invalid_tokens, c.expired, c.capped, c.skipped, c.held_out, c.run_count, c.cron, c.scheduled_at, c.expires_at,
 			c.next_run_at, c.updated_at,
 			r.id, r.occurrence, r.status, r.started_at, r.deadline, r.finished_at
 		FROM campaigns c LEFT JOIN pushd_runs r ON r.id = c.current_run_id
@@ -43,7 +43,7 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]pushd.Campaig
 			started, deadline, ended sql.NullTime
 		)
 		if err := rows.Scan(&c.ID, &c.App, &c.Title, &c.Status, &c.Reason, &c.Targeted, &c.Sent, &c.Failed,
-			&c.Invalid, &c.Expired, &c.Capped, &c.Skipped, &c.RunCount, &cronStr, &c.ScheduledAt, &expires,
+			&c.Invalid, &c.Expired, &c.Capped, &c.Skipped, &c.HeldOut, &c.RunCount, &cronStr, &c.ScheduledAt, &expires,
 			&next, &c.UpdatedAt,
 			&runID, &occurrence, &runStatus, &started, &deadline, &ended); err != nil {
 			return nil, fmt.Errorf("list recent campaigns: %w", err)
@@ -62,6 +62,9 @@ func (s *Store) RecentCampaigns(ctx context.Context, limit int) ([]pushd.Campaig
 	}
 	rows.Close()
 	if err := s.campaignLocales(ctx, out); err != nil {
+		return nil, fmt.Errorf("list recent campaigns: %w", err)
+	}
+	if err := s.campaignVariants(ctx, out); err != nil {
 		return nil, fmt.Errorf("list recent campaigns: %w", err)
 	}
 	for i := range out {

@@ -451,7 +451,7 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) (err error) {
 	seen := map[int64]bool{}
 	for _, d := range ds {
 		switch d.Outcome {
-		case pushd.Sent, pushd.FailedSend, pushd.InvalidToken, pushd.ExpiredSend, pushd.Skipped:
+		case pushd.Sent, pushd.FailedSend, pushd.InvalidToken, pushd.ExpiredSend, pushd.Skipped, pushd.HeldOut:
 		default:
 			return fmt.Errorf("record run %d: unknown outcome %q", f.RunID, d.Outcome)
 		}
@@ -498,6 +498,8 @@ func (s *Store) addOutcomes(run *RunRow, ds []pushd.Delivery) {
 			run.Counts.Expired++
 		case pushd.Skipped:
 			run.Counts.Skipped++
+		case pushd.HeldOut:
+			run.Counts.HeldOut++
 		}
 	}
 }
