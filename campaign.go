@@ -61,14 +61,14 @@ type Campaign struct {
 	// holdout_percent.
 	Variants       []Variant
 	HoldoutPercent int
-	ScheduledAt  time.Time
-	ExpiresAt    *time.Time
-	BatchSize    *int
-	Cron         string
-	RepeatUntil  *time.Time
-	Status       Status
-	RunCount     int
-	NextRunAt    *time.Time
+	ScheduledAt    time.Time
+	ExpiresAt      *time.Time
+	BatchSize      *int
+	Cron           string
+	RepeatUntil    *time.Time
+	Status         Status
+	RunCount       int
+	NextRunAt      *time.Time
 	// CreatedAt and UpdatedAt are when the row was inserted and last
 	// changed, by staff or by pushd: when it arrived as it now reads.
 	CreatedAt, UpdatedAt time.Time

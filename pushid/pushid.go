@@ -29,7 +29,9 @@ var ErrInvalid = errors.New("not a push id pushd sent")
 type Signer struct{ key []byte }
 
 // New returns a Signer over secret.
-func New(secret []byte) *Signer { return &Signer{key: append([]byte("pushd push id v1\x00"), secret...)} }
+func New(secret []byte) *Signer {
+	return &Signer{key: append([]byte("pushd push id v1\x00"), secret...)}
+}
 
 // ID returns the id of the push of run to user.
 func (s *Signer) ID(run, user int64) string {

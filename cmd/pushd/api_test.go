@@ -201,8 +201,8 @@ func TestDeviceAPI(t *testing.T) {
 		out        string
 	}{
 		{idA2, "install-A", 200, `{"counted":true}`},
-		{idA2, "install-A", 200, `{"counted":false}`},                  // a replay
-		{idA2, "install-D", 400, `"field":"push"`},                     // another installation's push
+		{idA2, "install-A", 200, `{"counted":false}`},                   // a replay
+		{idA2, "install-D", 400, `"field":"push"`},                      // another installation's push
 		{idA2[:len(idA2)-2] + "AA", "install-A", 400, `"field":"push"`}, // forged
 		{idD, "install-D", 200, `{"counted":true}`},
 	} {
