@@ -237,7 +237,7 @@ func (d *service) pingLoop(ctx context.Context) {
 // any other end is reported on d.failed.
 func (d *service) serve(ln net.Listener) {
 	if err := d.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		d.failed <- fmt.Errorf("[Server] listen = %q: %w", d.cfg.Server.Listen, err)
+		d.failed <- fmt.Errorf("[Server] listen (%s): %w", ln.Addr(), err)
 	}
 }
 
