@@ -208,6 +208,10 @@ func (b *bench) configINI(name string) string {
 	if b.o.capped {
 		sizes += "\nfrequency_cap = 1/24h"
 	}
+	if b.o.pushIDs {
+		// An app of the device API: every push carries a signed push_id.
+		sizes += "\napi_keys = pushbench-key-0123456789"
+	}
 	return fmt.Sprintf(`[Server]
 listen = off
 log_level = warn

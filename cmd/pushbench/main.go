@@ -62,6 +62,8 @@ type options struct {
 	// localTime sends the campaign with local_time = 1 to users with no
 	// zone: one send time, so the figure is the cost of the grouping.
 	localTime bool
+	// pushIDs gives the apps api_keys: each push carries a signed push id.
+	pushIDs bool
 	// content is "" for a plain campaign, "attributes" for a plain
 	// campaign to users who have locale and attributes, or "template" for
 	// a templated, translated campaign to them.
@@ -91,6 +93,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.runs, "runs", 3, "runs, each on a fresh database and pushd")
 	fs.IntVar(&o.segmentOf, "segment-of", 0, "seed this many users and send to a segment of -n of them (0: no segment)")
 	fs.BoolVar(&o.localTime, "local-time", false, "send with local_time = 1 (the users have no timezone: one send time; measures the grouping's cost)")
+	fs.BoolVar(&o.pushIDs, "push-ids", false, "give the apps api_keys (the device API): every push carries a signed push_id, so it is prepared per user")
 	fs.StringVar(&o.content, "content", "", "attributes: users have locale and attributes, the campaign is plain; template: the campaign's title and body are Liquid templates with a translation (measures personal content's cost)")
 	fs.IntVar(&o.bufferPoolMiB, "buffer-pool-mib", 0, "resize MariaDB's innodb_buffer_pool_size for the bench, and restore it after (0: leave it)")
 	fs.BoolVar(&o.capped, "cap", false, "set frequency_cap = 1/24h on the apps (nobody is capped; measures the check's cost)")
@@ -216,7 +219,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	rep := report{
 		Options: reportOptions{N: o.n, Provider: o.provider, Batch: o.batch, Concurrency: o.concurrency, Connections: o.connections, Runs: o.runs,
-			SegmentOf: o.segmentOf, Capped: o.capped, LocalTime: o.localTime, Content: o.content},
+			SegmentOf: o.segmentOf, Capped: o.capped, LocalTime: o.localTime, Content: o.content, PushIDs: o.pushIDs},
 		Pushd:      version,
 		Machine:    describeMachine(),
 		Server:     info,

@@ -150,6 +150,7 @@ type reportOptions struct {
 	Capped      bool   `json:"frequency_cap,omitempty"`
 	LocalTime   bool   `json:"local_time,omitempty"`
 	Content     string `json:"content,omitempty"`
+	PushIDs     bool   `json:"push_ids,omitempty"`
 }
 
 // report is everything printed at the end.
