@@ -208,9 +208,10 @@ func (b *bench) configINI(name string) string {
 	if b.o.capped {
 		sizes += "\nfrequency_cap = 1/24h"
 	}
+	keys := [2]string{}
 	if b.o.pushIDs {
-		// An app of the device API: every push carries a signed push_id.
-		sizes += "\napi_keys = pushbench-key-0123456789"
+		// Apps of the device API: every push carries a signed push_id.
+		keys = [2]string{"api_keys = pushbench-ios-key-0123456789", "api_keys = pushbench-android-key-0123456789"}
 	}
 	return fmt.Sprintf(`[Server]
 listen = off
@@ -235,15 +236,17 @@ auth_key_path = %s
 key_id = %s
 team_id = %s
 %s
+%s
 
 [%s]
 push_type = FCM
 endpoint = %s
 service_account_file = %s
 %s
+%s
 `, c.CAFile, where, b.srv.cfg.User, b.srv.cfg.Passwd, name,
-		appIOS, c.URL, benchBundleID, c.APNs.AuthKeyPath, c.APNs.KeyID, c.APNs.TeamID, sizes,
-		appAndroid, c.URL, c.FCM.ServiceAccountFile, sizes)
+		appIOS, c.URL, benchBundleID, c.APNs.AuthKeyPath, c.APNs.KeyID, c.APNs.TeamID, sizes, keys[0],
+		appAndroid, c.URL, c.FCM.ServiceAccountFile, sizes, keys[1])
 }
 
 // ceiling runs h2load against pushsim with the run's request shape.
