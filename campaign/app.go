@@ -33,6 +33,13 @@ type Sender interface {
 	SendAsync(ctx context.Context, p providers.Prepared, token string, done func(providers.Result, error))
 }
 
+// ValueAdder is a Sender that can add one string value to a prepared
+// notification's data cheaply (providers/apns): the push id of each user
+// of a run that is otherwise the same for all.
+type ValueAdder interface {
+	WithValue(p providers.Prepared, key, value string) (providers.Prepared, error)
+}
+
 // App is one config.ini app section as the runners use it: its provider
 // client and its limits. All runs of the app share one App, so the limits
 // hold across campaigns. It is safe for concurrent use.

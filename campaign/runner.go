@@ -144,8 +144,11 @@ type Runner struct {
 	// variants holds the content of each of the campaign's variants.
 	variants map[string]*content.Content
 	// base is the run's notification, which carries each user's push id
-	// when the app uses the device API (prepared is then nil).
-	base pushd.Notification
+	// when the app uses the device API (prepared is then nil): added to
+	// idBase by adder when the provider can, else prepared per user.
+	base   pushd.Notification
+	idBase providers.Prepared
+	adder  ValueAdder
 	// renderLog lets one line in 10 s tell why users fail to render.
 	renderLog rate.Sometimes
 	// expiring says why the claim loop ended the run as expired before its
@@ -237,6 +240,13 @@ func NewRunner(r pushd.Run, app *App, st Store, o Options) *Runner {
 // outcome instead: skipped by the template, or failed with the reason
 // (pushd_deliveries.reason holds 64 characters; the log has the rest).
 func (r *Runner) personal(rc *pushd.Recipient) (providers.Prepared, *outcome) {
+	if r.idBase != nil {
+		p, err := r.adder.WithValue(r.idBase, pushid.DataKey, r.app.PushIDs.ID(r.run.ID, rc.UserID))
+		if err != nil {
+			return nil, &outcome{d: pushd.Delivery{UserID: rc.UserID, Outcome: pushd.FailedSend, Reason: truncate(err.Error(), 64)}}
+		}
+		return p, nil
+	}
 	n := r.base
 	var err error
 	ct := r.content
@@ -339,12 +349,19 @@ func (r *Runner) Run(ctx context.Context, drain <-chan struct{}) error {
 			}
 			r.variants[v.Name] = vc
 		}
-	} else if r.app.PushIDs == nil {
+	} else {
 		p, err := r.app.Sender.Prepare(n)
 		if err != nil {
 			return r.fail(ctx, err.Error())
 		}
-		r.prepared = p
+		switch adder, ok := r.app.Sender.(ValueAdder); {
+		case r.app.PushIDs == nil:
+			r.prepared = p
+		case ok:
+			// The same push for all but its id: added to p per user.
+			r.idBase, r.adder = p, adder
+		}
+		// Otherwise prepared per user, id included (personal).
 	}
 	if r.o.CountAudience {
 		go r.countAudience(ctx)
