@@ -43,4 +43,7 @@ const (
 	Repeated
 	// NoPush: the run sent no push to this installation.
 	NoPush
+	// NotYet: a push of a run still sending, with no outcome recorded yet
+	// (it was just sent): ask again shortly.
+	NotYet
 )

@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS users (
   timezone      VARCHAR(64)   NULL COMMENT 'IANA zone, e.g. Europe/Paris',
   locale        VARCHAR(35)   NULL COMMENT 'optional: BCP 47 locale, e.g. fr-CA, for campaign_translations',
   attributes    JSON          NULL COMMENT 'optional: JSON object that templates read, e.g. {"first_name":"Anna"}',
-  installation_id VARCHAR(64) CHARACTER SET ascii NULL COMMENT 'device API: the app install, unique per app',
+  installation_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL COMMENT 'device API: the app install, unique per app (case matters)',
   external_id   VARCHAR(255)  NULL COMMENT 'device API: the company''s own id of the person (several installs may share it)',
   registered_at DATETIME(3)   NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)
                               COMMENT 'when the app last registered this token; a token re-registered after it was invalidated is used again',

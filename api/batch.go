@@ -2,8 +2,11 @@ package api
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
+
+	"github.com/pushd/pushd"
 )
 
 // batcher groups requests that arrive while earlier ones are being
@@ -13,11 +16,14 @@ import (
 // has committed. A few writers work in parallel; each takes what is
 // waiting when it is free, up to max, so a lone request waits for nobody.
 type batcher[T, R any] struct {
-	in    chan *pending[T, R]
-	write func(ctx context.Context, items []T) ([]R, error)
-	max   int
-	quit  chan struct{}
-	wg    sync.WaitGroup
+	// mu makes close wait for the sends under way, and do see closed.
+	mu     sync.RWMutex
+	closed bool
+	in     chan *pending[T, R]
+	write  func(ctx context.Context, items []T) ([]R, error)
+	max    int
+	quit   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // writeTimeout bounds one batch's transaction.
@@ -45,13 +51,18 @@ func newBatcher[T, R any](writers, max int, write func(context.Context, []T) ([]
 func (b *batcher[T, R]) do(ctx context.Context, item T) (R, error) {
 	p := &pending[T, R]{item: item, done: make(chan struct{})}
 	var zero R
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return zero, errClosed
+	}
 	select {
 	case b.in <- p:
 	case <-ctx.Done():
+		b.mu.RUnlock()
 		return zero, ctx.Err()
-	case <-b.quit:
-		return zero, errClosed
 	}
+	b.mu.RUnlock()
 	select {
 	case <-p.done:
 		return p.res, p.err
@@ -88,6 +99,21 @@ func (b *batcher[T, R]) loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 		res, err := b.write(ctx, items)
 		cancel()
+		if err != nil && len(batch) > 1 && !errors.Is(err, pushd.ErrUnavailable) {
+			// One item the database refuses must not fail the others:
+			// each on its own, so that only it gets the error.
+			for _, p := range batch {
+				ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+				r, err := b.write(ctx, []T{p.item})
+				cancel()
+				if err == nil {
+					p.res = r[0]
+				}
+				p.err = err
+				close(p.done)
+			}
+			continue
+		}
 		for i, p := range batch {
 			if err == nil {
 				p.res = res[i]
@@ -101,6 +127,9 @@ func (b *batcher[T, R]) loop() {
 // close stops the writers once their batches are written; requests still
 // waiting to be taken get errClosed.
 func (b *batcher[T, R]) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
 	close(b.quit)
 	b.wg.Wait()
 	for {

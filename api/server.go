@@ -333,6 +333,10 @@ func (s *Server) postOpen(w http.ResponseWriter, r *http.Request) {
 		s.storeFailed(w, "open", err)
 	case opened == pushd.NoPush:
 		fail(w, http.StatusBadRequest, "invalid_request", "push", "no push of this id was sent to this installation")
+	case opened == pushd.NotYet:
+		// Sent a moment ago, its outcome not yet recorded: not lost.
+		retryAfter(w, 5*time.Second)
+		fail(w, http.StatusServiceUnavailable, "unavailable", "", "this push's delivery is still being recorded: retry after the Retry-After seconds")
 	default:
 		// A repeat is answered 200 too, so that an app may retry safely.
 		writeJSON(w, http.StatusOK, map[string]bool{"counted": opened == pushd.Counted})

@@ -3,12 +3,15 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -277,5 +280,76 @@ func TestOpens(t *testing.T) {
 	}
 	if len(st.opens) != 1 {
 		t.Errorf("opens counted %v, want one", st.opens)
+	}
+}
+
+// The shapes the database would refuse are refused first, and one item a
+// batch's database write refuses fails alone.
+func TestDatabaseLimitsAndBatchIsolation(t *testing.T) {
+	t.Parallel()
+	srv, _ := newTestAPI(t, Options{})
+	deep := strings.Repeat(`{"a":`, 33) + `1` + strings.Repeat(`}`, 33)
+	for _, body := range []string{
+		`{"token": "` + apnsTok + `", "attributes": ` + deep + `}`,
+		"{\"token\": \"" + apnsTok + "\", \"attributes\": {\"a\": \"\xff\"}}",
+	} {
+		if a := call(t, srv, "PUT", install, iosKey, "application/json", body); a.status != 400 || a.body.Field != "attributes" {
+			t.Errorf("%.60q: %d %s", body, a.status, a.raw)
+		}
+	}
+	if a := call(t, srv, "PUT", "/v1/apps/Android/installations/inst-0001", fcmKey, "application/json", `{"token": "`+strings.Repeat("a", 1025)+`"}`); a.status != 400 {
+		t.Errorf("a 1025-character FCM token: %d", a.status)
+	}
+
+	var b *batcher[int, int]
+	var first, sawBatch atomic.Bool
+	first.Store(true)
+	b = newBatcher(1, 10, func(_ context.Context, items []int) ([]int, error) {
+		if first.Load() {
+			// Hold the first batch until the others wait together, so
+			// that the bad item shares a batch with good ones.
+			first.Store(false)
+			for len(b.in) < 5 {
+				runtime.Gosched()
+			}
+			return items, nil
+		}
+		if len(items) > 1 {
+			sawBatch.Store(true)
+		}
+		for _, i := range items {
+			if i < 0 {
+				return nil, errors.New("Error 1406: Data too long")
+			}
+		}
+		return items, nil
+	})
+	defer b.close()
+	var wg sync.WaitGroup
+	results := make([]error, 6)
+	for i := range results {
+		if i == 1 {
+			for first.Load() { // item 0 holds the writer
+				runtime.Gosched()
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := i
+			if i == 3 {
+				v = -1
+			}
+			_, results[i] = b.do(context.Background(), v)
+		}()
+	}
+	wg.Wait()
+	if !sawBatch.Load() {
+		t.Fatal("the items never shared a batch")
+	}
+	for i, err := range results {
+		if (err != nil) != (i == 3) {
+			t.Errorf("item %d: %v", i, err)
+		}
 	}
 }

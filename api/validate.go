@@ -22,6 +22,29 @@ const (
 	maxExternalID = 255
 )
 
+// maxDepth is the deepest nesting MariaDB's JSON columns take.
+const maxDepth = 32
+
+// depth is the deepest nesting of objects and lists in valid JSON.
+func depth(b []byte) int {
+	d, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			d++
+			deepest = max(deepest, d)
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return deepest
+}
+
 // fieldError is a problem with one field of a request.
 type fieldError struct {
 	field, message string
@@ -63,8 +86,8 @@ func checkToken(kind pushd.PushType, token string) error {
 			}
 		}
 	case pushd.FCM:
-		if len(token) < 32 || len(token) > 4096 {
-			return bad("token", "is %d characters long; an FCM registration token has 32 to 4096 (usually about 160)", len(token))
+		if len(token) < 32 || len(token) > 1024 { // users.push_token holds 1024
+			return bad("token", "is %d characters long; an FCM registration token has 32 to 1024 (usually about 160)", len(token))
 		}
 		for i := 0; i < len(token); i++ {
 			if c := token[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == ':' || c == '.') {
@@ -174,6 +197,13 @@ func installation(app *appEntry, installationID string, body []byte, now time.Ti
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, a); err != nil {
 			return in, bad("attributes", "is not valid JSON: %v", err)
+		}
+		// What the JSON column refuses: invalid UTF-8, nesting over 32.
+		if !utf8.Valid(a) {
+			return in, bad("attributes", "has text that is not valid UTF-8")
+		}
+		if depth(a) > maxDepth {
+			return in, bad("attributes", "nests objects and lists more than %d deep", maxDepth)
 		}
 		in.Attributes = compact.Bytes()
 	}

@@ -601,7 +601,7 @@ func (r *Runner) finish(ctx context.Context) error {
 		add("%d of %d users not sent: they had reached the app's frequency_cap", counts.Capped, counts.Outcomes())
 	}
 	if counts.Skipped > 0 {
-		add("%d users skipped: their local time had passed by more than an hour (late_policy skip)", counts.Skipped)
+		add("%d users skipped: their local time had passed by more than an hour (late_policy skip), or the template said {%% skip %%}", counts.Skipped)
 	}
 	if counts.Expired > 0 {
 		add("%d users not sent: their local time or quiet hours came after the deadline", counts.Expired)

@@ -1,6 +1,7 @@
 package content
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -102,6 +103,12 @@ func (k *checker) expr(expr string) error {
 				return fmt.Errorf("a text in quotes is not closed in {{ %s }}", expr)
 			}
 			i += end + 1
+		case '.':
+			// A range literal, (1..300000000): first, last and slice would
+			// build it whole.
+			if i+1 < len(expr) && expr[i+1] == '.' {
+				return errors.New("ranges such as (1..5) are not available in push templates")
+			}
 		case '|':
 			j := i + 1
 			for j < len(expr) && (expr[j] == ' ' || expr[j] == '\t' || expr[j] == '\n' || expr[j] == '\r') {

@@ -126,6 +126,8 @@ func TestCompileErrors(t *testing.T) {
 		{pushd.Notification{Body: "{{ 'aa' | replace: 'a', 'aa' | replace: 'a', 'aa' }}"}, `the filter "replace" is not available`},
 		{pushd.Notification{Body: "{% if x | url_encode %}{% endif %}"}, `the filter "url_encode" is not available`},
 		{pushd.Notification{Body: "{{ 'a|b' | join }}"}, `the filter "join" is not available`},
+		{pushd.Notification{Body: "{{ (1..300000000) | last }}"}, "ranges such as (1..5) are not available"},
+		{pushd.Notification{Body: "{% if (1..9) contains 3 %}x{% endif %}"}, "ranges such as (1..5) are not available"},
 		{pushd.Notification{Data: map[string]json.RawMessage{"k": json.RawMessage(`"{{ x | escape }}"`)}}, `data value of "k": the filter "escape"`},
 		{pushd.Notification{Translations: []pushd.Translation{{Locale: "xx-!!", Body: "b"}}}, "locale 'xx-!!' is not a BCP 47 locale"},
 		{pushd.Notification{Translations: []pushd.Translation{{Locale: "fr-ca", Body: "b"}, {Locale: "fr_CA", Body: "c"}}}, "locale 'fr_CA' has two rows"},

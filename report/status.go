@@ -336,7 +336,7 @@ func statusTable(w io.Writer, rows [][]string, right map[int]bool) {
 
 // statusProcessed is how many users of the current run have an outcome.
 func statusProcessed(c pushd.CampaignStatus) int64 {
-	return c.Sent + c.Failed + c.Invalid + c.Expired + c.Capped + c.Skipped
+	return c.Sent + c.Failed + c.Invalid + c.Expired + c.Capped + c.Skipped + c.HeldOut
 }
 
 // statusProgressCell is a bar and a percentage of the audience with an outcome.

@@ -4,6 +4,7 @@
 package scheduler
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -185,6 +186,9 @@ func Plan(c *pushd.Campaign, apps map[string]*campaign.App, now time.Time) pushd
 		if app.PushIDs != nil {
 			if _, taken := n.Data[pushid.DataKey]; taken {
 				return fail("data key %q is reserved: pushd puts each push's id there for the device API's open counts; rename the key", pushid.DataKey)
+			}
+			if bytes.Contains(n.Overrides.APNs, []byte(`"`+pushid.DataKey+`"`)) || bytes.Contains(n.Overrides.FCM, []byte(`"`+pushid.DataKey+`"`)) {
+				return fail("overrides name %q, which pushd reserves for each push's id (device API open counts); remove it", pushid.DataKey)
 			}
 		}
 		for _, sample := range samples {

@@ -74,11 +74,10 @@ func (src source) scan(rows *sql.Rows, r *pushd.Recipient) error {
 // pushd_run_members, in key order.
 func (src source) from(lo, hi int64) (string, string, []any) {
 	if src.members {
-		join := ``
-		if src.userData != "" {
-			join = ` LEFT JOIN users x ON x.id = u.user_id`
-		}
-		return ` FROM pushd_run_members u` + join + ` WHERE u.run_id = ? AND u.user_id > ? AND u.user_id <= ?`, `u.user_id`, []any{src.runID, lo, hi}
+		// The member's token is the one it had at the start; the join
+		// leaves out an installation unregistered since (device API).
+		return ` FROM pushd_run_members u JOIN users x ON x.id = u.user_id AND x.push_token <> ''
+			WHERE u.run_id = ? AND u.user_id > ? AND u.user_id <= ?`, `u.user_id`, []any{src.runID, lo, hi}
 	}
 	return ` FROM users u WHERE ` + sameApp + ` AND u.id > ? AND u.id <= ?`, `u.id`, []any{src.app, src.app, lo, hi}
 }
@@ -94,7 +93,8 @@ func (s *Store) CountAudience(ctx context.Context, r pushd.Run) (int64, error) {
 	var all, dead int64
 	var err error
 	if r.Members {
-		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_run_members WHERE run_id = ?`, r.ID).Scan(&all)
+		err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_run_members u JOIN users x ON x.id = u.user_id AND x.push_token <> ''
+			WHERE u.run_id = ?`, r.ID).Scan(&all)
 		if err == nil {
 			err = s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pushd_invalid_tokens i JOIN pushd_run_members u ON u.run_id = ? AND u.user_id = i.user_id
 				WHERE NOT `+validToken+` AND (i.run_id IS NULL OR i.run_id <> ?)`, r.ID, r.ID).Scan(&dead)

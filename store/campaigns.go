@@ -288,7 +288,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c *pushd.Campaign, d push
 		// run has counted the audience, in the background.
 		_, err := tx.ExecContext(ctx, `UPDATE campaigns SET status = 'running', status_reason = ?, run_count = run_count + 1,
 			current_run_id = ?, next_run_at = ?, sent = 0, failed = 0, invalid_tokens = 0, expired = 0,
-			capped = 0, skipped = 0, started_at = ?, finished_at = NULL, updated_at = ? WHERE id = ?`,
+			capped = 0, skipped = 0, opened = 0, held_out = 0, started_at = ?, finished_at = NULL, updated_at = ? WHERE id = ?`,
 			clip(reason, statusReasonChars), ids[0], d.NextRunAt, now, now, c.ID)
 		if err != nil {
 			return nil, err

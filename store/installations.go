@@ -4,6 +4,7 @@ package store
 // the apps.
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -54,7 +55,9 @@ func (s *Store) Register(ctx context.Context, ins []pushd.Installation) ([]pushd
 			last[k] = i
 		}
 		existing := map[[2]string]bool{}
-		for app, idx := range byApp {
+		// Apps in order: every batch takes its locks in the same order.
+		for _, app := range slices.Sorted(maps.Keys(byApp)) {
+			idx := byApp[app]
 			ids := make([]any, 0, len(idx)+1)
 			toks := make([]any, 0, len(idx)+1)
 			ids, toks = append(ids, app), append(toks, app)
@@ -253,6 +256,33 @@ func (s *Store) RecordOpens(ctx context.Context, opens []pushd.PushOpen, at time
 		if err := r.Err(); err != nil {
 			return err
 		}
+		// A push of a running run may be answered by the provider (and
+		// opened) before its outcome is recorded.
+		running := map[int64]bool{}
+		var unknown []any
+		for _, o := range opens {
+			if _, ok := sent[[2]int64{o.RunID, o.UserID}]; !ok {
+				unknown = append(unknown, o.RunID)
+			}
+		}
+		if len(unknown) > 0 {
+			r, err := tx.QueryContext(ctx, `SELECT id FROM pushd_runs WHERE status = 'running' AND id IN (`+placeholders(len(unknown))+`)`, unknown...)
+			if err != nil {
+				return err
+			}
+			for r.Next() {
+				var id int64
+				if err := r.Scan(&id); err != nil {
+					r.Close()
+					return err
+				}
+				running[id] = true
+			}
+			r.Close()
+			if err := r.Err(); err != nil {
+				return err
+			}
+		}
 		var ins strings.Builder
 		var insArgs []any
 		perRun := map[int64]int{}
@@ -261,6 +291,8 @@ func (s *Store) RecordOpens(ctx context.Context, opens []pushd.PushOpen, at time
 			k := [2]int64{o.RunID, o.UserID}
 			p, ok := sent[k]
 			switch {
+			case !ok && running[o.RunID] && owner[[2]string{o.App, o.InstallationID}] == o.UserID:
+				out[i] = pushd.NotYet
 			case !ok || p.app != o.App || owner[[2]string{o.App, o.InstallationID}] != o.UserID:
 				out[i] = pushd.NoPush
 			case opened[k]:
@@ -289,7 +321,8 @@ func (s *Store) RecordOpens(ctx context.Context, opens []pushd.PushOpen, at time
 				return err
 			}
 		}
-		for c, n := range perCampaign {
+		for _, c := range slices.SortedFunc(maps.Keys(perCampaign), func(a, b [2]int64) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) }) {
+			n := perCampaign[c]
 			if _, err := tx.ExecContext(ctx, `UPDATE campaigns SET opened = opened + ?, updated_at = updated_at WHERE id = ? AND run_count = ?`, n, c[0], c[1]); err != nil {
 				return err
 			}

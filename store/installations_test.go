@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -47,7 +48,48 @@ func TestRegisterBatch(t *testing.T) {
 	if len(want) != 0 {
 		t.Errorf("missing rows %v", want)
 	}
+	// Installation ids are case-sensitive, in Go and in SQL alike.
+	cs, err := st.Register(ctx, []pushd.Installation{in("AbCdEfGh12", "tok8"), in("abcdefgh12", "tok9")})
+	if err != nil || !cs[0].Created || !cs[1].Created || cs[0].ID == cs[1].ID || cs[0].ID == 0 {
+		t.Errorf("two ids differing in case: %+v %v", cs, err)
+	}
 	if _, found, err := st.Unregister(ctx, "A", "inst-Z", now); found || err != nil {
 		t.Errorf("unregister unknown: %v %v", found, err)
+	}
+}
+
+// An installation unregistered after a segment run started (its token
+// copied among the members) gets nothing from that run.
+func TestUnregisterStopsAMemberRun(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	var ins []pushd.Installation
+	for i := range 5 {
+		ins = append(ins, pushd.Installation{App: "A", InstallationID: fmt.Sprintf("inst-%04d", i), Token: fmt.Sprintf("tok%d", i), At: now})
+	}
+	regs, err := st.Register(ctx, ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().Exec(`CREATE TABLE segment_all (user_id BIGINT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().Exec(`INSERT INTO segment_all SELECT id FROM users`); err != nil {
+		t.Fatal(err)
+	}
+	id := insertCampaign(t, st, "A", now)
+	_, runIDs := startWith(t, st, id, now, pushd.NewRun{App: "A", Audience: pushd.Audience{Segment: "all"}})
+	if _, found, err := st.Unregister(ctx, "A", "inst-0002", now); !found || err != nil {
+		t.Fatal(found, err)
+	}
+	users, _ := drain(t, st, runIDs[0], id, "x", pushd.Sent)
+	for _, u := range users {
+		if u == regs[2].ID {
+			t.Errorf("the unregistered installation (user %d) was in a batch", u)
+		}
+	}
+	if len(users) != 4 {
+		t.Errorf("batches held %d users, want 4", len(users))
 	}
 }

@@ -314,7 +314,18 @@ func (d *service) reload() {
 		return
 	}
 	if restartOnly(d.cfg, cfg) {
-		log.Warn("reload: changes to [Database], [API] listen, tls on or off and rate_limit, and [Server] keys other than shutdown_timeout take effect on restart only")
+		log.Warn("reload: changes to [Database], [API] listen, tls on or off, rate_limit and secret, and [Server] keys other than shutdown_timeout take effect on restart only")
+	}
+	if d.pushIDs == nil {
+		// The first app of the device API came with this reload.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ids, err := pushIDSigner(ctx, cfg, d.st)
+		cancel()
+		if err != nil {
+			reject(err)
+			return
+		}
+		d.pushIDs = ids
 	}
 	sameCA := cfg.SSL.CAFile == d.cfg.SSL.CAFile
 	apps := map[string]*campaign.App{}
@@ -373,7 +384,8 @@ func restartOnly(cur, next *config.Config) bool {
 	return !reflect.DeepEqual(cur.Database, next.Database) || a.TimeZone.String() != b.TimeZone.String() ||
 		a.Listen != b.Listen || a.PollInterval != b.PollInterval || a.LeaseDuration != b.LeaseDuration ||
 		a.LogFormat != b.LogFormat || a.LogLevel != b.LogLevel || a.InstanceID != b.InstanceID || a.Campaigns != b.Campaigns ||
-		cur.API.Listen != next.API.Listen || (cur.API.TLSCertFile == "") != (next.API.TLSCertFile == "") || cur.API.RateLimit != next.API.RateLimit
+		cur.API.Listen != next.API.Listen || (cur.API.TLSCertFile == "") != (next.API.TLSCertFile == "") || cur.API.RateLimit != next.API.RateLimit ||
+		cur.API.Secret != next.API.Secret
 }
 
 func (d *service) close() {
