@@ -40,3 +40,11 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkID(b *testing.B) {
+	s := New([]byte("secret"))
+	b.ReportAllocs()
+	for i := int64(0); b.Loop(); i++ {
+		_ = s.ID(42, i)
+	}
+}
