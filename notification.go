@@ -2,6 +2,9 @@ package pushd
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -136,4 +139,51 @@ type Variant struct {
 // Personal reports whether n is rendered per user.
 func (n *Notification) Personal() bool {
 	return n.Templated || len(n.Translations) > 0 || len(n.Variants) > 0 || n.HoldoutPercent > 0
+}
+
+// CheckFields checks the fields whose rules are the same for every
+// provider: what a silent push may not carry, the priority, the image URL,
+// the interruption level and the relevance score. Its errors name the
+// campaigns column at fault. A provider's Prepare checks the rest.
+func (n *Notification) CheckFields() error {
+	if n.Silent {
+		var set []string
+		for _, f := range [...]struct {
+			name string
+			set  bool
+		}{
+			{"title", n.Title != ""}, {"body", n.Body != ""}, {"subtitle", n.Subtitle != ""},
+			{"sound", n.Sound != ""}, {"badge", n.Badge != nil}, {"image_url", n.ImageURL != ""},
+			{"category", n.Category != ""}, {"interruption_level", n.InterruptionLevel != ""},
+		} {
+			if f.set {
+				set = append(set, f.name)
+			}
+		}
+		if len(set) > 0 {
+			return fmt.Errorf("a silent push shows nothing, but this one sets %s: leave title, body, subtitle, sound, badge, image_url, category and interruption_level empty, or set silent to 0",
+				strings.Join(set, ", "))
+		}
+	}
+	switch n.Priority {
+	case "", High, Normal:
+	default:
+		return fmt.Errorf("priority %q is unknown; use %q or %q, or leave it empty", n.Priority, High, Normal)
+	}
+	if n.ImageURL != "" {
+		// The device downloads the image itself, and iOS refuses plain
+		// http (App Transport Security).
+		if u, err := url.Parse(n.ImageURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("image_url %q is not a full https address; use one such as https://example.com/sale.png", n.ImageURL)
+		}
+	}
+	switch n.InterruptionLevel {
+	case "", "passive", "active", "time-sensitive", "critical":
+	default:
+		return fmt.Errorf("interruption_level %q is not one Apple knows; use passive, active, time-sensitive or critical, or leave it empty", n.InterruptionLevel)
+	}
+	if s := n.RelevanceScore; s != nil && !(*s >= 0 && *s <= 1) { // NaN fails too
+		return fmt.Errorf("relevance_score is %v, but it must be a number from 0 to 1", *s)
+	}
+	return nil
 }

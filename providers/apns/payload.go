@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -183,64 +181,16 @@ func checkCollapseID(id string) error {
 
 // checkContent checks the fields of n that do not depend on the rendering.
 func checkContent(n pushd.Notification) error {
-	if n.Silent {
-		if err := silentConflicts(n); err != nil {
-			return err
-		}
-	} else if n.Title == "" && n.Body == "" {
-		return errors.New("the notification has neither a title nor a body; add at least one")
+	if err := n.CheckFields(); err != nil {
+		return err
 	}
-	switch n.Priority {
-	case "", pushd.High, pushd.Normal:
-	default:
-		return fmt.Errorf("the priority is %q; use %q or %q, or leave it empty", n.Priority, pushd.High, pushd.Normal)
+	if !n.Silent && n.Title == "" && n.Body == "" {
+		return errors.New("the notification has neither a title nor a body; add at least one")
 	}
 	if n.Badge != nil && *n.Badge < 0 {
 		return fmt.Errorf("the badge is %d, but it must be 0 (to clear it) or more", *n.Badge)
 	}
-	if n.ImageURL != "" && !httpsURL(n.ImageURL) {
-		// The device downloads the image itself, and iOS refuses plain
-		// http (App Transport Security).
-		return fmt.Errorf("the image URL %q is not a full https address; use one such as https://example.com/sale.png", n.ImageURL)
-	}
-	switch n.InterruptionLevel {
-	case "", "passive", "active", "time-sensitive", "critical":
-	default:
-		return fmt.Errorf("the interruption level %q is not one Apple knows; use passive, active, time-sensitive or critical, or leave it empty", n.InterruptionLevel)
-	}
-	if s := n.RelevanceScore; s != nil && !(*s >= 0 && *s <= 1) { // NaN fails too
-		return fmt.Errorf("the relevance score is %v, but it must be a number from 0 to 1", *s)
-	}
 	return nil
-}
-
-// httpsURL reports whether s is an absolute https URL with a host.
-func httpsURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && u.Scheme == "https" && u.Host != ""
-}
-
-// silentConflicts reports the fields a silent push cannot carry, since it
-// shows nothing on the device.
-func silentConflicts(n pushd.Notification) error {
-	var set []string
-	for _, f := range [...]struct {
-		name string
-		set  bool
-	}{
-		{"title", n.Title != ""}, {"body", n.Body != ""}, {"subtitle", n.Subtitle != ""},
-		{"sound", n.Sound != ""}, {"badge", n.Badge != nil}, {"image_url", n.ImageURL != ""},
-		{"category", n.Category != ""}, {"interruption_level", n.InterruptionLevel != ""},
-	} {
-		if f.set {
-			set = append(set, f.name)
-		}
-	}
-	if len(set) == 0 {
-		return nil
-	}
-	return fmt.Errorf("a silent push shows nothing, but this one sets %s: leave title, body, subtitle, sound, badge, image_url, category and interruption_level empty, or set silent to 0",
-		strings.Join(set, ", "))
 }
 
 // renderPayload builds the APNs JSON payload of n, merges its overrides and
