@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/internal/didyoumean"
 )
 
 var (
@@ -66,7 +67,7 @@ func (s *section) pushType() pushd.PushType {
 	e, ok := s.get("push_type")
 	if !ok || e.value == "" {
 		fix := "set push_type = APNs or push_type = FCM"
-		if best := suggest(s.name, []string{"Server", "SSL", "Database"}); best != "" {
+		if best := didyoumean.Nearest(s.name, []string{"Server", "SSL", "Database"}); best != "" {
 			fix += fmt.Sprintf(" (or, if this section is meant to be [%s], correct its name)", best)
 		} else if s.hasAny(apnsKeys) || len(certificateKeys(s)) > 0 {
 			fix = "this section has APNs keys: set push_type = APNs"

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/pushd/pushd/internal/didyoumean"
 )
 
 // ValidationError is one problem found in a configuration file.
@@ -77,5 +79,5 @@ func isSecret(key string) bool {
 		strings.HasSuffix(key, "_key") ||
 		strings.HasSuffix(key, "_keys") ||
 		key == "key" ||
-		suggest(key, []string{"password", "passwd"}) != ""
+		didyoumean.Nearest(key, []string{"password", "passwd"}) != ""
 }

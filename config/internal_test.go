@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/pushd/pushd/internal/didyoumean"
+)
 
 func TestSuggest(t *testing.T) {
 	t.Parallel()
@@ -21,20 +25,8 @@ func TestSuggest(t *testing.T) {
 		"":                "",
 	}
 	for in, want := range tests {
-		if got := suggest(in, keys); got != want {
+		if got := didyoumean.Nearest(in, keys); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestLevenshtein(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{{"", "", 0}, {"abc", "", 3}, {"", "ab", 2}, {"kitten", "sitting", 3}, {"teamid", "temid", 1}} {
-		if got := levenshtein(tc.a, tc.b); got != tc.want {
-			t.Errorf("levenshtein(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
 	}
 }

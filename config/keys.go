@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/internal/didyoumean"
 )
 
 // sectionKind says which rules a section follows.
@@ -146,7 +147,7 @@ func (s *section) unknownKey(key string, valid []string) error {
 	if owner := ownerOf(key); owner >= 0 && owner != s.kind {
 		return fmt.Errorf("belongs in %s, not here: move it", owner.header())
 	}
-	if best := suggest(key, valid); best != "" {
+	if best := didyoumean.Nearest(key, valid); best != "" {
 		return fmt.Errorf("unknown key: did you mean %s?", best)
 	}
 	return fmt.Errorf("unknown key: %s takes %s", s.kindHeader(), strings.Join(valid, ", "))
@@ -200,75 +201,4 @@ func (s *section) checkAppKeys(pt pushd.PushType) (legacyFCM bool) {
 		}
 	}
 	return legacyFCM
-}
-
-// suggest returns the candidate closest to key, or "" when none is close
-// enough to be a likely typo.
-func suggest(key string, candidates []string) string {
-	k := normalizeKey(key)
-	if len(k) == 0 || len(k) > 64 {
-		return ""
-	}
-	best, bestDist := "", 0
-	for _, c := range candidates {
-		n := normalizeKey(c)
-		if n == k {
-			return c
-		}
-		limit := 1
-		if len(n) >= 6 {
-			limit = 2
-		}
-		if d := levenshtein(k, n); d <= limit && (best == "" || d < bestDist) {
-			best, bestDist = c, d
-		}
-	}
-	if best != "" {
-		return best
-	}
-	// A shortened or lengthened name ("bundle", "service_account",
-	// "timeout") most likely means the candidate it is part of.
-	if len(k) >= 4 {
-		for _, c := range candidates {
-			n := normalizeKey(c)
-			if strings.Contains(n, k) || strings.Contains(k, n) {
-				if best == "" || len(c) < len(best) {
-					best = c
-				}
-			}
-		}
-	}
-	return best
-}
-
-// normalizeKey drops the separators people vary in key names.
-func normalizeKey(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case '_', '-', ' ', '.':
-			return -1
-		}
-		return r
-	}, strings.ToLower(s))
-}
-
-// levenshtein is the edit distance between a and b, in bytes.
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

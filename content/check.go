@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/osteele/liquid/render"
+	"github.com/pushd/pushd/internal/didyoumean"
 )
 
 // blocks and tags are the Liquid tags a template may use. Loops, assign,
@@ -119,7 +120,7 @@ func (k *checker) expr(expr string) error {
 				end++
 			}
 			if name := expr[j:end]; !slices.Contains(filters, name) {
-				if near := nearest(name); near != "" {
+				if near := didyoumean.Nearest(name, filters); near != "" {
 					return fmt.Errorf("the filter %q is not available in push templates: did you mean %q?", name, near)
 				}
 				return fmt.Errorf("the filter %q is not available in push templates; use one of %s", name, strings.Join(filters, ", "))
@@ -132,35 +133,3 @@ func (k *checker) expr(expr string) error {
 }
 
 func isLetter(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-
-// nearest returns the filter within two typing mistakes of name, if one is.
-func nearest(name string) string {
-	best, dist := "", 3
-	for _, f := range filters {
-		if d := distance(name, f); d < dist {
-			best, dist = f, d
-		}
-	}
-	return best
-}
-
-// distance is the Levenshtein distance of a and b, in bytes.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
