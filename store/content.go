@@ -134,39 +134,10 @@ func recordLocales(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd.Deli
 	return nil
 }
 
-// RunLocales returns how many users each translation of a run reached,
-// by locale ("" for the campaign's own text).
-func (s *Store) RunLocales(ctx context.Context, runID int64) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT locale, sent FROM pushd_run_locales WHERE run_id = ?`, runID)
-	if err != nil {
-		return nil, fmt.Errorf("read pushd_run_locales: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var (
-			l string
-			n int64
-		)
-		if err := rows.Scan(&l, &n); err != nil {
-			return nil, err
-		}
-		out[l] = n
-	}
-	return out, rows.Err()
-}
-
 // campaignLocales fills in the per-translation counts of the campaigns'
 // current occurrences, in one query.
 func (s *Store) campaignLocales(ctx context.Context, cs []pushd.CampaignStatus) error {
-	var args []any
-	byID := map[int64]*pushd.CampaignStatus{}
-	for i := range cs {
-		if c := &cs[i]; c.Run != nil {
-			args = append(args, c.ID)
-			byID[c.ID] = c
-		}
-	}
+	args, byID := started(cs)
 	if len(args) == 0 {
 		return nil
 	}
@@ -201,14 +172,7 @@ func (s *Store) campaignLocales(ctx context.Context, cs []pushd.CampaignStatus) 
 // variant, read from the ledger and pushd_opens (a scan of the
 // occurrence's ledger rows, done only for such campaigns).
 func (s *Store) campaignVariants(ctx context.Context, cs []pushd.CampaignStatus) error {
-	var args []any
-	byID := map[int64]*pushd.CampaignStatus{}
-	for i := range cs {
-		if c := &cs[i]; c.Run != nil {
-			args = append(args, c.ID)
-			byID[c.ID] = c
-		}
-	}
+	args, byID := started(cs)
 	if len(args) == 0 {
 		return nil
 	}
@@ -249,4 +213,18 @@ func (s *Store) campaignVariants(ctx context.Context, cs []pushd.CampaignStatus)
 		}
 	}
 	return nil
+}
+
+// started lists the ids of the campaigns that have run (as query
+// arguments) and maps them to their entries.
+func started(cs []pushd.CampaignStatus) ([]any, map[int64]*pushd.CampaignStatus) {
+	var args []any
+	byID := map[int64]*pushd.CampaignStatus{}
+	for i := range cs {
+		if c := &cs[i]; c.Run != nil {
+			args = append(args, c.ID)
+			byID[c.ID] = c
+		}
+	}
+	return args, byID
 }

@@ -17,10 +17,6 @@ import (
 	"github.com/pushd/pushd"
 )
 
-// ErrNotTable is returned by Register and Unregister when users is a view
-// over the company's own table, which pushd must not write.
-var ErrNotTable = errors.New("users is a view, not pushd's table: the device API cannot register installations in it")
-
 // UsersIsTable reports whether users is pushd's own table (not a view), as
 // the device API needs.
 func (s *Store) UsersIsTable(ctx context.Context) (bool, error) {
@@ -54,36 +50,22 @@ func (s *Store) Register(ctx context.Context, ins []pushd.Installation) ([]pushd
 			}
 			last[k] = i
 		}
-		existing := map[[2]string]bool{}
-		// Apps in order: every batch takes its locks in the same order.
+		insts := map[string][]any{}
+		for _, in := range ins {
+			insts[in.App] = append(insts[in.App], in.InstallationID)
+		}
+		existing, err := installationRows(ctx, tx, insts, true)
+		if err != nil {
+			return err
+		}
+		// The tokens move: their old installations keep their rows,
+		// without them. (The batch's own rows get theirs back below.)
 		for _, app := range slices.Sorted(maps.Keys(byApp)) {
-			idx := byApp[app]
-			ids := make([]any, 0, len(idx)+1)
-			toks := make([]any, 0, len(idx)+1)
-			ids, toks = append(ids, app), append(toks, app)
-			for _, i := range idx {
-				ids = append(ids, ins[i].InstallationID)
+			toks := []any{app}
+			for _, i := range byApp[app] {
 				toks = append(toks, ins[i].Token)
 			}
-			r, err := tx.QueryContext(ctx, `SELECT installation_id FROM users WHERE app = ? AND installation_id IN (`+placeholders(len(idx))+`) FOR UPDATE`, ids...)
-			if err != nil {
-				return err
-			}
-			for r.Next() {
-				var id string
-				if err := r.Scan(&id); err != nil {
-					r.Close()
-					return err
-				}
-				existing[[2]string{app, id}] = true
-			}
-			r.Close()
-			if err := r.Err(); err != nil {
-				return err
-			}
-			// The tokens move: their old installations keep their rows,
-			// without them. (The batch's own rows get theirs back below.)
-			if _, err := tx.ExecContext(ctx, `UPDATE users SET push_token = '' WHERE app = ? AND push_token IN (`+placeholders(len(idx))+`)`, toks...); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE users SET push_token = '' WHERE app = ? AND push_token IN (`+placeholders(len(toks)-1)+`)`, toks...); err != nil {
 				return err
 			}
 		}
@@ -103,34 +85,15 @@ func (s *Store) Register(ctx context.Context, ins []pushd.Installation) ([]pushd
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return err
 		}
-		ids := map[[2]string]int64{}
-		for app, idx := range byApp {
-			args := []any{app}
-			for _, i := range idx {
-				args = append(args, ins[i].InstallationID)
-			}
-			r, err := tx.QueryContext(ctx, `SELECT installation_id, id FROM users WHERE app = ? AND installation_id IN (`+placeholders(len(idx))+`)`, args...)
-			if err != nil {
-				return err
-			}
-			for r.Next() {
-				var inst string
-				var id int64
-				if err := r.Scan(&inst, &id); err != nil {
-					r.Close()
-					return err
-				}
-				ids[[2]string{app, inst}] = id
-			}
-			r.Close()
-			if err := r.Err(); err != nil {
-				return err
-			}
+		ids, err := installationRows(ctx, tx, insts, false)
+		if err != nil {
+			return err
 		}
 		seen := map[[2]string]bool{}
 		for i, in := range ins {
 			k := [2]string{in.App, in.InstallationID}
-			out[i] = pushd.Registered{ID: ids[k], Created: !existing[k] && !seen[k]}
+			_, had := existing[k]
+			out[i] = pushd.Registered{ID: ids[k], Created: !had && !seen[k]}
 			seen[k] = true
 		}
 		return nil
@@ -142,6 +105,39 @@ func (s *Store) Register(ctx context.Context, ins []pushd.Installation) ([]pushd
 }
 
 func placeholders(n int) string { return "?" + strings.Repeat(", ?", n-1) }
+
+// installationRows maps (app, installation_id) to users.id for the
+// installations of each app that exist, locking their rows when lock is
+// set. Apps go in sorted order, so that every batch locks in one order.
+func installationRows(ctx context.Context, tx *sql.Tx, insts map[string][]any, lock bool) (map[[2]string]int64, error) {
+	forUpdate := ""
+	if lock {
+		forUpdate = " FOR UPDATE"
+	}
+	out := map[[2]string]int64{}
+	for _, app := range slices.Sorted(maps.Keys(insts)) {
+		ids := insts[app]
+		rows, err := tx.QueryContext(ctx, `SELECT installation_id, id FROM users WHERE app = ? AND installation_id IN (`+
+			placeholders(len(ids))+`)`+forUpdate, append([]any{app}, ids...)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var inst string
+			var id int64
+			if err := rows.Scan(&inst, &id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[[2]string{app, inst}] = id
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
 
 // Unregister takes an installation's token away, so it gets no more
 // pushes; its row stays for the ledger and the opens. It returns the row's
@@ -181,30 +177,13 @@ func (s *Store) RecordOpens(ctx context.Context, opens []pushd.PushOpen, at time
 	out := make([]pushd.Opened, len(opens))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		// Whose installations they are.
-		owner := map[[2]string]int64{}
-		byApp := map[string][]any{}
+		insts := map[string][]any{}
 		for _, o := range opens {
-			byApp[o.App] = append(byApp[o.App], o.InstallationID)
+			insts[o.App] = append(insts[o.App], o.InstallationID)
 		}
-		for app, insts := range byApp {
-			r, err := tx.QueryContext(ctx, `SELECT installation_id, id FROM users WHERE app = ? AND installation_id IN (`+placeholders(len(insts))+`)`,
-				append([]any{app}, insts...)...)
-			if err != nil {
-				return err
-			}
-			for r.Next() {
-				var inst string
-				var id int64
-				if err := r.Scan(&inst, &id); err != nil {
-					r.Close()
-					return err
-				}
-				owner[[2]string{app, inst}] = id
-			}
-			r.Close()
-			if err := r.Err(); err != nil {
-				return err
-			}
+		owner, err := installationRows(ctx, tx, insts, false)
+		if err != nil {
+			return err
 		}
 		// Which pushes were sent, and which were opened before.
 		var cond strings.Builder

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -260,8 +261,9 @@ func list(rs []wrkResult) string {
 
 func waitHTTP(ctx context.Context, base string) error {
 	for range 100 {
-		if out, err := exec.CommandContext(ctx, "curl", "-s", "-o", "/dev/null", base+"/v1/").CombinedOutput(); err == nil {
-			_ = out
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/", nil)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)

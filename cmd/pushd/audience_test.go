@@ -215,15 +215,22 @@ func TestSegmentSurvivesKillNine(t *testing.T) {
 // The SQL recipes of docs/campaigns.md run as written, and their campaigns
 // reach whom the recipe says. The app names are the env's, and the
 // campaigns' start is brought forward so that the test need not wait.
-func TestCampaignRecipes(t *testing.T) {
-	t.Parallel()
+// docSQL returns the SQL blocks of a section of docs/campaigns.md, each as
+// the match of its fence and its text.
+func docSQL(t *testing.T, heading string) [][]string {
+	t.Helper()
 	doc, err := os.ReadFile("../../docs/campaigns.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	section := string(doc)[strings.Index(string(doc), "## Everyday recipes"):]
+	section := string(doc)[strings.Index(string(doc), heading):]
 	section = section[:strings.Index(section[3:], "\n## ")+3]
-	blocks := regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(section, -1)
+	return regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(section, -1)
+}
+
+func TestCampaignRecipes(t *testing.T) {
+	t.Parallel()
+	blocks := docSQL(t, "## Everyday recipes")
 	if len(blocks) != 4 {
 		t.Fatalf("found %d SQL recipes, want 4", len(blocks))
 	}

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,13 +18,7 @@ import (
 // arrival.
 func TestPersonalCampaigns(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../../docs/campaigns.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	section := string(doc)[strings.Index(string(doc), "## Personal, translated, rich and silent pushes"):]
-	section = section[:strings.Index(section[3:], "\n## ")+3]
-	blocks := regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(section, -1)
+	blocks := docSQL(t, "## Personal, translated, rich and silent pushes")
 	if len(blocks) != 7 {
 		t.Fatalf("found %d SQL blocks, want 7", len(blocks))
 	}
