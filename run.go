@@ -5,6 +5,17 @@ import (
 	"time"
 )
 
+// The app defaults for batch_size and concurrency, chosen by measurement
+// (docs/performance.md, "Defaults at the transport's limit"): 2000 requests
+// in flight is what APNs allows on the default two connections (1000
+// streams each), and 5000 users per batch reads and claims a fifth as often
+// as 1000. A kill -9 can duplicate only what was in flight or answered and
+// not yet in the ledger, whatever the batch size (docs/reliability.md).
+const (
+	DefaultBatchSize   = 5000
+	DefaultConcurrency = 2000
+)
+
 // Run is a run in progress, as an instance needs it to take part.
 type Run struct {
 	ID           int64

@@ -132,7 +132,7 @@ type AppOptions struct {
 // NewApp returns an App. Zero limits take the documented defaults.
 func NewApp(name string, kind pushd.PushType, s Sender, o AppOptions) *App {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 1000
+		o.BatchSize = pushd.DefaultBatchSize
 	}
 	if o.DefaultExpiry <= 0 {
 		o.DefaultExpiry = 24 * time.Hour
@@ -141,7 +141,7 @@ func NewApp(name string, kind pushd.PushType, s Sender, o AppOptions) *App {
 		o.MaxAttempts = 5
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 1000
+		o.Concurrency = pushd.DefaultConcurrency
 	}
 	if o.DefaultZone == nil {
 		o.DefaultZone = time.UTC

@@ -135,10 +135,10 @@ type App struct {
 	// means the provider's own host (for APNs, chosen by Environment).
 	Endpoint string
 	// BatchSize is how many device tokens are claimed from the database at
-	// a time (batch_size), default 1000, 1 to 100000.
+	// a time (batch_size), default 5000, 1 to 100000.
 	BatchSize int
 	// Concurrency is the maximum number of requests in flight
-	// (concurrency), default 1000, 1 to 20000.
+	// (concurrency), default 2000, 1 to 20000.
 	Concurrency int
 	// Connections is the number of HTTP/2 connections to the provider
 	// (connections), default 2, 1 to 16.

@@ -95,7 +95,7 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 	if err != nil {
 		return r, err
 	}
-	defer d.kill()
+	defer func() { d.kill() }() // d changes with -kill9
 	if err := waitConnected(ctx, db, d); err != nil {
 		return r, err
 	}
@@ -123,6 +123,13 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 	if err := sleepUntil(ctx, at); err != nil {
 		return r, err
 	}
+	if o.kill9 {
+		k := kill9Result{}
+		if d, k, err = b.killMidRun(ctx, db, d, dir, config, i); err != nil {
+			return r, err
+		}
+		r.Kill9 = &k
+	}
 	cpu0 := sampleCPU(d.pid(), b.sim.pid(), b.info.pid)
 
 	timeout := 2*time.Minute + time.Duration(o.n)*time.Millisecond
@@ -149,6 +156,12 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 	}
 
 	r.fromCampaign(at, st, rows, runs, o)
+	if k := r.Kill9; k != nil {
+		k.Duplicates = r.Delivered - o.n
+		if k.Duplicates > k.Unrecorded {
+			r.Problems = append(r.Problems, fmt.Sprintf("kill -9: %d duplicates, more than the %d sent and not recorded", k.Duplicates, k.Unrecorded))
+		}
+	}
 	r.PeakRSSMiB = float64(rss) / (1 << 20)
 	if r.Delivered > 0 {
 		r.CPUPer10k = cpuTotal.Seconds() / float64(r.Delivered) * 10_000
@@ -343,7 +356,11 @@ type pushdProc struct {
 }
 
 func (b *bench) startPushd(ctx context.Context, dir, config string, i int) (*pushdProc, error) {
-	logPath := filepath.Join(dir, "pushd.log")
+	return b.startPushdLog(ctx, dir, config, i, "pushd.log")
+}
+
+func (b *bench) startPushdLog(ctx context.Context, dir, config string, i int, logName string) (*pushdProc, error) {
+	logPath := filepath.Join(dir, logName)
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -462,7 +479,7 @@ func (r *runResult) fromCampaign(at time.Time, st pushsim.Stats, rows []campaign
 		}
 		last = later(last, p.LastAt)
 	}
-	if r.Delivered != o.n {
+	if r.Delivered != o.n && !(o.kill9 && r.Delivered > o.n) {
 		r.Problems = append(r.Problems, fmt.Sprintf("pushsim delivered %d of %d", r.Delivered, o.n))
 	}
 	for _, c := range rows {

@@ -201,6 +201,13 @@ func (d *benchDB) pushdConnected(ctx context.Context) (bool, error) {
 	return n > 0, err
 }
 
+// count runs a query that returns one number.
+func (d *benchDB) count(ctx context.Context, query string, args ...any) (int, error) {
+	var n int
+	err := d.s.db.QueryRowContext(ctx, query, args...).Scan(&n)
+	return n, err
+}
+
 // Campaign text, as in the end-to-end tests.
 const (
 	campaignTitle = "Sale"

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pushd/pushd"
 )
 
 func main() {
@@ -71,6 +73,8 @@ type options struct {
 	// bufferPoolMiB, when set, resizes InnoDB's buffer pool for the bench
 	// and restores it afterwards.
 	bufferPoolMiB int
+	// kill9 kills pushd halfway through each run and counts duplicates.
+	kill9 bool
 }
 
 // providers lists the single providers of o.provider.
@@ -86,8 +90,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("pushbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.n, "n", 100_000, "users in the audience (for both: half APNs, half FCM)")
-	fs.IntVar(&o.batch, "batch", 1000, "batch_size of the apps")
-	fs.IntVar(&o.concurrency, "concurrency", 1000, "concurrency of the apps (requests in flight)")
+	fs.IntVar(&o.batch, "batch", pushd.DefaultBatchSize, "batch_size of the apps")
+	fs.IntVar(&o.concurrency, "concurrency", pushd.DefaultConcurrency, "concurrency of the apps (requests in flight)")
 	fs.IntVar(&o.connections, "connections", 2, "HTTP/2 connections per app (and h2load -c)")
 	fs.StringVar(&o.provider, "provider", providerAPNs, "apns, fcm or both")
 	fs.IntVar(&o.runs, "runs", 3, "runs, each on a fresh database and pushd")
@@ -101,6 +105,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pushd, "pushd", "", "pushd binary (default: build ./cmd/pushd, without -race)")
 	fs.BoolVar(&o.h2load, "h2load", true, "measure the ceiling with h2load after each run")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write pushd's CPU profile of each run into this directory (PUSHD_CPUPROFILE)")
+	fs.BoolVar(&o.kill9, "kill9", false, "kill pushd with SIGKILL when half the audience is delivered, start it again, and count the duplicates (the speed figures then include the restart)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the databases and the work directory")
 	fs.DurationVar(&o.idleWait, "idle-wait", 2*time.Minute, "before pushd starts and before the ceiling, wait up to this long for other work on the machine to drop below 0.3 cores (0: don't wait)")
 	if err := fs.Parse(args); err != nil {
@@ -124,6 +129,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-connections %d: want 1..16 (pushd's range)", o.connections)
 	case o.runs < 1:
 		return o, fmt.Errorf("-runs %d: want at least 1", o.runs)
+	case o.kill9 && o.segmentOf != 0:
+		return o, errors.New("-kill9 counts duplicates over the whole audience: not with -segment-of")
 	case o.segmentOf != 0 && (o.segmentOf < o.n || o.provider == providerBoth):
 		return o, fmt.Errorf("-segment-of %d: want at least -n users, and one provider", o.segmentOf)
 	}
@@ -219,7 +226,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	rep := report{
 		Options: reportOptions{N: o.n, Provider: o.provider, Batch: o.batch, Concurrency: o.concurrency, Connections: o.connections, Runs: o.runs,
-			SegmentOf: o.segmentOf, Capped: o.capped, LocalTime: o.localTime, Content: o.content, PushIDs: o.pushIDs},
+			SegmentOf: o.segmentOf, Capped: o.capped, LocalTime: o.localTime, Content: o.content, PushIDs: o.pushIDs, Kill9: o.kill9},
 		Pushd:      version,
 		Machine:    describeMachine(),
 		Server:     info,

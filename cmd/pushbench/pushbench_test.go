@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/pushd/pushd"
 )
 
 // h2loadOutput is the summary of a real h2load 1.52 run against pushsim.
@@ -127,7 +128,7 @@ func TestParseOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.n != 100_000 || o.batch != 1000 || o.concurrency != 1000 || o.connections != 2 || o.provider != "apns" || o.runs != 3 || !o.h2load {
+	if o.n != 100_000 || o.batch != pushd.DefaultBatchSize || o.concurrency != pushd.DefaultConcurrency || o.connections != 2 || o.provider != "apns" || o.runs != 3 || !o.h2load {
 		t.Errorf("defaults %+v", o)
 	}
 	for _, args := range [][]string{
@@ -136,6 +137,7 @@ func TestParseOptions(t *testing.T) {
 		{"-batch", "0"},
 		{"-connections", "17"},
 		{"-runs", "0"},
+		{"-kill9", "-segment-of", "200000"},
 		{"extra"},
 	} {
 		if _, err := parseOptions(args, io.Discard); err == nil {

@@ -62,6 +62,8 @@ type runResult struct {
 	IdleBefore        float64  `json:"busy_cores_before"`
 	IdleBeforeCeiling float64  `json:"busy_cores_before_ceiling"`
 	Problems          []string `json:"problems,omitempty"`
+	// Kill9 is what the -kill9 restart duplicated.
+	Kill9 *kill9Result `json:"kill9,omitempty"`
 }
 
 // providerResult is one provider's rate in a run.
@@ -90,6 +92,9 @@ func (r runResult) oneLine() string {
 		r.UsersPerSec, r.FirstPushLateMS, r.PeakRSSMiB, r.CPUPer10k, r.DBReadPerBatchMS, r.DBWritePerBatchMS)
 	if r.CeilingPerSec > 0 {
 		s += fmt.Sprintf(", h2load %.0f req/s, ratio %.2f", r.CeilingPerSec, r.Ratio)
+	}
+	if k := r.Kill9; k != nil {
+		s += fmt.Sprintf(", kill -9: %d duplicates (%d sent and not recorded, %d at risk)", k.Duplicates, k.Unrecorded, k.AtRisk)
 	}
 	if len(r.Problems) > 0 {
 		s += "; PROBLEMS: " + strings.Join(r.Problems, "; ")
@@ -128,6 +133,9 @@ var metrics = []metric{
 	{"ceiling_pushsim_cpu_us_per_req", "ceiling: pushsim CPU µs per request", "%.1f", func(r runResult) float64 { return r.CeilingSimMicrosPerReq }, ""},
 	{"ceiling_h2load_cores", "ceiling cores: h2load", "%.2f", func(r runResult) float64 { return r.CeilingH2loadCores }, ""},
 	{"ceiling_other_cores", "ceiling cores: rest of the machine", "%.2f", func(r runResult) float64 { return r.CeilingOtherCores }, ""},
+	{"kill9_duplicates", "kill -9: duplicates", "%.0f", func(r runResult) float64 { return float64(kill9(r).Duplicates) }, kill9Only},
+	{"kill9_unrecorded", "kill -9: sent, not recorded", "%.0f", func(r runResult) float64 { return float64(kill9(r).Unrecorded) }, kill9Only},
+	{"kill9_at_risk", "kill -9: claimed, no outcome", "%.0f", func(r runResult) float64 { return float64(kill9(r).AtRisk) }, kill9Only},
 	{"seed_s", "seed s", "%.1f", func(r runResult) float64 { return r.SeedSeconds }, ""},
 	{"wall_s", "run wall s", "%.1f", func(r runResult) float64 { return r.WallSeconds }, ""},
 	{"busy_cores_before", "busy cores before pushd", "%.2f", func(r runResult) float64 { return r.IdleBefore }, ""},
@@ -135,8 +143,21 @@ var metrics = []metric{
 	{"loadavg_start", "loadavg at start", "%.2f", func(r runResult) float64 { return r.LoadStart }, ""},
 }
 
-func (m metric) shown(provider string) bool {
-	return m.only == "" || provider == providerBoth || provider == m.only
+// kill9Only marks the rows of -kill9.
+const kill9Only = "kill9"
+
+func kill9(r runResult) kill9Result {
+	if r.Kill9 == nil {
+		return kill9Result{}
+	}
+	return *r.Kill9
+}
+
+func (m metric) shown(o reportOptions) bool {
+	if m.only == kill9Only {
+		return o.Kill9
+	}
+	return m.only == "" || o.Provider == providerBoth || o.Provider == m.only
 }
 
 type reportOptions struct {
@@ -151,6 +172,7 @@ type reportOptions struct {
 	LocalTime   bool   `json:"local_time,omitempty"`
 	Content     string `json:"content,omitempty"`
 	PushIDs     bool   `json:"push_ids,omitempty"`
+	Kill9       bool   `json:"kill9,omitempty"`
 }
 
 // report is everything printed at the end.
@@ -172,7 +194,7 @@ type report struct {
 func (rep *report) summarise() {
 	rep.Median, rep.Min, rep.Max = map[string]float64{}, map[string]float64{}, map[string]float64{}
 	for _, m := range metrics {
-		if !m.shown(rep.Options.Provider) {
+		if !m.shown(rep.Options) {
 			continue
 		}
 		vs := make([]float64, len(rep.Runs))
@@ -207,7 +229,7 @@ func (rep *report) print(w io.Writer) error {
 	}
 	fmt.Fprint(tw, "median\tmin\tmax\t\n")
 	for _, mt := range metrics {
-		if !mt.shown(o.Provider) {
+		if !mt.shown(o) {
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t", mt.label)
