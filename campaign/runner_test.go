@@ -272,6 +272,48 @@ func TestRunnerDatabaseAwayPausesSending(t *testing.T) {
 	})
 }
 
+// While the ledger cannot be written, a batch stops sending once
+// MaxUnrecorded of its answers wait for it, long before its lease is in
+// doubt: what a kill -9 could then duplicate stays within the requests in
+// flight and MaxUnrecorded, whatever the batch size. (Mutation caught: the
+// send loop not waiting for the recorder sends the whole batch.)
+func TestRunnerUnrecordedBound(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			users       = 10000
+			concurrency = 100
+			outage      = 10 * time.Minute
+		)
+		f := newFixture(t, users, users, time.Hour, &fakeSender{latency: 10 * time.Millisecond}, campaign.AppOptions{Concurrency: concurrency})
+		var downAt time.Time
+		f.st.OnCall(func(c memstore.Call) error {
+			if c.Method == "Record" && downAt.IsZero() && len(c.Deliveries) > 0 {
+				downAt = c.At
+				f.st.Down(outage)
+			}
+			return nil
+		})
+
+		f.work(t, "a", nil)
+
+		var during int
+		for _, r := range f.snd.requests() {
+			if !r.at.Before(downAt) && r.at.Before(downAt.Add(outage)) {
+				during++
+			}
+		}
+		if during == 0 || during > campaign.MaxUnrecorded+concurrency {
+			t.Errorf("%d requests while the ledger could not be written, want 1 to %d", during, campaign.MaxUnrecorded+concurrency)
+		}
+		if n := len(f.snd.requests()); n != users {
+			t.Errorf("%d requests for %d users", n, users)
+		}
+		f.checkOneOutcomeEach(t, users)
+		f.checkRun(t, pushd.Done, "")
+	})
+}
+
 // An answer about the whole app holds it: no push of any of its runs is
 // tried while the hold lasts, one probe goes when it ends (1 min, then 2
 // min…), and once the provider accepts again every user is sent, none

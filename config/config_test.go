@@ -48,7 +48,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("AppNames() = %q", got)
 	}
 	for _, app := range cfg.Apps {
-		if app.Endpoint != "" || app.BatchSize != 1000 || app.Concurrency != 1000 || app.Connections != 2 ||
+		if app.Endpoint != "" || app.BatchSize != 5000 || app.Concurrency != 2000 || app.Connections != 2 ||
 			app.RateLimit != 0 || app.DefaultExpiry != 24*time.Hour || app.MaxAttempts != 5 {
 			t.Errorf("app %s: common settings %+v, want the defaults", app.Name, app)
 		}

@@ -212,7 +212,7 @@ func TestRules(t *testing.T) {
 		{name: "default_expiry in days", ini: fcm("default_expiry = 7d"),
 			section: "Android", key: "default_expiry", want: []string{"24h for a day"}},
 		{name: "empty value of a defaulted key", ini: apns("batch_size ="),
-			section: "iOS", key: "batch_size", want: []string{"is empty", "default (1000)"}},
+			section: "iOS", key: "batch_size", want: []string{"is empty", "default (5000)"}},
 		{name: "inline comment", ini: apns("concurrency = 100 # per connection"),
 			section: "iOS", key: "concurrency", want: []string{"whole number", "comments on a line of their own"}},
 
