@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushd/pushd"
+	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/internal/dbtest"
 	"github.com/pushd/pushd/internal/pushsim"
 )
@@ -68,34 +70,49 @@ func TestInstancesShareARun(t *testing.T) {
 // duplicates pushsim saw stay within what could have been in flight.
 func TestKillNineResumes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "", pushsim.Options{Faults: pushsim.Faults{Latency: 30 * time.Millisecond}})
-	const users, batch = 30000, 200
-	e.users("IOS", users, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
-	id := e.campaign("IOS", time.Now(), map[string]any{"batch_size": batch, "expires_at": time.Now().Add(time.Hour).UTC()})
+	for _, tc := range []struct {
+		name  string
+		batch any // nil: the app's batch_size (pushd.DefaultBatchSize)
+		// bound is the most a kill -9 may duplicate.
+		bound int
+	}{
+		// A runner works on at most three batches (campaign.Options.Outstanding).
+		{name: "batch 200", batch: 200, bound: 3 * 200},
+		// Whatever the batch size: the requests in flight, and at most
+		// MaxUnrecorded answers per batch in work not yet in the ledger.
+		{name: "default batch", batch: nil, bound: pushd.DefaultConcurrency + 3*campaign.MaxUnrecorded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, "", pushsim.Options{Faults: pushsim.Faults{Latency: 30 * time.Millisecond}})
+			const users = 30000
+			e.users("IOS", users, func(i int) string { return iosToken("", i) }, "NOW(3) - INTERVAL 1 DAY")
+			id := e.campaign("IOS", time.Now(), map[string]any{"batch_size": tc.batch, "expires_at": time.Now().Add(time.Hour).UTC()})
 
-	d := e.start()
-	waitFor(t, time.Minute, "a third of the run", func() bool { return e.row(id).Sent >= users/3 })
-	d.kill9(t)
-	// Only users of batches claimed at the kill can be sent twice: those
-	// without an outcome in the ledger.
-	atRisk := e.count(`SELECT COALESCE(SUM(b.size), 0) - (SELECT COUNT(*) FROM pushd_deliveries d JOIN pushd_batches b2
-		ON d.run_id = b2.run_id AND d.user_id > b2.after_user_id AND d.user_id <= b2.last_user_id AND b2.status = 'claimed')
-		FROM pushd_batches b WHERE b.status = 'claimed'`)
+			d := e.start()
+			waitFor(t, time.Minute, "a third of the run", func() bool { return e.row(id).Sent >= users/3 })
+			d.kill9(t)
+			// Only users of batches claimed at the kill can be sent twice: those
+			// without an outcome in the ledger.
+			atRisk := e.count(`SELECT COALESCE(SUM(b.size), 0) - (SELECT COUNT(*) FROM pushd_deliveries d JOIN pushd_batches b2
+				ON d.run_id = b2.run_id AND d.user_id > b2.after_user_id AND d.user_id <= b2.last_user_id AND b2.status = 'claimed')
+				FROM pushd_batches b WHERE b.status = 'claimed'`)
 
-	d = e.start()
-	r := e.waitStatus(id, 2*time.Minute, "done", "failed", "expired")
-	d.stop(t)
-	if r.Status != "done" || r.Sent != users {
-		t.Fatalf("after kill -9 and restart: %+v, want done with %d sent", r, users)
-	}
-	if n := e.count(`SELECT COUNT(*) FROM pushd_deliveries d JOIN campaigns c ON c.current_run_id = d.run_id WHERE c.id = ?`, id); n != users {
-		t.Fatalf("ledger has %d outcomes, want exactly %d", n, users)
-	}
-	dups := e.duplicates(users)
-	t.Logf("kill -9: %d duplicates; %d users were in claimed batches without an outcome", dups, atRisk)
-	// A runner works on at most three batches (campaign.Options.Outstanding).
-	if dups > atRisk || dups > 3*batch {
-		t.Fatalf("%d duplicates, more than the %d users that were in flight", dups, atRisk)
+			d = e.start()
+			r := e.waitStatus(id, 2*time.Minute, "done", "failed", "expired")
+			d.stop(t)
+			if r.Status != "done" || r.Sent != users {
+				t.Fatalf("after kill -9 and restart: %+v, want done with %d sent", r, users)
+			}
+			if n := e.count(`SELECT COUNT(*) FROM pushd_deliveries d JOIN campaigns c ON c.current_run_id = d.run_id WHERE c.id = ?`, id); n != users {
+				t.Fatalf("ledger has %d outcomes, want exactly %d", n, users)
+			}
+			dups := e.duplicates(users)
+			t.Logf("kill -9: %d duplicates; %d users were in claimed batches without an outcome", dups, atRisk)
+			if dups > atRisk || dups > tc.bound {
+				t.Fatalf("%d duplicates, more than the %d users at risk or the bound of %d", dups, atRisk, tc.bound)
+			}
+		})
 	}
 }
 
