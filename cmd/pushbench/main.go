@@ -105,11 +105,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pushd, "pushd", "", "pushd binary (default: build ./cmd/pushd, without -race)")
 	fs.BoolVar(&o.h2load, "h2load", true, "measure the ceiling with h2load after each run")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write pushd's CPU profile of each run into this directory (PUSHD_CPUPROFILE)")
-	fs.BoolVar(&o.kill9, "kill9", false, "kill pushd with SIGKILL when half the audience is delivered, start it again, and count the duplicates (the speed figures then include the restart)")
+	fs.BoolVar(&o.kill9, "kill9", false, "kill pushd with SIGKILL when half the audience is delivered, start it again, and count the duplicates (the speed figures then include the restart, so no ceiling is measured)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the databases and the work directory")
 	fs.DurationVar(&o.idleWait, "idle-wait", 2*time.Minute, "before pushd starts and before the ceiling, wait up to this long for other work on the machine to drop below 0.3 cores (0: don't wait)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.kill9 {
+		o.h2load = false // the run's rate includes the restart: no ratio
 	}
 	if o.content != "" && o.content != contentAttributes && o.content != contentTemplate {
 		return o, fmt.Errorf("-content %q: want attributes or template", o.content)
