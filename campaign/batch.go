@@ -25,11 +25,10 @@ type batchWork struct {
 	out     []outcome
 	outDone bool          // every sender has finished
 	outWake chan struct{} // capacity 1
-	// unrecorded counts outcomes put and not yet in the ledger; the send
-	// loop waits while it is MaxUnrecorded (recordedWake, capacity 1, says
-	// that a flush went in).
-	unrecorded   atomic.Int64
-	recordedWake chan struct{}
+	// exposed counts the recipients the send loop has taken on (only it
+	// touches it), recordedN the outcomes the recorder has written (only
+	// it does); what is left when the batch ends leaves the run's count.
+	exposed, recordedN int
 	// lost is set when another instance took the batch over: send nothing
 	// more, record nothing more.
 	lost atomic.Bool
@@ -49,17 +48,18 @@ type outcome struct {
 // waiting for FlushInterval.
 const flushRows = 1000
 
-// MaxUnrecorded is how many answered pushes a batch may have that are not
-// yet in the ledger: its send loop waits at that many until a ledger write
-// goes in. Together with the app's concurrency it bounds what a kill -9
-// can duplicate, whatever the batch size and however slow the database:
-// at most concurrency + MaxUnrecorded per batch in work (three per run).
-const MaxUnrecorded = 2 * flushRows
+// MaxUnrecorded is how many of a run's users may wait for the ledger
+// beyond the app's concurrency: answered, being retried, or in flight
+// beyond it. The send loops wait at concurrency + MaxUnrecorded users
+// taken on and not yet recorded until a ledger write goes in, so that is
+// the most a kill -9 can send twice, whatever the batch size and however
+// slow the database. Three batches flushing every 1000 outcomes stay below
+// it while the database keeps up.
+const MaxUnrecorded = 3 * flushRows
 
 // put hands an outcome to the recorder. It never blocks for long, so it
 // may run on a provider's frame reader.
 func (w *batchWork) put(o outcome) {
-	w.unrecorded.Add(1)
 	w.outMu.Lock()
 	w.out = append(w.out, o)
 	full := len(w.out) == flushRows
@@ -67,37 +67,6 @@ func (w *batchWork) put(o outcome) {
 	if full {
 		w.wake()
 	}
-}
-
-// recorded lowers the count of unrecorded outcomes by n after a ledger
-// write, and wakes a send loop waiting for it.
-func (w *batchWork) recorded(n int) {
-	w.unrecorded.Add(-int64(n))
-	select {
-	case w.recordedWake <- struct{}{}:
-	default:
-	}
-}
-
-// waitRecorder waits while the batch has MaxUnrecorded outcomes not in the
-// ledger, reporting false when the batch is lost, the run stops or ctx
-// ends first.
-func (w *batchWork) waitRecorder(ctx context.Context) bool {
-	for w.unrecorded.Load() >= MaxUnrecorded {
-		if w.lost.Load() || w.r.stop.Load() {
-			return false
-		}
-		t := time.NewTimer(time.Second) // a drain ends the wait within a second
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-w.recordedWake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-	return true
 }
 
 func (w *batchWork) wake() {
@@ -133,8 +102,7 @@ func leaseMargin(lease time.Duration) time.Duration { return lease / 5 }
 // outcome (shutdown, pause, lost lease) stay unrecorded; the batch is then
 // released so that whoever takes it sends to exactly them.
 func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
-	w := &batchWork{r: r, b: b, out: make([]outcome, 0, min(len(b.Recipients), 2*flushRows)), outWake: make(chan struct{}, 1),
-		recordedWake: make(chan struct{}, 1)}
+	w := &batchWork{r: r, b: b, out: make([]outcome, 0, min(len(b.Recipients), 2*flushRows)), outWake: make(chan struct{}, 1)}
 	w.leaseUntil = time.Now().Add(r.o.Lease - leaseMargin(r.o.Lease))
 	recorded := make(chan bool, 1)
 	go func() { recorded <- w.record(ctx) }()
@@ -146,6 +114,15 @@ func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 		if r.stop.Load() || w.lost.Load() {
 			break
 		}
+		if r.exposed.Load() >= r.maxExposed && !r.waitExposed(sendCtx, w) {
+			if !errors.Is(sendCtx.Err(), context.DeadlineExceeded) {
+				break
+			}
+			r.expose(w)
+			w.put(expiredOutcome(rc, 0))
+			continue
+		}
+		r.expose(w)
 		if err := r.app.Sender.ValidateToken(rc.Token); err != nil {
 			w.put(outcome{
 				d:   pushd.Delivery{UserID: rc.UserID, Variant: rc.Variant, Outcome: pushd.InvalidToken, Reason: "MalformedToken", Attempts: 0},
@@ -160,13 +137,6 @@ func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 				w.put(*o)
 				continue
 			}
-		}
-		if w.unrecorded.Load() >= MaxUnrecorded && !w.waitRecorder(sendCtx) {
-			if errors.Is(sendCtx.Err(), context.DeadlineExceeded) {
-				w.put(expiredOutcome(rc, 0))
-				continue
-			}
-			break
 		}
 		l, now, err := w.acquire(sendCtx)
 		if err != nil {
@@ -192,6 +162,9 @@ func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 	wg.Wait()
 	w.finish()
 	<-recorded
+	// Users taken on and never recorded (stop, lost lease) are the next
+	// owner's now.
+	r.unexpose(w.exposed - w.recordedN)
 }
 
 func expiredOutcome(rc pushd.Recipient, attempts int) outcome {
@@ -534,7 +507,8 @@ func (w *batchWork) record(ctx context.Context) bool {
 				failing = false
 			}
 			recorded += len(f.Deliveries)
-			w.recorded(len(f.Deliveries))
+			w.recordedN = recorded
+			r.unexpose(len(f.Deliveries))
 			r.counted(f.Deliveries)
 			f.Deliveries, f.Invalid = f.Deliveries[:0], f.Invalid[:0]
 			renewed = start

@@ -163,6 +163,63 @@ type Runner struct {
 	sent, outcomes atomic.Int64
 	// retryLog lets one line in 10 s say that pushes are being retried.
 	retryLog rate.Sometimes
+	// exposed counts the users the send loops have taken on whose outcome
+	// is not yet in the ledger: what a kill -9 now could send twice. The
+	// loops wait while it is maxExposed (the app's concurrency +
+	// MaxUnrecorded); exposedWake is closed and replaced when it falls.
+	exposed     atomic.Int64
+	maxExposed  int64
+	exposedMu   sync.Mutex
+	exposedWake chan struct{}
+	ledgerLog   rate.Sometimes
+}
+
+// expose counts a recipient the send loop of w takes on.
+func (r *Runner) expose(w *batchWork) {
+	w.exposed++
+	r.exposed.Add(1)
+}
+
+// unexpose takes n recipients off the count, once recorded or given up,
+// and wakes the send loops waiting for it.
+func (r *Runner) unexpose(n int) {
+	if n == 0 {
+		return
+	}
+	r.exposed.Add(-int64(n))
+	r.exposedMu.Lock()
+	close(r.exposedWake)
+	r.exposedWake = make(chan struct{})
+	r.exposedMu.Unlock()
+}
+
+// waitExposed waits while the run has maxExposed users taken on and not
+// yet recorded, reporting false when w is lost, the run stops or ctx ends
+// first.
+func (r *Runner) waitExposed(ctx context.Context, w *batchWork) bool {
+	for {
+		r.exposedMu.Lock()
+		wake := r.exposedWake
+		r.exposedMu.Unlock()
+		if r.exposed.Load() < r.maxExposed {
+			return true
+		}
+		if w.lost.Load() || r.stop.Load() {
+			return false
+		}
+		r.ledgerLog.Do(func() {
+			r.log.Info("sending waits for the ledger to catch up", "unrecorded", r.exposed.Load())
+		})
+		t := time.NewTimer(time.Second) // a drain ends the wait within a second
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // Recorded is how many outcomes a runner has recorded: sent pushes, and
@@ -226,7 +283,9 @@ func NewRunner(r pushd.Run, app *App, st Store, o Options) *Runner {
 	}
 	log := o.Logger.With("component", "campaign", "app", r.App, "campaign_id", r.CampaignID, "run_id", r.ID)
 	run := &Runner{run: r, app: app, store: st, o: o, log: log, realClock: realClock,
-		retryLog: rate.Sometimes{Interval: 10 * time.Second}, renderLog: rate.Sometimes{Interval: 10 * time.Second}}
+		retryLog: rate.Sometimes{Interval: 10 * time.Second}, renderLog: rate.Sometimes{Interval: 10 * time.Second},
+		ledgerLog: rate.Sometimes{Interval: 10 * time.Second}, exposedWake: make(chan struct{}),
+		maxExposed: int64(cap(app.slots)) + MaxUnrecorded}
 	if r.MaxPerMinute > 0 {
 		// A burst of one: evenly spread, not a minute's worth at once.
 		run.pace = rate.NewLimiter(rate.Limit(float64(r.MaxPerMinute)/60), 1)

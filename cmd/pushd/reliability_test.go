@@ -78,9 +78,9 @@ func TestKillNineResumes(t *testing.T) {
 	}{
 		// A runner works on at most three batches (campaign.Options.Outstanding).
 		{name: "batch 200", batch: 200, bound: 3 * 200},
-		// Whatever the batch size: the requests in flight, and at most
-		// MaxUnrecorded answers per batch in work not yet in the ledger.
-		{name: "default batch", batch: nil, bound: pushd.DefaultConcurrency + 3*campaign.MaxUnrecorded},
+		// Whatever the batch size: the app's concurrency, and at most
+		// MaxUnrecorded more users of the run not yet in the ledger.
+		{name: "default batch", batch: nil, bound: pushd.DefaultConcurrency + campaign.MaxUnrecorded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
