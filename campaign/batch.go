@@ -111,7 +111,7 @@ func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, rc := range b.Recipients {
-		if r.stop.Load() || w.lost.Load() {
+		if r.stopping() || w.lost.Load() {
 			break
 		}
 		if r.exposed.Load() >= r.maxExposed && !r.waitExposed(sendCtx, w) {
@@ -152,7 +152,7 @@ func (r *Runner) work(ctx context.Context, b *pushd.Batch) {
 			continue
 		}
 		// A drain may have come while we waited for the slot.
-		if r.stop.Load() {
+		if r.stopping() {
 			r.app.release(l)
 			break
 		}
@@ -232,7 +232,7 @@ func (w *batchWork) acquire(ctx context.Context) (lease, time.Time, error) {
 // renewing the lease meanwhile.
 func (w *batchWork) waitHold(ctx context.Context, until time.Time) bool {
 	for {
-		if w.lost.Load() || w.r.stop.Load() {
+		if w.lost.Load() || w.r.stopping() {
 			return false
 		}
 		left := time.Until(until)
@@ -261,7 +261,7 @@ func (w *batchWork) leaseHeld(now time.Time) bool {
 // risk sending what a new owner sends too.
 func (w *batchWork) waitLease(ctx context.Context) bool {
 	for {
-		if w.lost.Load() || w.r.stop.Load() {
+		if w.lost.Load() || w.r.stopping() {
 			return false
 		}
 		if w.leaseHeld(time.Now()) {
@@ -322,7 +322,7 @@ func (w *batchWork) retry(ctx context.Context, p providers.Prepared, rc pushd.Re
 			}
 			return
 		}
-		if r.stop.Load() || w.lost.Load() {
+		if r.stopping() || w.lost.Load() {
 			r.app.release(l)
 			return
 		}
@@ -499,9 +499,17 @@ func (w *batchWork) record(ctx context.Context) bool {
 		cctx, cancel := context.WithTimeout(dbCtx, 10*time.Second)
 		err := r.store.Record(cctx, f)
 		cancel()
+		var staff *pushd.RunStopped
+		if errors.As(err, &staff) {
+			err = nil // written; staff paused or cancelled the campaign
+		}
 		r.o.Observer.Recorded(r.run.App, len(f.Deliveries), time.Since(start), err)
 		switch {
 		case err == nil:
+			if staff != nil && !r.halt.Swap(true) {
+				// The claim loop's next claim stops the run.
+				r.log.Info("campaign "+string(staff.Status)+" by staff: no new sends", "batch_id", w.b.ID)
+			}
 			if failing {
 				r.log.Info("recording outcomes again", "batch_id", w.b.ID)
 				failing = false

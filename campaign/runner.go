@@ -159,6 +159,11 @@ type Runner struct {
 	pace *rate.Limiter
 	// stop is set when no new send may start: shutdown (drain).
 	stop atomic.Bool
+	// halt is set when a ledger write finds the campaign paused or
+	// cancelled: the batches stop sending and give their other users
+	// back, and the next claim stops the run. A claim that succeeds (staff
+	// resumed meanwhile) clears it.
+	halt atomic.Bool
 	// sent and outcomes count what this runner recorded, for heartbeats.
 	sent, outcomes atomic.Int64
 	// retryLog lets one line in 10 s say that pushes are being retried.
@@ -173,6 +178,10 @@ type Runner struct {
 	exposedWake chan struct{}
 	ledgerLog   rate.Sometimes
 }
+
+// stopping reports whether no new send may start: shutdown, or staff
+// stopping the campaign.
+func (r *Runner) stopping() bool { return r.stop.Load() || r.halt.Load() }
 
 // expose counts a recipient the send loop of w takes on.
 func (r *Runner) expose(w *batchWork) {
@@ -204,7 +213,7 @@ func (r *Runner) waitExposed(ctx context.Context, w *batchWork) bool {
 		if r.exposed.Load() < r.maxExposed {
 			return true
 		}
-		if w.lost.Load() || r.stop.Load() {
+		if w.lost.Load() || r.stopping() {
 			return false
 		}
 		r.ledgerLog.Do(func() {
@@ -496,7 +505,12 @@ func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (pushd.St
 			<-slots
 			return "", nil
 		}
+		halted := r.halt.Load()
 		b, err := r.store.ClaimBatch(ctx, r.run.ID, r.o.Owner, r.o.Held.list(), r.o.Lease, r.o.Clock())
+		if err == nil && halted {
+			// Staff resumed the campaign since a flush found it stopped.
+			r.halt.Store(false)
+		}
 		if err == nil {
 			if dbDown {
 				r.log.Info("database reachable again, resuming")

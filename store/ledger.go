@@ -167,8 +167,11 @@ func insertDeliveryRows(ctx context.Context, tx *sql.Tx, runID int64, ds []pushd
 
 // Record writes a flush if and only if the batch is still leased at f.Epoch;
 // otherwise nothing is written and the error is ErrLeaseLost. A flush with no
-// deliveries only renews the lease.
+// deliveries only renews the lease. When the campaign has been paused or
+// cancelled, the flush is written all the same and the error is a
+// *pushd.RunStopped, so that the runner stops sending at once.
 func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
+	var stopped error
 	for _, d := range f.Deliveries {
 		switch d.Outcome {
 		case pushd.Sent, pushd.FailedSend, pushd.InvalidToken, pushd.ExpiredSend, pushd.Skipped, pushd.HeldOut:
@@ -176,7 +179,8 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 			return fmt.Errorf("record run %d: unknown outcome %q", f.RunID, d.Outcome)
 		}
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stopped = nil
 		ds := f.Deliveries
 		if f.Recheck && len(ds) > 0 {
 			// The invalid tokens are an upsert: writing them again is harmless.
@@ -253,11 +257,29 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) error {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET sent = sent + ?, failed = failed + ?,
+		if _, err = tx.ExecContext(ctx, `UPDATE campaigns SET sent = sent + ?, failed = failed + ?,
 			invalid_tokens = invalid_tokens + ?, expired = expired + ?, skipped = skipped + ?, held_out = held_out + ?, updated_at = ? WHERE `+currentFor,
-			c[0], c[1], c[2], c[3], c[4], c[5], f.Now, f.CampaignID, f.RunID)
-		return err
+			c[0], c[1], c[2], c[3], c[4], c[5], f.Now, f.CampaignID, f.RunID); err != nil {
+			return err
+		}
+		// Staff pausing or cancelling the campaign stop the run's sending
+		// within a flush, not only at its next claim.
+		var st string
+		err = tx.QueryRowContext(ctx, `SELECT status FROM campaigns WHERE `+currentFor, f.CampaignID, f.RunID).Scan(&st)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil // the claim says what that means
+		case err != nil:
+			return err
+		case st == string(pushd.Paused) || st == string(pushd.Cancelled):
+			stopped = &pushd.RunStopped{Status: pushd.Status(st), ByStaff: true}
+		}
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return stopped
 }
 
 // unrecorded returns the deliveries whose users have no outcome in the run.

@@ -214,3 +214,31 @@ func TestRecordRecheckAfterAnUnknownCommit(t *testing.T) {
 		t.Fatalf("at the end: campaign sent %d, run sent %d, ledger %d; want 10, 10, 10", c, r, l)
 	}
 }
+
+// A flush to a campaign that staff paused is written, and says so with a
+// *pushd.RunStopped, so that the runner stops sending at once.
+func TestRecordReportsAStaffStop(t *testing.T) {
+	t.Parallel()
+	st := dbtest.Open(t)
+	cid, run, b, now := firstBatch(t, st)
+	flush := func(i int) error {
+		return st.Record(ctx, pushd.Flush{RunID: run, CampaignID: cid, BatchID: b.ID, Epoch: b.Epoch,
+			Deliveries: []pushd.Delivery{{UserID: b.Recipients[i].UserID, Outcome: pushd.Sent, Attempts: 1}}, Lease: time.Minute, Now: now})
+	}
+	if err := flush(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().Exec(`UPDATE campaigns SET status = 'paused' WHERE id = ?`, cid); err != nil {
+		t.Fatal(err)
+	}
+	var stopped *pushd.RunStopped
+	if err := flush(1); !errors.As(err, &stopped) || stopped.Status != pushd.Paused || !stopped.ByStaff {
+		t.Fatalf("flush after the pause: %v, want a RunStopped by staff, paused", err)
+	}
+	var sent, rows int
+	st.DB().QueryRow(`SELECT sent FROM campaigns WHERE id = ?`, cid).Scan(&sent)
+	st.DB().QueryRow(`SELECT COUNT(*) FROM pushd_deliveries WHERE run_id = ?`, run).Scan(&rows)
+	if sent != 2 || rows != 2 {
+		t.Fatalf("after the flush that saw the pause: campaign sent = %d, ledger rows = %d; want 2 and 2", sent, rows)
+	}
+}

@@ -478,6 +478,10 @@ func (s *Store) Record(ctx context.Context, f pushd.Flush) (err error) {
 	for _, inv := range f.Invalid {
 		s.dead[inv.UserID] = deadToken{Invalidation: inv, runID: f.RunID}
 	}
+	if camp := s.campaigns[f.CampaignID]; len(ds) > 0 && camp != nil && camp.CurrentRunID == f.RunID &&
+		(camp.Status == pushd.Cancelled || camp.Status == pushd.Paused) {
+		return &pushd.RunStopped{Status: camp.Status, ByStaff: true}
+	}
 	return nil
 }
 
