@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS campaigns (
   collapse_id    VARCHAR(64)   NULL COMMENT 'NULL: pushd derives one per run so a resent copy replaces the first',
   scheduled_at   DATETIME      NOT NULL COMMENT 'when to start sending',
   expires_at     DATETIME      NULL COMMENT 'deadline: nothing is sent after it; NULL: the app default_expiry after the start',
-  batch_size     INT           NULL COMMENT 'users per batch; NULL: the app batch_size, then 1000',
+  batch_size     INT           NULL COMMENT 'users per batch; NULL: the app batch_size',
   cron           VARCHAR(255)  NULL COMMENT 'repeat on this schedule, e.g. 0 9 * * MON; NULL: send once',
   repeat_until   DATETIME      NULL COMMENT 'with cron: no occurrence starts after this; NULL: until cancelled',
   status         VARCHAR(16)   NOT NULL DEFAULT 'scheduled'

@@ -2,10 +2,10 @@
 // `pushd run` against pushsim (a separate process) and MariaDB, and the
 // ceiling, h2load driving the same pushsim with the same requests.
 //
-//	pushbench [-n 100000] [-batch 1000] [-concurrency 1000] [-connections 2]
+//	pushbench [-n 100000] [-batch 5000] [-concurrency 2000] [-connections 2]
 //	          [-provider apns|fcm|both] [-runs 3]
 //	          [-dsn root@tcp(127.0.0.1:3306)/test] [-pushd PATH]
-//	          [-h2load=true] [-cpuprofile DIR] [-idle-wait 2m] [-keep]
+//	          [-h2load=true] [-cpuprofile DIR] [-idle-wait 2m] [-keep] [-kill9]
 //
 // Each run gets a fresh database with N users seeded from MariaDB's
 // Sequence engine, a campaign due 2 s ahead, and a fresh pushd process. It
