@@ -53,9 +53,10 @@ const flushRows = 1000
 // beyond it. The send loops wait at concurrency + MaxUnrecorded users
 // taken on and not yet recorded until a ledger write goes in, so that is
 // the most a kill -9 can send twice, whatever the batch size and however
-// slow the database. Three batches flushing every 1000 outcomes stay below
-// it while the database keeps up.
-const MaxUnrecorded = 3 * flushRows
+// slow the database. Three batches flushing every 1000 outcomes, and what
+// arrives while their writes go in, stay below it while the database keeps
+// up (at 3000, runs at full speed met it once or twice a run).
+const MaxUnrecorded = 4 * flushRows
 
 // put hands an outcome to the recorder. It never blocks for long, so it
 // may run on a provider's frame reader.

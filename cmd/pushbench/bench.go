@@ -161,9 +161,6 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 		if k.Duplicates != k.Unrecorded {
 			r.Problems = append(r.Problems, fmt.Sprintf("kill -9: %d duplicates, not the %d sent and not recorded at the kill", k.Duplicates, k.Unrecorded))
 		}
-		// The CPU and memory figures would be the restarted pushd's alone,
-		// divided by both halves' pushes.
-		r.PeakRSSMiB, r.CPUPer10k, r.Cores, r.SimMicrosPerPush, r.DBMicrosPerPush = 0, 0, cores{}, 0, 0
 	}
 	r.PeakRSSMiB = float64(rss) / (1 << 20)
 	if r.Delivered > 0 {
@@ -175,6 +172,11 @@ func (b *bench) runOnce(ctx context.Context, i int) (runResult, error) {
 		// shares the machine.
 		r.SimMicrosPerPush = micros(cpu1.sim-cpu0.sim) / float64(r.Delivered)
 		r.DBMicrosPerPush = micros(cpu1.db-cpu0.db) / float64(r.Delivered)
+	}
+	if r.Kill9 != nil {
+		// These would be the restarted pushd's alone, divided by both
+		// halves' pushes.
+		r.PeakRSSMiB, r.CPUPer10k, r.Cores, r.SimMicrosPerPush, r.DBMicrosPerPush = 0, 0, cores{}, 0, 0
 	}
 
 	probe, err := db.probe(ctx, apps, o.batch, probeSamples)
