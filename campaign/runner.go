@@ -88,6 +88,9 @@ type Observer interface {
 	// Capped is called with the users a claim left out under the app's
 	// frequency cap.
 	Capped(app string, n int)
+	// LedgerWait is called when a run's sending starts to wait for the
+	// ledger (MaxUnrecorded).
+	LedgerWait(app string)
 }
 
 type nopObserver struct{}
@@ -95,6 +98,7 @@ type nopObserver struct{}
 func (nopObserver) Sent(string, pushd.PushType, providers.Result, error, time.Duration, bool) {}
 func (nopObserver) Recorded(string, int, time.Duration, error)                                {}
 func (nopObserver) Capped(string, int)                                                        {}
+func (nopObserver) LedgerWait(string)                                                         {}
 
 // Held is a set of batch ids, safe for concurrent use.
 type Held struct {
@@ -206,6 +210,7 @@ func (r *Runner) unexpose(n int) {
 // yet recorded, reporting false when w is lost, the run stops or ctx ends
 // first.
 func (r *Runner) waitExposed(ctx context.Context, w *batchWork) bool {
+	r.o.Observer.LedgerWait(r.run.App)
 	for {
 		r.exposedMu.Lock()
 		wake := r.exposedWake

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/pushd/pushd"
 	"github.com/pushd/pushd/campaign"
 	"github.com/pushd/pushd/internal/memstore"
+	"github.com/pushd/pushd/providers"
 )
 
 var _ campaign.Store = (*memstore.Store)(nil)
@@ -35,6 +37,8 @@ type fixture struct {
 	app        *campaign.App
 	campaignID int64
 	run        pushd.Run
+	// observer, when set, is the runners' Observer.
+	observer campaign.Observer
 }
 
 func token(id int64) string { return fmt.Sprintf("tok-%d", id) }
@@ -79,7 +83,7 @@ func (f *fixture) work(t *testing.T, owner string, drain <-chan struct{}) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 24*time.Hour)
 	defer cancel()
-	r := campaign.NewRunner(f.run, f.app, f.st, campaign.Options{Owner: owner, Lease: lease})
+	r := campaign.NewRunner(f.run, f.app, f.st, campaign.Options{Owner: owner, Lease: lease, Observer: f.observer})
 	if err := r.Run(ctx, drain); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -302,6 +306,8 @@ func TestRunnerUnrecordedBound(t *testing.T) {
 					}
 				}
 				f := newFixture(t, users, tc.batch, time.Hour, snd, campaign.AppOptions{Concurrency: concurrency})
+				waits := &waitCounter{}
+				f.observer = waits
 				var downAt time.Time
 				f.st.OnCall(func(c memstore.Call) error {
 					if c.Method == "Record" && downAt.IsZero() && len(c.Deliveries) > 0 {
@@ -334,12 +340,23 @@ func TestRunnerUnrecordedBound(t *testing.T) {
 				if len(first) != users {
 					t.Errorf("%d users tried, want %d", len(first), users)
 				}
+				if waits.n.Load() == 0 {
+					t.Error("the Observer was never told that sending waited for the ledger")
+				}
 				f.checkOneOutcomeEach(t, users)
 				f.checkRun(t, pushd.Done, "")
 			})
 		})
 	}
 }
+
+// waitCounter is an Observer that counts LedgerWait calls.
+type waitCounter struct{ n atomic.Int64 }
+
+func (w *waitCounter) Sent(string, pushd.PushType, providers.Result, error, time.Duration, bool) {}
+func (w *waitCounter) Recorded(string, int, time.Duration, error)                                {}
+func (w *waitCounter) Capped(string, int)                                                        {}
+func (w *waitCounter) LedgerWait(string)                                                         { w.n.Add(1) }
 
 // An answer about the whole app holds it: no push of any of its runs is
 // tried while the hold lasts, one probe goes when it ends (1 min, then 2

@@ -19,15 +19,16 @@ import (
 // Metrics are pushd's Prometheus metrics. It implements the runners' and
 // the scheduler's observer interfaces. Safe for concurrent use.
 type Metrics struct {
-	reg       *prometheus.Registry
-	sends     *prometheus.CounterVec
-	capped    *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
-	dbWrite   *prometheus.HistogramVec
-	lag       *prometheus.HistogramVec
-	dbErrors  prometheus.Counter
-	reloads   *prometheus.CounterVec
-	campaigns *prometheus.GaugeVec
+	reg         *prometheus.Registry
+	sends       *prometheus.CounterVec
+	capped      *prometheus.CounterVec
+	ledgerWaits *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	dbWrite     *prometheus.HistogramVec
+	lag         *prometheus.HistogramVec
+	dbErrors    prometheus.Counter
+	reloads     *prometheus.CounterVec
+	campaigns   *prometheus.GaugeVec
 	// connEvents counts provider connection events.
 	connEvents *prometheus.CounterVec
 	// delivered caches, per app and provider, the children that every
@@ -60,6 +61,10 @@ func NewMetrics(apps AppSource) *Metrics {
 			Name: "pushd_sends_total",
 			Help: "Provider answers by app, provider, outcome (sent, failed, invalid, retried, expired, held, error) and reason. A push's last answer, when its tries ran out, counts as failed.",
 		}, []string{"app", "provider", "outcome", "reason"}),
+		ledgerWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushd_ledger_waits_total",
+			Help: "Times a run stopped taking users on until a ledger write went in: the database was slower than sending.",
+		}, []string{"app"}),
 		capped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushd_capped_total",
 			Help: "Users a campaign left out because they had reached the app's frequency_cap (recorded as capped, never sent).",
@@ -96,7 +101,7 @@ func NewMetrics(apps AppSource) *Metrics {
 			Help: "Campaign rows by status, as of the last scheduler pass.",
 		}, []string{"status"}),
 	}
-	reg.MustRegister(m.sends, m.capped, m.latency, m.dbWrite, m.lag, m.dbErrors, m.reloads, m.campaigns, m.connEvents,
+	reg.MustRegister(m.sends, m.capped, m.ledgerWaits, m.latency, m.dbWrite, m.lag, m.dbErrors, m.reloads, m.campaigns, m.connEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&appCollector{apps: apps})
 	return m
@@ -172,6 +177,11 @@ func (m *Metrics) Recorded(app string, n int, took time.Duration, err error) {
 // Capped counts users left out under the app's frequency cap.
 func (m *Metrics) Capped(app string, n int) {
 	m.capped.WithLabelValues(app).Add(float64(n))
+}
+
+// LedgerWait counts a run's sending waiting for the ledger.
+func (m *Metrics) LedgerWait(app string) {
+	m.ledgerWaits.WithLabelValues(app).Inc()
 }
 
 // RunStarted observes how late a run started.

@@ -88,3 +88,13 @@ func TestCappedCountsPerApp(t *testing.T) {
 		t.Errorf("capped users made %d pushd_sends_total series", n)
 	}
 }
+
+func TestLedgerWaitsCounted(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(nil)
+	m.LedgerWait("IOS")
+	m.LedgerWait("IOS")
+	if got := testutil.ToFloat64(m.ledgerWaits.WithLabelValues("IOS")); got != 2 {
+		t.Errorf("pushd_ledger_waits_total{app=IOS} = %v, want 2", got)
+	}
+}
