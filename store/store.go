@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -174,15 +175,18 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // inTxOpts is inTx with transaction options, such as an isolation level.
 func (s *Store) inTxOpts(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 10; attempt++ {
 		err = s.tryTx(ctx, opts, fn)
 		if !isRetryableTxError(err) {
 			return markUnavailable(err)
 		}
+		// Jittered: two claims that deadlocked each other, retried in
+		// step, met again five times in a row on a busy machine (CI).
+		step := time.Duration(attempt+1) * 10 * time.Millisecond
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		case <-time.After(step + rand.N(2*step)):
 		}
 	}
 	return err
