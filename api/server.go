@@ -166,15 +166,19 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) *appEntry {
 		return nil
 	}
 	key, ok := bearer(r)
-	if !ok || len(app.keys) == 0 || !app.hasKey(key) {
+	if !ok || !app.hasKey(key) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="pushd"`)
 		fail(w, http.StatusUnauthorized, "unauthorized", "", "send the app's API key as Authorization: Bearer <key>")
 		return nil
 	}
 	if s.o.RateLimit > 0 {
-		l, _ := s.limiters.LoadOrStore(string(key), rate.NewLimiter(rate.Limit(s.o.RateLimit), max(1, int(s.o.RateLimit))))
-		res := l.(*rate.Limiter).ReserveN(s.o.Now(), 1)
-		if d := res.DelayFrom(s.o.Now()); !res.OK() || d > 0 {
+		l, ok := s.limiters.Load(string(key))
+		if !ok {
+			l, _ = s.limiters.LoadOrStore(string(key), rate.NewLimiter(rate.Limit(s.o.RateLimit), max(1, int(s.o.RateLimit))))
+		}
+		now := s.o.Now()
+		res := l.(*rate.Limiter).ReserveN(now, 1)
+		if d := res.DelayFrom(now); !res.OK() || d > 0 {
 			res.Cancel()
 			retryAfter(w, d)
 			fail(w, http.StatusTooManyRequests, "rate_limited", "", "this key made too many requests: retry after the Retry-After seconds")

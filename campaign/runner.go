@@ -512,11 +512,11 @@ func (r *Runner) claimLoop(ctx context.Context, drain <-chan struct{}) (pushd.St
 		}
 		halted := r.halt.Load()
 		b, err := r.store.ClaimBatch(ctx, r.run.ID, r.o.Owner, r.o.Held.list(), r.o.Lease, r.o.Clock())
-		if err == nil && halted {
-			// Staff resumed the campaign since a flush found it stopped.
-			r.halt.Store(false)
-		}
 		if err == nil {
+			if halted {
+				// Staff resumed the campaign since a flush found it stopped.
+				r.halt.Store(false)
+			}
 			if dbDown {
 				r.log.Info("database reachable again, resuming")
 				dbDown = false

@@ -99,7 +99,7 @@ func (s *Store) Register(ctx context.Context, ins []pushd.Installation) ([]pushd
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("register installations: %w", markUnavailable(err))
+		return nil, fmt.Errorf("register installations: %w", err)
 	}
 	return out, nil
 }
@@ -156,7 +156,7 @@ func (s *Store) Unregister(ctx context.Context, app, installationID string, at t
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("unregister installation: %w", markUnavailable(err))
+		return 0, false, fmt.Errorf("unregister installation: %w", err)
 	}
 	return id, true, nil
 }
@@ -249,17 +249,12 @@ func (s *Store) RecordOpens(ctx context.Context, opens []pushd.PushOpen, at time
 			if err != nil {
 				return err
 			}
-			for r.Next() {
-				var id int64
-				if err := r.Scan(&id); err != nil {
-					r.Close()
-					return err
-				}
-				running[id] = true
-			}
-			r.Close()
-			if err := r.Err(); err != nil {
+			ids, err := scanIDs(r)
+			if err != nil {
 				return err
+			}
+			for _, id := range ids {
+				running[id] = true
 			}
 		}
 		var ins strings.Builder
@@ -309,7 +304,7 @@ func (s *Store) RecordOpens(ctx context.Context, opens []pushd.PushOpen, at time
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("record opens: %w", markUnavailable(err))
+		return nil, fmt.Errorf("record opens: %w", err)
 	}
 	return out, nil
 }
