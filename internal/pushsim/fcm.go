@@ -386,7 +386,16 @@ func checkAPNsConfig(a *apnsConfig, n *notification, now time.Time) string {
 	// an alert in apns.payload may reach APNs with one. A background push
 	// is decidable: Google's background example sets content-available in
 	// apns.payload itself, and FCM removes nothing from aps.
-	if pushType, _ := a.Headers.getFold("apns-push-type"); pushType == "background" {
+	pushType, typed := a.Headers.getFold("apns-push-type")
+	silent := !hasAlert && f.sound == nil && f.badge == nil && string(f.contentAvailable) == "1"
+	if !typed && silent {
+		// Google's priority page: a data message to an Apple device must
+		// use apns-priority 5; FCM sends it to APNs as a background push.
+		if prio, _ := a.Headers.getFold("apns-priority"); prio != "5" {
+			return "Invalid APNs headers: a data message with content-available needs apns-priority \"5\", got " + strconv.Quote(prio) + "."
+		}
+	}
+	if pushType == "background" {
 		// FCM forwards apns-priority as it is; left out, APNs uses 10,
 		// which Apple calls an error for the background type.
 		if prio, ok := a.Headers.getFold("apns-priority"); prio != "5" {

@@ -178,6 +178,8 @@ func TestFCMPayloadRules(t *testing.T) {
 		{name: "background with badge", body: msg(`,"apns":{` + bgHeaders + `,"payload":{"aps":{"content-available":1,"badge":1}}}`), wantMsg: "aps.badge"},
 		{name: "background with notification", body: msg(`,"notification":{"title":"t"},"apns":{` + bgHeaders + `,"payload":{"aps":{"content-available":1}}}`), wantMsg: "message.notification"},
 		{name: "priority 5 without push type", body: msg(`,"apns":{"headers":{"apns-priority":"5"},"payload":{"aps":{"content-available":1}}}`), ok: true},
+		{name: "priority 10 without push type", body: msg(`,"apns":{"headers":{"apns-priority":"10"},"payload":{"aps":{"content-available":1}}}`), wantMsg: "apns-priority"},
+		{name: "no priority without push type", body: msg(`,"apns":{"payload":{"aps":{"content-available":1}}}`), wantMsg: "apns-priority"},
 		{name: "alert push type data only is not matched", body: msg(`,"data":{"k":"v"},"apns":{"headers":{"apns-push-type":"alert"}}`), ok: true},
 
 		{name: "interruption-level", body: msg(`,"notification":{"title":"t"},"apns":{"payload":{"aps":{"interruption-level":"time-sensitive","relevance-score":0.5}}}`), ok: true},
