@@ -32,18 +32,26 @@ func TestRegisterBatch(t *testing.T) {
 		t.Errorf("results %+v", got)
 	}
 	want := map[string]string{"inst-A": "tok3", "inst-B": "tok1", "inst-C": "tok2", "inst-D": ""}
-	rows, err := st.DB().Query(`SELECT installation_id, push_token FROM users`)
+	rows, err := st.DB().Query(`SELECT installation_id, push_token, COALESCE(locale, ''), COALESCE(JSON_EXTRACT(attributes, '$.a'), '') FROM users`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id, tok string
-		rows.Scan(&id, &tok)
+		var id, tok, locale, a string
+		if err := rows.Scan(&id, &tok, &locale, &a); err != nil {
+			t.Fatal(err)
+		}
 		if want[id] != tok {
 			t.Errorf("%s holds %q, want %q", id, tok, want[id])
 		}
+		if id == "inst-A" && (locale != "fr" || a != "1") {
+			t.Errorf("inst-A has locale %q and attributes.a %q, want fr and 1 from its last registration", locale, a)
+		}
 		delete(want, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	if len(want) != 0 {
 		t.Errorf("missing rows %v", want)
